@@ -1,0 +1,305 @@
+// twamp/asio/udp.hpp — UDP sockets for test traffic: IP options, ancillary data, batched I/O.
+//
+// What RFC 5357 §4 needs from the socket layer: DSCP/TOS and TTL/hop limit on what we send (255 by
+// default, RFC 4656 §4.1.2), don't-fragment on request, the TTL/hop limit and DS field of each
+// received packet (Sender TTL, RFC 5357 §4.2.1), and the kernel's receive timestamp. Linux
+// specifics (recvmmsg/sendmmsg, SO_TIMESTAMPNS, IP_RECVTTL, IPV6_RECVHOPLIMIT, IP_MTU_DISCOVER,
+// IPV6_DONTFRAG) are used directly on asio's native handle; asio provides the reactor.
+#pragma once
+
+#include "twamp/asio/clock.hpp"
+
+#include <asio.hpp>
+
+#include <netinet/in.h>
+#include <netinet/ip.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <span>
+#include <system_error>
+#include <vector>
+
+namespace twamp::net {
+
+struct socket_options {
+    std::optional<int> tos;       // IPv4 TOS / IPv6 traffic class octet; unset = leave default
+    int ttl = 255;                // IPv4 TTL / IPv6 unicast hop limit
+    bool dont_fragment = false;
+    int buffer_bytes = 4 << 20;   // SO_RCVBUF / SO_SNDBUF request (the kernel may cap it)
+    bool v6only = false;          // for IPv6 sockets: refuse IPv4-mapped traffic
+};
+
+namespace detail {
+inline std::error_code set_opt(int fd, int level, int name, int value) noexcept
+{
+    if (::setsockopt(fd, level, name, &value, sizeof value) != 0)
+        return {errno, std::system_category()};
+    return {};
+}
+} // namespace detail
+
+// Opens and binds a UDP socket with the options above, plus the receive-side ancillary data.
+inline std::error_code open_udp_socket(asio::ip::udp::socket& sock, const asio::ip::udp::endpoint& local,
+                                       const socket_options& o)
+{
+    std::error_code ec;
+    sock.open(local.protocol(), ec);
+    if (ec) return ec;
+    const int fd = sock.native_handle();
+    const bool v6 = local.protocol() == asio::ip::udp::v6();
+    using detail::set_opt;
+    if (v6) {
+        if ((ec = set_opt(fd, IPPROTO_IPV6, IPV6_V6ONLY, o.v6only ? 1 : 0))) return ec;
+        if ((ec = set_opt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, o.ttl))) return ec;
+        if (o.tos && (ec = set_opt(fd, IPPROTO_IPV6, IPV6_TCLASS, *o.tos))) return ec;
+        if ((ec = set_opt(fd, IPPROTO_IPV6, IPV6_DONTFRAG, o.dont_fragment ? 1 : 0))) return ec;
+        if ((ec = set_opt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER,
+                          o.dont_fragment ? IPV6_PMTUDISC_DO : IPV6_PMTUDISC_DONT)))
+            return ec;
+        if ((ec = set_opt(fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1))) return ec;
+        if ((ec = set_opt(fd, IPPROTO_IPV6, IPV6_RECVTCLASS, 1))) return ec;
+    }
+    if (!v6 || !o.v6only) {
+        // On a dual-stack socket these govern the IPv4-mapped traffic; Linux accepts them there.
+        std::error_code ec4;
+        if ((ec4 = set_opt(fd, IPPROTO_IP, IP_TTL, o.ttl)) && !v6) return ec4;
+        if (o.tos && (ec4 = set_opt(fd, IPPROTO_IP, IP_TOS, *o.tos)) && !v6) return ec4;
+        // Without don't-fragment we say so explicitly: Linux would otherwise set DF on UDP.
+        if ((ec4 = set_opt(fd, IPPROTO_IP, IP_MTU_DISCOVER,
+                           o.dont_fragment ? IP_PMTUDISC_DO : IP_PMTUDISC_DONT)) &&
+            !v6)
+            return ec4;
+        if ((ec4 = set_opt(fd, IPPROTO_IP, IP_RECVTTL, 1)) && !v6) return ec4;
+        if ((ec4 = set_opt(fd, IPPROTO_IP, IP_RECVTOS, 1)) && !v6) return ec4;
+    }
+    // Kernel receive timestamps; without them we fall back to reading the clock after recv.
+    (void)set_opt(fd, SOL_SOCKET, SO_TIMESTAMPNS, 1);
+    (void)set_opt(fd, SOL_SOCKET, SO_RCVBUF, o.buffer_bytes);
+    (void)set_opt(fd, SOL_SOCKET, SO_SNDBUF, o.buffer_bytes);
+    (void)set_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    sock.bind(local, ec);
+    if (ec) return ec;
+    sock.non_blocking(true, ec);
+    return ec;
+}
+
+// One received datagram with what the kernel told us about it.
+struct rx_meta {
+    std::size_t len = 0;
+    bool truncated = false;     // larger than our buffer: dropped by the caller
+    nanoseconds rx_time{0};     // kernel timestamp, or the clock right after recv
+    bool kernel_time = false;
+    std::uint8_t ttl = 0;       // 0 = not reported
+    int tos = -1;               // -1 = not reported
+    sockaddr_storage from{};
+    socklen_t from_len = 0;
+};
+
+namespace detail {
+inline void parse_cmsgs(msghdr& mh, rx_meta& m) noexcept
+{
+    for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS &&
+            c->cmsg_len >= CMSG_LEN(sizeof(timespec))) {
+            timespec ts;
+            std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
+            m.rx_time = nanoseconds{std::int64_t{ts.tv_sec} * kNsPerSec + ts.tv_nsec};
+            m.kernel_time = true;
+        } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL &&
+                   c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            int v;
+            std::memcpy(&v, CMSG_DATA(c), sizeof v);
+            m.ttl = static_cast<std::uint8_t>(v);
+        } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TOS &&
+                   c->cmsg_len >= CMSG_LEN(1)) {
+            m.tos = *reinterpret_cast<const unsigned char*>(CMSG_DATA(c));
+        } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_HOPLIMIT &&
+                   c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            int v;
+            std::memcpy(&v, CMSG_DATA(c), sizeof v);
+            m.ttl = static_cast<std::uint8_t>(v);
+        } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_TCLASS &&
+                   c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            int v;
+            std::memcpy(&v, CMSG_DATA(c), sizeof v);
+            m.tos = v & 0xFF;
+        }
+    }
+}
+inline constexpr std::size_t kCmsgSpace = 256;
+} // namespace detail
+
+// A fixed batch of receive buffers for recvmmsg; allocated once.
+class rx_batch {
+public:
+    rx_batch(std::size_t count, std::size_t buffer_size)
+        : bufs_(count * buffer_size), buf_size_(buffer_size), meta_(count), iov_(count),
+          msgs_(count), ctrl_(count * detail::kCmsgSpace)
+    {
+    }
+    std::size_t capacity() const noexcept { return meta_.size(); }
+    std::size_t buffer_size() const noexcept { return buf_size_; }
+
+    // Receives up to capacity() datagrams without blocking. Returns how many (0 when none are
+    // waiting); sets ec on a real error.
+    std::size_t receive(int fd, std::error_code& ec) noexcept
+    {
+        ec.clear();
+        for (std::size_t i = 0; i < meta_.size(); ++i) {
+            iov_[i] = {bufs_.data() + i * buf_size_, buf_size_};
+            msghdr& h = msgs_[i].msg_hdr;
+            h = {};
+            h.msg_name = &meta_[i].from;
+            h.msg_namelen = sizeof(sockaddr_storage);
+            h.msg_iov = &iov_[i];
+            h.msg_iovlen = 1;
+            h.msg_control = ctrl_.data() + i * detail::kCmsgSpace;
+            h.msg_controllen = detail::kCmsgSpace;
+            msgs_[i].msg_len = 0;
+        }
+        int n;
+        do {
+            n = ::recvmmsg(fd, msgs_.data(), static_cast<unsigned>(msgs_.size()), MSG_DONTWAIT, nullptr);
+        } while (n < 0 && errno == EINTR);
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK) ec = {errno, std::system_category()};
+            return 0;
+        }
+        const nanoseconds fallback = realtime_now();
+        for (int i = 0; i < n; ++i) {
+            rx_meta& m = meta_[static_cast<std::size_t>(i)];
+            msghdr& h = msgs_[static_cast<std::size_t>(i)].msg_hdr;
+            m.len = msgs_[static_cast<std::size_t>(i)].msg_len;
+            m.truncated = (h.msg_flags & MSG_TRUNC) != 0;
+            m.from_len = h.msg_namelen;
+            m.ttl = 0;
+            m.tos = -1;
+            m.kernel_time = false;
+            m.rx_time = fallback;
+            detail::parse_cmsgs(h, m);
+        }
+        return static_cast<std::size_t>(n);
+    }
+
+    std::span<std::uint8_t> data(std::size_t i) noexcept
+    {
+        return {bufs_.data() + i * buf_size_, std::min(meta_[i].len, buf_size_)};
+    }
+    const rx_meta& meta(std::size_t i) const noexcept { return meta_[i]; }
+
+private:
+    std::vector<std::uint8_t> bufs_;
+    std::size_t buf_size_;
+    std::vector<rx_meta> meta_;
+    std::vector<iovec> iov_;
+    std::vector<mmsghdr> msgs_;
+    std::vector<unsigned char> ctrl_;
+};
+
+// A fixed batch of outgoing datagrams for sendmmsg, each optionally with its own DS field.
+class tx_batch {
+public:
+    tx_batch(std::size_t count, std::size_t buffer_size)
+        : bufs_(count * buffer_size), buf_size_(buffer_size), lens_(count), to_(count),
+          to_len_(count), tos_(count), iov_(count), msgs_(count), ctrl_(count * CMSG_SPACE(sizeof(int)))
+    {
+    }
+    std::size_t capacity() const noexcept { return lens_.size(); }
+    std::size_t size() const noexcept { return n_; }
+    void clear() noexcept { n_ = 0; }
+    std::span<std::uint8_t> slot(std::size_t i) noexcept { return {bufs_.data() + i * buf_size_, buf_size_}; }
+    std::span<std::uint8_t> sent_data(std::size_t i) noexcept { return {bufs_.data() + i * buf_size_, lens_[i]}; }
+
+    // Commits slot size() with `len` octets to `to`; tos < 0 sends with the socket's setting.
+    void push(std::size_t len, const sockaddr_storage& to, socklen_t to_len, int tos) noexcept
+    {
+        lens_[n_] = len;
+        to_[n_] = to;
+        to_len_[n_] = to_len;
+        tos_[n_] = tos;
+        ++n_;
+    }
+
+    // Sends everything queued; returns how many went out (the rest failed with ec).
+    std::size_t send(int fd, std::error_code& ec) noexcept
+    {
+        ec.clear();
+        for (std::size_t i = 0; i < n_; ++i) {
+            iov_[i] = {bufs_.data() + i * buf_size_, lens_[i]};
+            msghdr& h = msgs_[i].msg_hdr;
+            h = {};
+            h.msg_name = &to_[i];
+            h.msg_namelen = to_len_[i];
+            h.msg_iov = &iov_[i];
+            h.msg_iovlen = 1;
+            if (tos_[i] >= 0) {
+                unsigned char* c = ctrl_.data() + i * CMSG_SPACE(sizeof(int));
+                h.msg_control = c;
+                h.msg_controllen = CMSG_SPACE(sizeof(int));
+                cmsghdr* cm = CMSG_FIRSTHDR(&h);
+                const bool mapped_or_v4 = is_ipv4_destination(to_[i]);
+                cm->cmsg_level = mapped_or_v4 ? IPPROTO_IP : IPPROTO_IPV6;
+                cm->cmsg_type = mapped_or_v4 ? IP_TOS : IPV6_TCLASS;
+                cm->cmsg_len = CMSG_LEN(sizeof(int));
+                const int v = tos_[i];
+                std::memcpy(CMSG_DATA(cm), &v, sizeof v);
+            }
+        }
+        std::size_t done = 0, ok = 0;
+        while (done < n_) {
+            const int r = ::sendmmsg(fd, msgs_.data() + done, static_cast<unsigned>(n_ - done), 0);
+            if (r < 0) {
+                if (errno == EINTR) continue;
+                ec = {errno, std::system_category()};
+                ++done; // skip the datagram that failed and go on with the rest
+                continue;
+            }
+            done += static_cast<std::size_t>(r);
+            ok += static_cast<std::size_t>(r);
+        }
+        n_ = 0;
+        return ok;
+    }
+
+    static bool is_ipv4_destination(const sockaddr_storage& s) noexcept
+    {
+        if (s.ss_family == AF_INET) return true;
+        if (s.ss_family != AF_INET6) return false;
+        const auto* a = reinterpret_cast<const sockaddr_in6*>(&s);
+        return IN6_IS_ADDR_V4MAPPED(&a->sin6_addr);
+    }
+
+private:
+    std::vector<std::uint8_t> bufs_;
+    std::size_t buf_size_;
+    std::vector<std::size_t> lens_;
+    std::vector<sockaddr_storage> to_;
+    std::vector<socklen_t> to_len_;
+    std::vector<int> tos_;
+    std::vector<iovec> iov_;
+    std::vector<mmsghdr> msgs_;
+    std::vector<unsigned char> ctrl_;
+    std::size_t n_ = 0;
+};
+
+// sockaddr <-> asio conversions.
+inline asio::ip::udp::endpoint to_endpoint(const sockaddr_storage& s) noexcept
+{
+    asio::ip::udp::endpoint ep;
+    const std::size_t len = s.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+    std::memcpy(ep.data(), &s, len);
+    return ep;
+}
+inline socklen_t from_endpoint(const asio::ip::udp::endpoint& ep, sockaddr_storage& s) noexcept
+{
+    std::memcpy(&s, ep.data(), ep.size());
+    return static_cast<socklen_t>(ep.size());
+}
+
+} // namespace twamp::net

@@ -1,0 +1,582 @@
+// twamp/control_server.hpp — sans-I/O TWAMP-Control Server (the Session-Reflector's control side).
+//
+// RFC 5357 §3.1–3.8 (with RFC 4656 §3.1–3.8 and EID 1587), RFC 5938 §3 (Start-N/Stop-N, mode 16),
+// RFC 6038 §4 (Reflect Octets fields). The object owns no socket, clock or thread: the transport
+// feeds it received TCP octets (any fragmentation) with the current time, writes out whatever
+// pending_output() holds, arms one timer for deadline() and calls on_timer() when it fires, and
+// acts on the events (start or stop reflecting sessions). When closed() turns true the transport
+// flushes the remaining output and closes the connection.
+//
+// Only unauthenticated mode is implemented; every message after the Set-Up-Response goes through
+// the Security policy (see control_security_policy in control.hpp), so authenticated and
+// encrypted modes can be added as a policy without touching this state machine.
+#pragma once
+
+#include <twamp/control.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace twamp::control {
+
+// The addresses of the TCP control connection; they stand in for zero Sender/Receiver Addresses
+// in Request-TW-Session (RFC 5357 §3.5).
+struct connection_addresses {
+    std::uint8_t ipvn = 4;
+    address_bytes client{}; // the Control-Client / Session-Sender side
+    address_bytes server{}; // our side: the Session-Reflector
+};
+
+// Chooses the reflector's UDP port for a request: the requested port if it is free, another one
+// the transport can bind, or nullopt when none is available (answered with Accept 5, port 0).
+using port_allocator = std::function<std::optional<std::uint16_t>(std::uint16_t requested)>;
+
+struct server_config {
+    // Modes to offer; masked with what the Security policy can run and the feature bits of
+    // mode::feature_mask. No security bit left means a Modes 0 greeting (refusal).
+    std::uint32_t modes = mode::unauthenticated;
+    std::uint32_t count = 2048; // PBKDF2 count for the greeting (power of 2, >= 1024)
+    // SERVWAIT (RFC 5357 §3.1): close an idle connection; zero disables it.
+    nanoseconds servwait = std::chrono::seconds(900);
+    // Sessions per connection (accepted and not yet stopped); further requests get Accept 4.
+    std::size_t max_sessions = 64;
+    // Also read a Type-P Descriptor with the DSCP in its low 6 bits (see dscp_from_type_p()).
+    bool accept_low_dscp = true;
+    // RFC 6038 Server octets returned when mode 32 was agreed; 0 = none wanted.
+    std::uint16_t server_octets = 0;
+    // Start-Time of Server-Start: when this server instance started (RFC 4656 §3.1).
+    nanoseconds server_start_time{};
+    port_allocator allocate_port; // empty: grant the requested port if non-zero, else Accept 5
+    random_source random;         // empty: system_random
+    // Connection admission; empty admits everybody. A refused client gets a Modes 0 greeting.
+    std::function<bool(const connection_addresses&)> admit;
+};
+
+namespace server_events {
+// The Set-Up-Response chose `mode`; Server-Start (Accept 0) is queued.
+struct mode_agreed {
+    std::uint32_t mode = 0;
+};
+// A session the transport must prepare to reflect: listen on reflector_port; `request` has its
+// zero addresses replaced by the connection's and, without mode 32, its RFC 6038 fields zeroed.
+struct session_accepted {
+    session_id sid{};
+    std::uint16_t reflector_port = 0;
+    std::uint8_t dscp = 0; // from the Type-P Descriptor; replies use the same DSCP
+    std::uint16_t server_octets = 0;
+    request_tw_session request;
+};
+struct session_rejected {
+    accept_code accept = accept_code::failure;
+    request_tw_session request;
+};
+// Start reflecting these sessions (RFC 4656 §3.7: at their Start Time if that is later).
+struct sessions_started {
+    std::vector<session_id> sids;
+};
+// Stop these sessions: keep reflecting until `at` + each session's Timeout (RFC 5357 §3.8). A
+// non-zero `accept` (classic Stop-Sessions only) marks the results invalid.
+struct sessions_stopped {
+    accept_code accept = accept_code::ok;
+    std::vector<session_id> sids;
+    nanoseconds at{};
+};
+} // namespace server_events
+
+using server_event =
+    std::variant<server_events::mode_agreed, server_events::session_accepted,
+                 server_events::session_rejected, server_events::sessions_started,
+                 server_events::sessions_stopped, connection_closed>;
+
+template <class Security = open_security>
+    requires control_security_policy<Security>
+class control_server {
+public:
+    enum class state { awaiting_setup, ready, closed };
+
+    // Queues the Server Greeting at once (the server speaks first, RFC 4656 §3.1).
+    control_server(server_config cfg, connection_addresses conn, nanoseconds now,
+                   Security security = {})
+        : cfg_(std::move(cfg)), conn_(conn), security_(std::move(security)), idle_since_(now)
+    {
+        if (!cfg_.random) cfg_.random = system_random;
+        offered_ = cfg_.modes & (Security::security_modes | mode::feature_mask);
+        if ((offered_ & mode::security_mask) == 0 || (cfg_.admit && !cfg_.admit(conn_)))
+            offered_ = 0;
+        server_greeting g;
+        g.modes = offered_;
+        cfg_.random(g.challenge);
+        cfg_.random(g.salt);
+        g.count = cfg_.count;
+        queue(g);
+        // RFC 4656 §3.1: with Modes 0 the server "MAY close the connection immediately".
+        if (offered_ == 0) close({}, std::nullopt, "connection refused (Modes 0)");
+    }
+
+    // Feed received octets. Everything is consumed; after a close the rest is ignored.
+    void receive(std::span<const std::uint8_t> data, nanoseconds now)
+    {
+        if (state_ == state::closed || data.empty()) return;
+        idle_since_ = now;
+        while (!data.empty() && state_ != state::closed) {
+            if (state_ == state::awaiting_setup) {
+                data = data.subspan(fill(data, kSetupResponseSize));
+                if (in_.size() == kSetupResponseSize) on_setup_response(now);
+                continue;
+            }
+            const std::size_t target = want_ ? want_ : kBlockSize;
+            data = data.subspan(fill(data, target));
+            // Decrypt each block as soon as it is complete: the first one tells the length.
+            while (opened_ + kBlockSize <= in_.size()) {
+                security_.open_block(std::span<std::uint8_t, kBlockSize>(in_.data() + opened_,
+                                                                         kBlockSize));
+                opened_ += kBlockSize;
+            }
+            if (want_ == 0 && in_.size() == kBlockSize) {
+                if (!frame_command()) continue;
+            }
+            if (want_ != 0 && in_.size() == want_) on_command(now);
+        }
+    }
+
+    // The peer closed its side (TCP FIN). Sessions end with the connection.
+    void on_eof(nanoseconds)
+    {
+        if (state_ == state::closed) return;
+        if (!in_.empty()) close(errc::truncated, std::nullopt, "connection closed mid-message");
+        else close({}, std::nullopt, "client closed the connection");
+    }
+
+    // Absolute time at which on_timer() must be called, if any (the SERVWAIT deadline).
+    std::optional<nanoseconds> deadline() const noexcept
+    {
+        if (state_ == state::closed || cfg_.servwait <= nanoseconds::zero() || monitoring_paused())
+            return std::nullopt;
+        return idle_since_ + cfg_.servwait;
+    }
+    void on_timer(nanoseconds now)
+    {
+        const auto d = deadline();
+        if (d && now >= *d) close(errc::timeout, std::nullopt, "SERVWAIT expired");
+    }
+
+    // RFC 5357 §3.1 / RFC 5938 §3.6: when REFWAIT has expired on all test sessions, SERVWAIT
+    // monitoring resumes as if the sessions had been stopped. The sessions stay on record so a
+    // later Stop-Sessions still has to count them.
+    void refwait_expired(nanoseconds now)
+    {
+        if (state_ == state::closed || !monitoring_paused()) return;
+        refwait_override_ = true;
+        idle_since_ = now;
+    }
+
+    std::span<const std::uint8_t> pending_output() const noexcept { return out_; }
+    void consume_output(std::size_t n)
+    {
+        out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(std::min(n, out_.size())));
+    }
+
+    std::optional<server_event> next_event()
+    {
+        if (events_.empty()) return std::nullopt;
+        server_event e = std::move(events_.front());
+        events_.pop_front();
+        return e;
+    }
+
+    state current_state() const noexcept { return state_; }
+    bool closed() const noexcept { return state_ == state::closed; }
+    std::uint32_t offered_modes() const noexcept { return offered_; }
+    std::uint32_t agreed_mode() const noexcept { return mode_; }
+    std::size_t session_count() const noexcept { return sessions_.size(); }
+    Security& security() noexcept { return security_; }
+
+private:
+    enum class session_state { accepted, started };
+    struct session {
+        session_id sid;
+        session_state st;
+    };
+
+    bool individual() const noexcept { return (mode_ & mode::individual_session_control) != 0; }
+
+    // RFC 5357 §3.1: monitoring pauses from Start-Sessions to Stop-Sessions; RFC 5938 §3.6:
+    // while any individually controlled session runs.
+    bool monitoring_paused() const noexcept
+    {
+        if (refwait_override_) return false;
+        return std::any_of(sessions_.begin(), sessions_.end(),
+                           [](const session& s) { return s.st == session_state::started; });
+    }
+
+    std::size_t fill(std::span<const std::uint8_t> data, std::size_t target)
+    {
+        const std::size_t take = std::min(target - in_.size(), data.size());
+        in_.insert(in_.end(), data.begin(), data.begin() + static_cast<std::ptrdiff_t>(take));
+        return take;
+    }
+
+    void reset_input()
+    {
+        in_.clear();
+        want_ = 0;
+        opened_ = 0;
+    }
+
+    template <class Msg>
+    void queue(const Msg& m)
+    {
+        const std::size_t at = out_.size();
+        out_.resize(at + encoded_size(m));
+        (void)encode(m, std::span(out_).subspan(at));
+    }
+    // Queues a message that ends in an HMAC block and hands it to the policy.
+    template <class Msg>
+    void queue_sealed(const Msg& m)
+    {
+        const std::size_t at = out_.size();
+        queue(m);
+        security_.seal(std::span(out_).subspan(at), true);
+    }
+
+    void emit(server_event e) { events_.push_back(std::move(e)); }
+
+    void close(std::error_code ec, std::optional<accept_code> accept, std::string_view reason)
+    {
+        if (state_ == state::closed) return;
+        state_ = state::closed;
+        reset_input();
+        emit(connection_closed{ec, accept, reason});
+    }
+
+    // RFC 5357 §3.5: an unexpected command is answered with Accept 3 in an Accept-Session.
+    // Its length may be unknown, so the stream cannot be resynchronised: close afterwards.
+    void reject_unexpected(std::string_view reason)
+    {
+        accept_session a;
+        a.accept = accept_code::not_supported;
+        queue_sealed(a);
+        close(errc::unsupported, accept_code::not_supported, reason);
+    }
+
+    void on_setup_response(nanoseconds)
+    {
+        setup_response sr;
+        (void)decode(in_, sr); // cannot fail: exactly 164 octets
+        reset_input();
+        if (sr.mode == 0) {
+            // RFC 4656 §3.1: the client will not continue; both sides should close.
+            close({}, std::nullopt, "client declined (Mode 0)");
+            return;
+        }
+        // Exactly one security bit, and nothing we did not offer (RFC 4656 §3.1; RFC 5938 §3.1).
+        if (mode::security_bit_count(sr.mode) != 1 || (sr.mode & ~offered_) != 0) {
+            server_start ss;
+            ss.accept = accept_code::not_supported;
+            queue(ss);
+            close(errc::unsupported, accept_code::not_supported, "mode not offered");
+            return;
+        }
+        mode_ = sr.mode;
+        security_.select_mode(mode_);
+        server_start ss;
+        ss.accept = accept_code::ok;
+        // Server-IV is unused in unauthenticated mode; like twampd we send zeros there.
+        if ((mode_ & mode::unauthenticated) == 0) cfg_.random(ss.server_iv);
+        ss.start_time = to_ntp(cfg_.server_start_time);
+        const std::size_t at = out_.size();
+        queue(ss);
+        // Octets 32..47 are the first protected block; no HMAC of their own (RFC 5357 §3.2).
+        security_.seal(std::span(out_).subspan(at + 32, kBlockSize), false);
+        state_ = state::ready;
+        emit(server_events::mode_agreed{mode_});
+    }
+
+    // Called with the first (decrypted) block of a command; returns false if the connection
+    // was closed.
+    bool frame_command()
+    {
+        const std::uint8_t cmd = peek_command(in_);
+        if (!command_allowed(cmd)) {
+            reject_unexpected("unexpected command number");
+            return false;
+        }
+        std::size_t size = 0;
+        if (auto ec = command_message_size(in_, size)) {
+            // N of 0 or beyond our cap: no Ack can describe it (N >= 1), so just close.
+            close(ec, std::nullopt, "invalid Number of Sessions");
+            return false;
+        }
+        want_ = size;
+        return true;
+    }
+
+    bool command_allowed(std::uint8_t cmd) const noexcept
+    {
+        switch (static_cast<command>(cmd)) {
+        case command::request_tw_session: return true;
+        case command::start_sessions:
+        case command::stop_sessions: return !individual(); // RFC 5938 §3.1 item 2
+        case command::start_n_sessions:
+        case command::stop_n_sessions: return individual();
+        default: return false;
+        }
+    }
+
+    void on_command(nanoseconds now)
+    {
+        if (auto ec = security_.verify(in_, true)) {
+            close(ec, std::nullopt, "HMAC check failed");
+            return;
+        }
+        const std::vector<std::uint8_t> msg = std::move(in_);
+        reset_input();
+        switch (static_cast<command>(msg[0])) {
+        case command::request_tw_session: on_request(msg, now); break;
+        case command::start_sessions: on_start(msg); break;
+        case command::stop_sessions: on_stop(msg, now); break;
+        case command::start_n_sessions: on_start_n(msg); break;
+        case command::stop_n_sessions: on_stop_n(msg, now); break;
+        default: break; // filtered by command_allowed()
+        }
+    }
+
+    bool active_classic() const noexcept
+    {
+        return !individual() && std::any_of(sessions_.begin(), sessions_.end(), [](auto& s) {
+                   return s.st == session_state::started;
+               });
+    }
+
+    void reject_request(accept_code a, const request_tw_session& req)
+    {
+        accept_session reply;
+        reply.accept = a; // Port and SID stay zero (EID 1587)
+        queue_sealed(reply);
+        emit(server_events::session_rejected{a, req});
+    }
+
+    void on_request(std::span<const std::uint8_t> msg, nanoseconds now)
+    {
+        // RFC 4656 §3.4: during active measurement only Stop-Sessions is available.
+        if (active_classic()) {
+            close(errc::protocol_violation, std::nullopt, "Request-TW-Session while sessions run");
+            return;
+        }
+        request_tw_session req;
+        if (decode(msg, req)) {
+            // The length is right, only a field is not (IPVN): answer and carry on.
+            reject_request(accept_code::not_supported, req);
+            return;
+        }
+        // RFC 5357 §3.5: these MUST be zero in TWAMP; non-zero is answered with Accept 3.
+        if (req.conf_sender || req.conf_receiver || req.schedule_slots || req.packets) {
+            reject_request(accept_code::not_supported, req);
+            return;
+        }
+        const auto dscp = dscp_from_type_p(req.type_p, cfg_.accept_low_dscp);
+        if (!dscp) {
+            reject_request(accept_code::not_supported, req);
+            return;
+        }
+        const bool reflect = (mode_ & mode::reflect_octets) != 0;
+        if (!reflect) {
+            // Without mode 32 octets 88..91 are MBZ: ignore whatever was sent.
+            req.octets_to_be_reflected = 0;
+            req.padding_to_reflect_length = 0;
+        } else if (req.padding_to_reflect_length != 0 &&
+                   req.padding_length <= req.padding_to_reflect_length) {
+            // RFC 6038 §4.2: Padding Length SHALL exceed the length of padding to reflect.
+            reject_request(accept_code::not_supported, req);
+            return;
+        }
+        // RFC 5357 §3.5: zero addresses mean the control connection's. We cannot substitute
+        // an address of the other IP version, so that combination is not supported.
+        for (auto* addr : {&req.sender_address, &req.receiver_address}) {
+            if (!is_zero(*addr)) continue;
+            if (req.ipvn != conn_.ipvn) {
+                reject_request(accept_code::not_supported, req);
+                return;
+            }
+            *addr = addr == &req.sender_address ? conn_.client : conn_.server;
+        }
+        req.sid = {}; // MUST be zero in the request; we assign it regardless of what came
+        if (sessions_.size() >= cfg_.max_sessions) {
+            reject_request(accept_code::permanent_limit, req);
+            return;
+        }
+        std::optional<std::uint16_t> port;
+        if (cfg_.allocate_port) port = cfg_.allocate_port(req.receiver_port);
+        else if (req.receiver_port != 0) port = req.receiver_port;
+        if (!port || *port == 0) {
+            reject_request(accept_code::temporary_limit, req);
+            return;
+        }
+        const auto sid = new_sid(req, now);
+        if (!sid) {
+            reject_request(accept_code::internal_error, req);
+            return;
+        }
+        accept_session reply;
+        reply.accept = accept_code::ok;
+        reply.port = *port;
+        reply.sid = *sid;
+        if (reflect) {
+            reply.reflected_octets = req.octets_to_be_reflected;
+            reply.server_octets = cfg_.server_octets;
+        }
+        queue_sealed(reply);
+        sessions_.push_back({*sid, session_state::accepted});
+        emit(server_events::session_accepted{*sid, *port, *dscp, reply.server_octets, req});
+    }
+
+    std::optional<session_id> new_sid(const request_tw_session& req, nanoseconds now)
+    {
+        // A fresh random part makes collisions unlikely; a handful of retries keeps a stuck
+        // generator from looping forever.
+        for (int attempt = 0; attempt < 8; ++attempt) {
+            std::array<std::uint8_t, 4> rnd{};
+            cfg_.random(rnd);
+            const auto sid = make_sid(req.ipvn, req.receiver_address, to_ntp(now), rnd);
+            if (!find(sid)) return sid;
+        }
+        return std::nullopt;
+    }
+
+    session* find(const session_id& sid)
+    {
+        auto it = std::find_if(sessions_.begin(), sessions_.end(),
+                               [&](const session& s) { return s.sid == sid; });
+        return it == sessions_.end() ? nullptr : &*it;
+    }
+
+    void on_start(std::span<const std::uint8_t> msg)
+    {
+        if (active_classic()) {
+            close(errc::protocol_violation, std::nullopt, "Start-Sessions while sessions run");
+            return;
+        }
+        start_sessions m;
+        (void)decode(msg, m); // framed by command number and length: cannot fail
+        start_ack ack;
+        // Starting nothing is not a useful request, and it would leave the client with a
+        // Stop-Sessions count of 0; refuse it (the catch-all code: no other fits).
+        ack.accept = sessions_.empty() ? accept_code::failure : accept_code::ok;
+        queue_sealed(ack);
+        if (ack.accept != accept_code::ok) return;
+        server_events::sessions_started ev;
+        for (auto& s : sessions_) {
+            s.st = session_state::started;
+            ev.sids.push_back(s.sid);
+        }
+        refwait_override_ = false;
+        emit(std::move(ev));
+    }
+
+    void on_stop(std::span<const std::uint8_t> msg, nanoseconds now)
+    {
+        if (!active_classic()) {
+            close(errc::protocol_violation, std::nullopt, "Stop-Sessions without started sessions");
+            return;
+        }
+        stop_sessions m;
+        (void)decode(msg, m);
+        // RFC 5357 §3.8: a count that does not match makes the message invalid; close.
+        if (m.number_of_sessions != sessions_.size()) {
+            close(errc::bad_value, std::nullopt, "Stop-Sessions: wrong Number of Sessions");
+            return;
+        }
+        server_events::sessions_stopped ev{m.accept, {}, now};
+        for (const auto& s : sessions_) ev.sids.push_back(s.sid);
+        sessions_.clear();
+        refwait_override_ = false;
+        emit(std::move(ev));
+    }
+
+    // RFC 5938 §3.3/§3.5: one Ack per Accept value, each listing its SIDs.
+    template <class Ack>
+    void queue_acks(const std::vector<session_id>& ok, const std::vector<session_id>& failed)
+    {
+        if (!ok.empty()) {
+            Ack a;
+            a.accept = accept_code::ok;
+            a.sids = ok;
+            queue_sealed(a);
+        }
+        if (!failed.empty()) {
+            Ack a;
+            a.accept = accept_code::failure;
+            a.sids = failed;
+            queue_sealed(a);
+        }
+    }
+
+    void on_start_n(std::span<const std::uint8_t> msg)
+    {
+        start_n_sessions m;
+        (void)decode(msg, m);
+        std::vector<session_id> ok, failed;
+        for (const auto& sid : m.sids) {
+            session* s = find(sid);
+            // Unknown SIDs and sessions already running (or listed twice) are refused.
+            if (s && s->st == session_state::accepted) {
+                s->st = session_state::started;
+                ok.push_back(sid);
+            } else {
+                failed.push_back(sid);
+            }
+        }
+        queue_acks<start_n_ack>(ok, failed);
+        if (!ok.empty()) {
+            refwait_override_ = false;
+            emit(server_events::sessions_started{std::move(ok)});
+        }
+    }
+
+    void on_stop_n(std::span<const std::uint8_t> msg, nanoseconds now)
+    {
+        stop_n_sessions m;
+        (void)decode(msg, m);
+        std::vector<session_id> ok, failed;
+        for (const auto& sid : m.sids) {
+            session* s = find(sid);
+            if (s && s->st == session_state::started) {
+                sessions_.erase(sessions_.begin() + (s - sessions_.data()));
+                ok.push_back(sid);
+            } else {
+                failed.push_back(sid);
+            }
+        }
+        queue_acks<stop_n_ack>(ok, failed);
+        // SERVWAIT resumes by itself once no session runs; receive() already set idle_since_.
+        if (!ok.empty()) emit(server_events::sessions_stopped{accept_code::ok, std::move(ok), now});
+    }
+
+    server_config cfg_;
+    connection_addresses conn_;
+    Security security_;
+    state state_ = state::awaiting_setup;
+    std::uint32_t offered_ = 0;
+    std::uint32_t mode_ = 0;
+    std::vector<std::uint8_t> in_;
+    std::size_t want_ = 0;   // length of the command being read, 0 until its first block is in
+    std::size_t opened_ = 0; // octets of in_ already passed to open_block()
+    std::vector<std::uint8_t> out_;
+    std::deque<server_event> events_;
+    std::vector<session> sessions_;
+    nanoseconds idle_since_{};
+    bool refwait_override_ = false;
+};
+
+} // namespace twamp::control

@@ -1,0 +1,244 @@
+// twamp/reflector_session.hpp — the Session-Reflector: per-sender state and the reply builder.
+//
+// RFC 5357 §4.2 and Appendix I (TWAMP Light), RFC 8762 §4.3 (STAMP stateless and stateful
+// reflectors), RFC 8972 §3-4 (SSID, TLVs). Sans-I/O: the transport hands in the request octets,
+// the sender's address key, the receive time T2 and the received TTL, and gets the reply octets
+// back; T3 is written by the transport right before the send (stamp_reflector_timestamp).
+//
+// Memory is bounded: the session table is allocated once (open addressing, fixed capacity) and
+// idle sessions are dropped after REFWAIT. When the table is full a request from a new sender is
+// still answered, statelessly, and counted — reflecting never allocates.
+#pragma once
+
+#include "twamp/error.hpp"
+#include "twamp/test_packet.hpp"
+#include "twamp/timestamp.hpp"
+#include "twamp/wire.hpp"
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace twamp {
+
+// Which reply rule the reflector applies.
+enum class reflector_format : std::uint8_t {
+    automatic, // STAMP for STAMP-shaped requests (looks_like_stamp), TWAMP otherwise
+    twamp,
+    stamp,
+};
+
+struct reflector_config {
+    bool stateless = false; // echo the sender's sequence number instead of counting
+    reflector_format format = reflector_format::automatic;
+    std::chrono::nanoseconds refwait = std::chrono::seconds{900};
+    std::size_t max_sessions = 4096;
+    error_estimate err{false, false, 0x3F, 0xFF}; // refreshed by the transport from the clock
+    // Drop requests shorter than the reply they would cause (no amplification at all).
+    bool strict_size = false;
+    // Pad replies up to at least this many octets (twampy's responder --padding); 0 = mirror the
+    // request size only, which keeps both directions equal (RFC 5357 §4.2.1).
+    std::size_t min_reply_len = 0;
+};
+
+// Who sent a request: address as 16 octets (IPv4 as ::ffff:a.b.c.d), UDP port.
+struct peer_key {
+    std::array<std::uint8_t, 16> addr{};
+    std::uint16_t port = 0;
+    friend constexpr bool operator==(const peer_key&, const peer_key&) = default;
+};
+
+struct reflector_counters {
+    std::uint64_t received = 0;     // datagrams handed to reflect()
+    std::uint64_t reflected = 0;    // replies built
+    std::uint64_t malformed = 0;    // too short to be a test packet; dropped
+    std::uint64_t too_short_strict = 0; // dropped by strict_size
+    std::uint64_t stamp = 0;        // replies built with the STAMP rule
+    std::uint64_t sessions_created = 0;
+    std::uint64_t sessions_expired = 0;
+    std::uint64_t table_full = 0;   // answered statelessly because the table was full
+};
+
+class session_reflector {
+public:
+    explicit session_reflector(reflector_config cfg = {})
+        : cfg_(cfg), slots_(std::bit_ceil(std::max<std::size_t>(16, cfg.max_sessions * 2)))
+    {
+        mask_ = slots_.size() - 1;
+    }
+
+    const reflector_config& config() const noexcept { return cfg_; }
+    void set_error_estimate(error_estimate e) noexcept { cfg_.err = e; }
+    const reflector_counters& counters() const noexcept { return counters_; }
+    std::size_t active_sessions() const noexcept { return used_; }
+
+    // Builds the reply to `request` into `out` and returns its length, or 0 when the request is
+    // dropped (counted). T3 in the reply is provisionally T2; the caller overwrites it with
+    // stamp_reflector_timestamp() just before sending. `ttl` is the received IP TTL / hop limit
+    // (255 when the transport could not read it, as RFC 5357 §4.2.1 asks).
+    std::size_t reflect(wire::const_byte_span request, const peer_key& from, nanoseconds t2,
+                        std::uint8_t ttl, wire::byte_span out) noexcept
+    {
+        ++counters_.received;
+        if (request.size() < kSenderUnauthLen || request.size() > kMaxTestPacketLen) {
+            ++counters_.malformed;
+            return 0;
+        }
+        const bool stamp = cfg_.format == reflector_format::stamp ||
+                           (cfg_.format == reflector_format::automatic && looks_like_stamp(request));
+        // A request shorter than the base is answered with the base (RFC 5357 §4.2.1, RFC 8762
+        // §4.6); a STAMP-only reflector reads the sender octets it did not get as zero.
+        const test_format f = stamp ? test_format::stamp : test_format::twamp;
+        const std::size_t base = reflector_base_len(f);
+        const std::size_t reply_len =
+            std::min(std::max({request.size(), base, cfg_.min_reply_len}), kMaxTestPacketLen);
+        if (cfg_.strict_size && reply_len > request.size()) {
+            ++counters_.too_short_strict;
+            return 0;
+        }
+        if (out.size() < reply_len) {
+            ++counters_.malformed;
+            return 0;
+        }
+
+        // Sender fields; a short STAMP request has its missing octets read as zero.
+        std::uint8_t head[kStampBaseLen] = {};
+        std::copy_n(request.data(), std::min(request.size(), kStampBaseLen), head);
+        const std::uint32_t sender_seq = wire::load32(head);
+        const std::uint16_t ssid = stamp ? wire::load16(head + 14) : 0;
+
+        reflector_packet r;
+        r.seq = next_sequence(from, ssid, sender_seq, t2);
+        r.err = cfg_.err;
+        const std::uint64_t t2_wire = cfg_.err.ptp ? to_ptp_truncated(t2) : to_ntp(t2).to_u64();
+        r.timestamp = t2_wire;
+        r.receive_timestamp = t2_wire;
+        r.ssid = ssid;
+        r.sender_seq = sender_seq;
+        r.sender_timestamp = wire::load64(head + 4);
+        r.sender_err = error_estimate::decode(wire::load16(head + 12));
+        r.sender_ttl = ttl;
+        (void)encode_reflector_base(r, f, out);
+
+        std::uint8_t* o = out.data();
+        if (stamp) {
+            // Octets after the 44-octet base (TLVs) go back at the same offsets.
+            if (request.size() > kStampBaseLen) {
+                std::copy(request.begin() + kStampBaseLen, request.end(), o + kStampBaseLen);
+                mark_reflected_tlvs(out.subspan(kStampBaseLen, request.size() - kStampBaseLen));
+            }
+            const std::size_t copied = std::max(request.size(), kStampBaseLen);
+            if (reply_len > copied) std::fill(o + copied, o + reply_len, std::uint8_t{0});
+            ++counters_.stamp;
+        } else if (reply_len > kReflectorUnauthLen) {
+            // The sender's padding follows our header; its last 27 octets are dropped so the reply
+            // is exactly as long as the request (RFC 5357 §4.2.1). Octets beyond what the request
+            // holds (min_reply_len) are zero.
+            const std::size_t want = reply_len - kReflectorUnauthLen;
+            const std::size_t have = request.size() - kSenderUnauthLen;
+            const std::size_t n = std::min(want, have);
+            std::copy_n(request.data() + kSenderUnauthLen, n, o + kReflectorUnauthLen);
+            std::fill(o + kReflectorUnauthLen + n, o + reply_len, std::uint8_t{0});
+        }
+        ++counters_.reflected;
+        return reply_len;
+    }
+
+    // Drops sessions idle for longer than REFWAIT. Call from a timer, not per packet.
+    void expire(nanoseconds now) noexcept
+    {
+        for (std::size_t i = 0; i < slots_.size();) {
+            slot& s = slots_[i];
+            if (s.used && now - s.last_seen > cfg_.refwait) {
+                erase_at(i);
+                ++counters_.sessions_expired;
+                continue; // erase_at moved another entry into i
+            }
+            ++i;
+        }
+        last_sweep_ = now;
+    }
+
+private:
+    struct slot {
+        peer_key key{};
+        std::uint16_t ssid = 0;
+        bool used = false;
+        std::uint32_t next_seq = 0;
+        nanoseconds last_seen{0};
+    };
+
+    std::size_t hash(const peer_key& k, std::uint16_t ssid) const noexcept
+    {
+        std::uint64_t h = 0xcbf29ce484222325ull;
+        auto mix = [&h](std::uint8_t b) { h = (h ^ b) * 0x100000001b3ull; };
+        for (auto b : k.addr) mix(b);
+        mix(static_cast<std::uint8_t>(k.port >> 8));
+        mix(static_cast<std::uint8_t>(k.port));
+        mix(static_cast<std::uint8_t>(ssid >> 8));
+        mix(static_cast<std::uint8_t>(ssid));
+        return static_cast<std::size_t>(h ^ (h >> 29)) & mask_;
+    }
+
+    std::uint32_t next_sequence(const peer_key& from, std::uint16_t ssid, std::uint32_t sender_seq,
+                                nanoseconds now) noexcept
+    {
+        if (cfg_.stateless) return sender_seq;
+        std::size_t i = hash(from, ssid);
+        while (slots_[i].used) {
+            slot& s = slots_[i];
+            if (s.key == from && s.ssid == ssid) {
+                if (now - s.last_seen > cfg_.refwait) s.next_seq = 0; // a new session
+                s.last_seen = now;
+                return s.next_seq++;
+            }
+            i = (i + 1) & mask_;
+        }
+        if (used_ >= cfg_.max_sessions) {
+            // Try to make room once per second at most, so a flood cannot make every packet sweep.
+            if (now - last_sweep_ > std::chrono::seconds{1}) expire(now);
+            if (used_ >= cfg_.max_sessions) {
+                ++counters_.table_full;
+                return sender_seq;
+            }
+            return next_sequence(from, ssid, sender_seq, now);
+        }
+        slots_[i] = slot{from, ssid, true, 1, now};
+        ++used_;
+        ++counters_.sessions_created;
+        return 0;
+    }
+
+    // Backward-shift deletion keeps linear probing correct without tombstones.
+    void erase_at(std::size_t i) noexcept
+    {
+        slots_[i].used = false;
+        --used_;
+        std::size_t j = i;
+        for (;;) {
+            j = (j + 1) & mask_;
+            if (!slots_[j].used) return;
+            const std::size_t home = hash(slots_[j].key, slots_[j].ssid);
+            // Move j back to i if its home position is not cyclically in (i, j].
+            const bool in_range = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+            if (!in_range) {
+                slots_[i] = slots_[j];
+                slots_[j].used = false;
+                i = j;
+            }
+        }
+    }
+
+    reflector_config cfg_;
+    std::vector<slot> slots_;
+    std::size_t mask_ = 0;
+    std::size_t used_ = 0;
+    nanoseconds last_sweep_{0};
+    reflector_counters counters_;
+};
+
+} // namespace twamp

@@ -1,0 +1,227 @@
+// twamp/sender_session.hpp — the Session-Sender: probes, reply matching and accounting.
+//
+// RFC 5357 §4.1 (sender), RFC 8762 §4.2 (STAMP sender), RFC 6673 (round-trip loss with a waiting
+// time), RFC 5560 (duplicates), RFC 4737 §3.3 (reordering). Sans-I/O: the transport asks for the
+// next probe's octets with the transmit time T1 and hands every received datagram back with its
+// receive time T4 and TTL. Replies are matched by the echoed Sender Sequence Number, never by
+// arrival order; anything that does not match is counted and dropped, never fatal.
+//
+// Per-probe state lives in a ring of `window` slots allocated once. A reply for a probe that has
+// left the ring is older than the loss timeout by construction (the transport sizes the window
+// from timeout / interval), so it is late.
+#pragma once
+
+#include "twamp/error.hpp"
+#include "twamp/stats.hpp"
+#include "twamp/test_packet.hpp"
+#include "twamp/timestamp.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace twamp {
+
+struct sender_config {
+    test_format format = test_format::twamp;
+    std::uint16_t ssid = 0; // STAMP Session-Sender Identifier; 0 = none
+    std::chrono::nanoseconds timeout = std::chrono::seconds{5}; // per-probe loss timeout
+    std::size_t window = 1 << 16; // probes tracked at once (rounded up to a power of two)
+    error_estimate err{false, false, 0x3F, 0xFF};
+};
+
+enum class reply_status : std::uint8_t {
+    sample,           // an in-time reply: a delay sample
+    late,             // first reply for the probe, after its loss timeout
+    duplicate,        // the probe was already answered
+    unknown_sequence, // we never sent that sequence number
+    malformed,        // too short to be a reply
+    ssid_mismatch,    // a STAMP reply for another session
+};
+
+struct reply_sample {
+    std::uint32_t sender_seq = 0;
+    std::uint32_t reflector_seq = 0;
+    nanoseconds t1{0}, t2{0}, t3{0}, t4{0};
+    std::int64_t outbound_ns = 0;  // T2 - T1
+    std::int64_t inbound_ns = 0;   // T4 - T3
+    std::int64_t roundtrip_ns = 0; // (T4 - T1) - (T3 - T2)
+    std::uint8_t sender_ttl = 0;   // as the reflector saw our probe (0 = unknown)
+    std::uint8_t reply_ttl = 0;    // as we saw the reply (0 = unknown)
+    bool truncated = false;
+};
+
+struct reply_result {
+    reply_status status = reply_status::malformed;
+    reply_sample sample{};
+};
+
+class session_sender {
+public:
+    explicit session_sender(sender_config cfg)
+        : cfg_(cfg), ring_(std::bit_ceil(std::max<std::size_t>(cfg.window, 16)))
+    {
+        mask_ = ring_.size() - 1;
+        stats_.sender_synchronized = cfg_.err.synchronized;
+        stats_.sender_error_s = cfg_.err.seconds();
+    }
+
+    const sender_config& config() const noexcept { return cfg_; }
+    const session_stats& stats() const noexcept { return stats_; }
+    std::uint32_t next_sequence() const noexcept { return next_seq_; }
+    void set_error_estimate(error_estimate e) noexcept
+    {
+        cfg_.err = e;
+        stats_.sender_synchronized = e.synchronized;
+        stats_.sender_error_s = e.seconds();
+    }
+
+    // Writes the next probe (`total_len` octets) with T1 = `t1` and records it as sent. Returns
+    // the length, or 0 when `total_len` is impossible or `out` is too small (nothing recorded).
+    std::size_t make_probe(nanoseconds t1, std::size_t total_len, wire::byte_span out) noexcept
+    {
+        sender_packet p;
+        p.seq = next_seq_;
+        p.timestamp = cfg_.err.ptp ? to_ptp_truncated(t1) : to_ntp(t1).to_u64();
+        p.err = cfg_.err;
+        p.ssid = cfg_.ssid;
+        if (encode_sender(p, cfg_.format, total_len, out)) return 0;
+        if (cfg_.format == test_format::stamp && total_len > kStampBaseLen) {
+            // Octets beyond the base travel as one Extra Padding TLV (RFC 8972 §4.1).
+            if (write_stamp_extra_padding(out.subspan(kStampBaseLen, total_len - kStampBaseLen)))
+                return 0;
+        }
+        slot& s = ring_[next_seq_ & mask_];
+        s = slot{next_seq_, t1.count(), state::pending};
+        ++next_seq_;
+        ++stats_.sent;
+        return total_len;
+    }
+
+    // The transport could not send the probe just made: it is not counted as sent.
+    void unsend_last() noexcept
+    {
+        if (next_seq_ == 0) return;
+        ring_[(next_seq_ - 1) & mask_].st = state::failed;
+        --stats_.sent;
+        ++stats_.send_errors;
+    }
+
+    void on_unexpected_source() noexcept { ++stats_.unexpected_source; }
+
+    // Handles one datagram from the reflector. `reply_ttl` is the TTL/hop limit it arrived with,
+    // 0 when unknown.
+    reply_result on_reply(wire::const_byte_span data, nanoseconds t4, std::uint8_t reply_ttl) noexcept
+    {
+        reply_result r;
+        reflector_packet p;
+        if (decode_reflector(data, cfg_.format, p)) {
+            ++stats_.malformed;
+            return r;
+        }
+        if (cfg_.format == test_format::stamp && p.ssid != cfg_.ssid && p.ssid != 0) {
+            // SSID 0 comes from reflectors without RFC 8972 support and is accepted.
+            ++stats_.ssid_mismatch;
+            r.status = reply_status::ssid_mismatch;
+            return r;
+        }
+        const std::uint32_t seq = p.sender_seq;
+        r.sample.sender_seq = seq;
+        r.sample.reflector_seq = p.seq;
+        if (seq >= next_seq_) {
+            ++stats_.unknown_sequence;
+            r.status = reply_status::unknown_sequence;
+            return r;
+        }
+        slot& s = ring_[seq & mask_];
+        if (s.seq != seq || s.st == state::failed || s.st == state::empty) {
+            if (next_seq_ - seq > ring_.size()) {
+                // Left the ring long ago: older than the timeout. One more late reply.
+                ++stats_.late;
+                r.status = reply_status::late;
+                return r;
+            }
+            ++stats_.unknown_sequence;
+            r.status = reply_status::unknown_sequence;
+            return r;
+        }
+        if (s.st == state::answered || s.st == state::late) {
+            ++stats_.duplicates;
+            r.status = reply_status::duplicate;
+            return r;
+        }
+        if (p.truncated) ++stats_.short_replies;
+        if (!p.err.valid()) ++stats_.invalid_error_estimate;
+        note_reflector_seq(p.seq);
+        ++stats_.distinct_replies;
+
+        const nanoseconds t1{s.t1};
+        if (t4 - t1 > cfg_.timeout) {
+            s.st = state::late;
+            ++stats_.late;
+            r.status = reply_status::late;
+            return r;
+        }
+        s.st = state::answered;
+        ++stats_.received;
+        if (seq < next_expected_) ++stats_.reordered;
+        else next_expected_ = seq + 1;
+
+        const nanoseconds t2 = wire_to_ns(p.receive_timestamp, p.err.ptp, t4);
+        const nanoseconds t3 = wire_to_ns(p.timestamp, p.err.ptp, t4);
+        reply_sample& m = r.sample;
+        m.t1 = t1;
+        m.t2 = t2;
+        m.t3 = t3;
+        m.t4 = t4;
+        m.outbound_ns = (t2 - t1).count();
+        m.inbound_ns = (t4 - t3).count();
+        m.roundtrip_ns = ((t4 - t1) - (t3 - t2)).count();
+        m.sender_ttl = p.truncated ? 0 : p.sender_ttl;
+        m.reply_ttl = reply_ttl;
+        m.truncated = p.truncated;
+        stats_.outbound.add(m.outbound_ns);
+        stats_.inbound.add(m.inbound_ns);
+        stats_.roundtrip.add(m.roundtrip_ns);
+        if (m.sender_ttl) stats_.forward_hops.add(static_cast<std::uint8_t>(255 - m.sender_ttl));
+        if (reply_ttl) stats_.backward_hops.add(static_cast<std::uint8_t>(255 - reply_ttl));
+        if (!p.err.synchronized) stats_.reflector_synchronized = false;
+        if (p.err.valid()) stats_.reflector_error_s = std::max(stats_.reflector_error_s, p.err.seconds());
+        r.status = reply_status::sample;
+        return r;
+    }
+
+    // True when every probe sent so far has been answered (late ones included).
+    bool all_answered() const noexcept { return stats_.distinct_replies >= stats_.sent; }
+
+private:
+    enum class state : std::uint8_t { empty, pending, answered, late, failed };
+    struct slot {
+        std::uint32_t seq = 0;
+        std::int64_t t1 = 0;
+        state st = state::empty;
+    };
+
+    void note_reflector_seq(std::uint32_t rseq) noexcept
+    {
+        if (!stats_.have_reflector_seq) {
+            stats_.have_reflector_seq = true;
+            stats_.min_reflector_seq = stats_.max_reflector_seq = rseq;
+            return;
+        }
+        stats_.min_reflector_seq = std::min(stats_.min_reflector_seq, rseq);
+        stats_.max_reflector_seq = std::max(stats_.max_reflector_seq, rseq);
+    }
+
+    sender_config cfg_;
+    std::vector<slot> ring_;
+    std::size_t mask_ = 0;
+    std::uint32_t next_seq_ = 0;
+    std::uint32_t next_expected_ = 0;
+    session_stats stats_;
+};
+
+} // namespace twamp

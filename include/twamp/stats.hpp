@@ -1,0 +1,129 @@
+// twamp/stats.hpp — streaming statistics of a test session, per direction.
+//
+// Directions (RFC 5357 §4, RFC 7679, RFC 2681): outbound T2-T1, inbound T4-T3, round trip
+// (T4-T1)-(T3-T2). Interarrival jitter as RFC 3550 §6.4.1 defines it: J += (|D| - J)/16 over the
+// delay difference of consecutive arrivals, starting from 0. Values are integer nanoseconds and
+// are never rounded before aggregation; one-way values keep their sign (a negative value means
+// the two clocks disagree, and it is counted as such instead of being clamped).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+namespace twamp {
+
+class delay_stats {
+public:
+    void add(std::int64_t ns) noexcept
+    {
+        if (count_ == 0) {
+            min_ = max_ = ns;
+        } else {
+            min_ = std::min(min_, ns);
+            max_ = std::max(max_, ns);
+            const double d = std::abs(static_cast<double>(ns - last_));
+            jitter_ += (d - jitter_) / 16.0;
+        }
+        last_ = ns;
+        sum_ += static_cast<long double>(ns);
+        ++count_;
+        if (ns < 0) ++negative_;
+    }
+
+    std::uint64_t count() const noexcept { return count_; }
+    std::int64_t min() const noexcept { return count_ ? min_ : 0; }
+    std::int64_t max() const noexcept { return count_ ? max_ : 0; }
+    double mean() const noexcept
+    {
+        return count_ ? static_cast<double>(sum_ / static_cast<long double>(count_)) : 0.0;
+    }
+    double jitter() const noexcept { return jitter_; } // RFC 3550, ns
+    std::uint64_t negative() const noexcept { return negative_; }
+
+private:
+    std::uint64_t count_ = 0;
+    std::int64_t min_ = 0;
+    std::int64_t max_ = 0;
+    std::int64_t last_ = 0;
+    long double sum_ = 0;
+    double jitter_ = 0;
+    std::uint64_t negative_ = 0;
+};
+
+// Small min/max tracker for hop counts.
+struct range_u8 {
+    std::uint64_t count = 0;
+    std::uint8_t min = 0;
+    std::uint8_t max = 0;
+    void add(std::uint8_t v) noexcept
+    {
+        min = count ? std::min(min, v) : v;
+        max = count ? std::max(max, v) : v;
+        ++count;
+    }
+};
+
+struct session_stats {
+    delay_stats outbound;  // T2 - T1
+    delay_stats inbound;   // T4 - T3
+    delay_stats roundtrip; // (T4 - T1) - (T3 - T2)
+
+    std::uint64_t sent = 0;       // probes transmitted
+    std::uint64_t received = 0;   // distinct probes answered within the loss timeout
+    std::uint64_t late = 0;       // distinct probes answered only after the timeout
+    std::uint64_t duplicates = 0; // further replies for an already answered probe
+    std::uint64_t reordered = 0;  // RFC 4737: arrived with a sequence below the next expected
+    std::uint64_t send_errors = 0;         // the socket refused a probe
+    std::uint64_t unexpected_source = 0;   // datagrams not from the reflector we talk to
+    std::uint64_t malformed = 0;           // too short to be a reply
+    std::uint64_t unknown_sequence = 0;    // echoed a sequence number we never sent
+    std::uint64_t short_replies = 0;       // replies shorter than 41 octets, zero-filled
+    std::uint64_t ssid_mismatch = 0;       // STAMP reply carrying another session's SSID
+    std::uint64_t invalid_error_estimate = 0; // reflector sent multiplier 0 (kept, counted)
+
+    range_u8 forward_hops;  // 255 - Sender TTL in the reply
+    range_u8 backward_hops; // 255 - TTL of the reply as received
+
+    bool sender_synchronized = false;    // S bit of our own estimate
+    bool reflector_synchronized = true;  // S bit of every reply (false once one lacks it)
+    double sender_error_s = 0;           // our error estimate, seconds
+    double reflector_error_s = 0;        // the largest reflector estimate seen, seconds
+
+    // Reflector sequence numbers seen (for the direction split of the loss).
+    bool have_reflector_seq = false;
+    std::uint32_t min_reflector_seq = 0;
+    std::uint32_t max_reflector_seq = 0;
+    std::uint64_t distinct_replies = 0; // received + late
+
+    // Round-trip loss: probes without an in-time reply. Late replies count as lost (RFC 6673: a
+    // reply after the waiting time is a loss), and are reported on their own as well.
+    std::uint64_t lost() const noexcept { return sent > received ? sent - received : 0; }
+
+    // Probes with no reply at all, late ones excluded.
+    std::uint64_t missing() const noexcept { return sent > distinct_replies ? sent - distinct_replies : 0; }
+
+    // Replies the reflector sent that never reached us: gaps in its own sequence numbers among the
+    // replies that did. Exact with a stateful reflector. A stateless reflector echoes our
+    // sequence numbers, so every loss then shows as inbound and the split cannot be told.
+    // Late replies are not a direction's loss: they count in the round trip only.
+    std::uint64_t inbound_lost() const noexcept
+    {
+        if (!have_reflector_seq) return 0;
+        const std::uint64_t span = std::uint64_t{max_reflector_seq} - min_reflector_seq + 1;
+        const std::uint64_t lost_in = span > distinct_replies ? span - distinct_replies : 0;
+        return std::min(lost_in, missing());
+    }
+    std::uint64_t outbound_lost() const noexcept { return missing() - inbound_lost(); }
+
+    static double pct(std::uint64_t part, std::uint64_t whole) noexcept
+    {
+        return whole ? 100.0 * static_cast<double>(part) / static_cast<double>(whole) : 0.0;
+    }
+    double loss_pct() const noexcept { return pct(lost(), sent); }
+    double outbound_loss_pct() const noexcept { return pct(outbound_lost(), sent); }
+    double inbound_loss_pct() const noexcept { return pct(inbound_lost(), sent); }
+};
+
+} // namespace twamp
