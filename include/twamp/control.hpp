@@ -89,8 +89,8 @@ inline constexpr std::uint32_t security_mask = unauthenticated | authenticated |
 // Optional features that need nothing from the control channel's crypto; they may be offered
 // alongside any security mode. IKEv2 (128) changes key handling and is left to a crypto policy.
 inline constexpr std::uint32_t feature_mask = individual_session_control | reflect_octets |
-                                             symmetrical_size | dscp_ecn_monitoring |
-                                             ptpv2_timestamp;
+                                              symmetrical_size | dscp_ecn_monitoring |
+                                              ptpv2_timestamp;
 
 constexpr int security_bit_count(std::uint32_t m) noexcept
 {
@@ -104,7 +104,7 @@ constexpr int security_bit_count(std::uint32_t m) noexcept
 // Accept field (RFC 4656 §3.3).
 enum class accept_code : std::uint8_t {
     ok = 0,
-    failure = 1,         // reason unspecified (catch-all)
+    failure = 1, // reason unspecified (catch-all)
     internal_error = 2,
     not_supported = 3,   // some aspect of the request is not supported
     permanent_limit = 4, // cannot perform: permanent resource limitation
@@ -137,8 +137,7 @@ constexpr std::uint32_t type_p_from_dscp(std::uint8_t dscp) noexcept
 constexpr std::optional<std::uint8_t> dscp_from_type_p(std::uint32_t type_p,
                                                        bool accept_low_bits = false) noexcept
 {
-    if ((type_p & ~std::uint32_t{0x3F00'0000}) == 0)
-        return static_cast<std::uint8_t>(type_p >> 24);
+    if ((type_p & ~std::uint32_t{0x3F00'0000}) == 0) return static_cast<std::uint8_t>(type_p >> 24);
     if (accept_low_bits && (type_p & ~std::uint32_t{0x3F}) == 0)
         return static_cast<std::uint8_t>(type_p);
     return std::nullopt;
@@ -177,9 +176,11 @@ constexpr session_id make_sid(std::uint8_t ipvn, const address_bytes& address, n
 {
     session_id sid{};
     const std::size_t from = ipvn == 6 ? 12 : 0;
-    for (std::size_t i = 0; i < 4; ++i) sid[i] = address[from + i];
+    for (std::size_t i = 0; i < 4; ++i)
+        sid[i] = address[from + i];
     wire::store64(sid.data() + 4, now.to_u64());
-    for (std::size_t i = 0; i < 4; ++i) sid[12 + i] = random[i];
+    for (std::size_t i = 0; i < 4; ++i)
+        sid[12 + i] = random[i];
     return sid;
 }
 
@@ -301,17 +302,38 @@ struct stop_n_ack {
 // ---------------------------------------------------------------------------------------------
 // Sizes
 
-constexpr std::size_t encoded_size(const server_greeting&) noexcept { return kServerGreetingSize; }
-constexpr std::size_t encoded_size(const setup_response&) noexcept { return kSetupResponseSize; }
-constexpr std::size_t encoded_size(const server_start&) noexcept { return kServerStartSize; }
+constexpr std::size_t encoded_size(const server_greeting&) noexcept
+{
+    return kServerGreetingSize;
+}
+constexpr std::size_t encoded_size(const setup_response&) noexcept
+{
+    return kSetupResponseSize;
+}
+constexpr std::size_t encoded_size(const server_start&) noexcept
+{
+    return kServerStartSize;
+}
 constexpr std::size_t encoded_size(const request_tw_session&) noexcept
 {
     return kRequestTwSessionSize;
 }
-constexpr std::size_t encoded_size(const accept_session&) noexcept { return kAcceptSessionSize; }
-constexpr std::size_t encoded_size(const start_sessions&) noexcept { return kStartSessionsSize; }
-constexpr std::size_t encoded_size(const start_ack&) noexcept { return kStartAckSize; }
-constexpr std::size_t encoded_size(const stop_sessions&) noexcept { return kStopSessionsSize; }
+constexpr std::size_t encoded_size(const accept_session&) noexcept
+{
+    return kAcceptSessionSize;
+}
+constexpr std::size_t encoded_size(const start_sessions&) noexcept
+{
+    return kStartSessionsSize;
+}
+constexpr std::size_t encoded_size(const start_ack&) noexcept
+{
+    return kStartAckSize;
+}
+constexpr std::size_t encoded_size(const stop_sessions&) noexcept
+{
+    return kStopSessionsSize;
+}
 inline std::size_t encoded_size(const start_n_sessions& m) noexcept
 {
     return kNMessageBaseSize + kBlockSize * m.sids.size();
@@ -380,7 +402,8 @@ inline std::error_code encode_n(std::uint8_t cmd, std::optional<accept_code> acc
     w.u8(accept ? static_cast<std::uint8_t>(*accept) : 0);
     w.zeros(10);
     w.u32(static_cast<std::uint32_t>(sids.size()));
-    for (const auto& sid : sids) w.bytes(sid);
+    for (const auto& sid : sids)
+        w.bytes(sid);
     w.bytes(hmac);
     return {};
 }
@@ -407,7 +430,8 @@ inline std::error_code decode_n(std::span<const std::uint8_t> in, std::uint8_t c
     if (!mbz_ok(r, 10, s)) return errc::mbz_not_zero;
     r.skip(4);
     std::vector<session_id> out_sids(n);
-    for (auto& sid : out_sids) sid = r.array<16>();
+    for (auto& sid : out_sids)
+        sid = r.array<16>();
     hmac = r.array<16>();
     if (!r.ok()) return errc::truncated;
     if (accept) *accept = a;
@@ -706,8 +730,8 @@ inline std::error_code decode(std::span<const std::uint8_t> in, start_n_sessions
 inline std::error_code decode(std::span<const std::uint8_t> in, start_n_ack& m,
                               strictness s = strictness::lenient)
 {
-    return detail::decode_n(in, static_cast<std::uint8_t>(command::start_n_ack), &m.accept,
-                            m.sids, m.hmac, s);
+    return detail::decode_n(in, static_cast<std::uint8_t>(command::start_n_ack), &m.accept, m.sids,
+                            m.hmac, s);
 }
 inline std::error_code decode(std::span<const std::uint8_t> in, stop_n_sessions& m,
                               strictness s = strictness::lenient)
@@ -718,8 +742,8 @@ inline std::error_code decode(std::span<const std::uint8_t> in, stop_n_sessions&
 inline std::error_code decode(std::span<const std::uint8_t> in, stop_n_ack& m,
                               strictness s = strictness::lenient)
 {
-    return detail::decode_n(in, static_cast<std::uint8_t>(command::stop_n_ack), &m.accept,
-                            m.sids, m.hmac, s);
+    return detail::decode_n(in, static_cast<std::uint8_t>(command::stop_n_ack), &m.accept, m.sids,
+                            m.hmac, s);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -740,9 +764,15 @@ inline std::error_code command_message_size(std::span<const std::uint8_t> first_
 {
     if (first_block.size() < kBlockSize) return errc::truncated;
     switch (static_cast<command>(first_block[0])) {
-    case command::start_sessions: size = kStartSessionsSize; return {};
-    case command::stop_sessions: size = kStopSessionsSize; return {};
-    case command::request_tw_session: size = kRequestTwSessionSize; return {};
+    case command::start_sessions:
+        size = kStartSessionsSize;
+        return {};
+    case command::stop_sessions:
+        size = kStopSessionsSize;
+        return {};
+    case command::request_tw_session:
+        size = kRequestTwSessionSize;
+        return {};
     case command::start_n_sessions:
     case command::start_n_ack:
     case command::stop_n_sessions:
@@ -752,35 +782,42 @@ inline std::error_code command_message_size(std::span<const std::uint8_t> first_
         size = n_message_size(n);
         return {};
     }
-    default: return errc::unsupported;
+    default:
+        return errc::unsupported;
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Crypto hook shared by the control state machines
 //
-// Every control octet after the Set-Up-Response passes through a policy object, one call per
-// message and direction, always over whole 16-octet blocks, in the order RFC 4656 §3.2/§3.4 needs:
-//   seal(blocks, ends_with_hmac)   outbound: if ends_with_hmac, write the HMAC of everything sent
-//                                  since the previous HMAC into the last block; then encrypt the
-//                                  blocks in place (CBC chain continues across messages). With
-//                                  false, only absorb the blocks into the running HMAC (the
-//                                  Server-Start tail, which the next HMAC covers) and encrypt.
-//   open_block(block)              inbound: decrypt one block in place as soon as it is complete,
-//                                  so the first block of a command can be read before the rest.
-//   verify(blocks, ends_with_hmac) inbound, after the message is whole and decrypted: check the
-//                                  trailing HMAC (or only absorb, as above); errc::auth_failed.
-// select_mode() tells the policy which mode was agreed; security_modes says which security bits
-// (1, 2, 4, 8) the policy can run, so the machines never offer or pick one it cannot.
+// Every control octet after the Set-Up-Response passes through a policy object, always in whole
+// 16-octet blocks and in stream order, as RFC 4656 §3.2/§3.4 needs:
+//   seal(blocks, true)     outbound message whose last block is its HMAC field: add the other
+//                          blocks to the running HMAC, write the HMAC into the last block, start
+//                          a new HMAC, encrypt all blocks in place (the CBC chain never restarts).
+//   seal(blocks, false)    outbound blocks with no HMAC of their own (Server-Start octets
+//                          32..47): add them to the running HMAC and encrypt them.
+//   open_block(block)      inbound: decrypt one block in place and add the plaintext to the
+//                          running HMAC. Called as soon as each block is complete, so the
+//                          first block of a command can be read before its length is known;
+//                          never called for an HMAC field.
+//   verify(hmac_field)     inbound: decrypt the HMAC field in place and compare it with the
+//                          running HMAC, then start a new one; errc::auth_failed on mismatch.
+// Every call returns a std::error_code; the machines close the connection on any error.
+// select_mode() tells the policy which mode was agreed (before any of the above is used);
+// security_modes says which security bits (1, 2, 4, 8) the policy can run, so the machines never
+// offer or pick one it cannot. This matches control_cipher in crypto.hpp (protect /
+// encrypt_blocks / decrypt_blocks / verify), which a keyed policy can wrap one object per
+// direction.
 template <class P>
 concept control_security_policy =
     requires(P& p, std::span<std::uint8_t> blocks, std::span<std::uint8_t, kBlockSize> block,
-             std::span<const std::uint8_t> cblocks, std::uint32_t m) {
+             std::uint32_t m) {
         { P::security_modes } -> std::convertible_to<std::uint32_t>;
         p.select_mode(m);
-        p.seal(blocks, true);
-        p.open_block(block);
-        { p.verify(cblocks, true) } -> std::same_as<std::error_code>;
+        { p.seal(blocks, true) } -> std::same_as<std::error_code>;
+        { p.open_block(block) } -> std::same_as<std::error_code>;
+        { p.verify(block) } -> std::same_as<std::error_code>;
     };
 
 // Unauthenticated mode (1): nothing is encrypted and the HMAC fields stay zero (RFC 4656 §3.2:
@@ -788,9 +825,9 @@ concept control_security_policy =
 struct open_security {
     static constexpr std::uint32_t security_modes = mode::unauthenticated;
     void select_mode(std::uint32_t) noexcept {}
-    void seal(std::span<std::uint8_t>, bool) noexcept {}
-    void open_block(std::span<std::uint8_t, kBlockSize>) noexcept {}
-    std::error_code verify(std::span<const std::uint8_t>, bool) noexcept { return {}; }
+    std::error_code seal(std::span<std::uint8_t>, bool) noexcept { return {}; }
+    std::error_code open_block(std::span<std::uint8_t, kBlockSize>) noexcept { return {}; }
+    std::error_code verify(std::span<std::uint8_t, kBlockSize>) noexcept { return {}; }
 };
 static_assert(control_security_policy<open_security>);
 
@@ -809,7 +846,8 @@ struct connection_closed {
 inline void system_random(std::span<std::uint8_t> out)
 {
     thread_local std::random_device rd;
-    for (auto& b : out) b = static_cast<std::uint8_t>(rd());
+    for (auto& b : out)
+        b = static_cast<std::uint8_t>(rd());
 }
 
 } // namespace twamp::control

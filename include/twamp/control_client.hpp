@@ -41,6 +41,9 @@ struct client_config {
     // Give up when an expected message (greeting, Server-Start, an Accept-Session or Ack) does
     // not arrive in this time; zero waits forever.
     nanoseconds reply_timeout = std::chrono::seconds(30);
+    // DoS guard for the protected modes: refuse a greeting whose PBKDF2 Count is above this
+    // (RFC 5357 §6 suggests 2^15), not a power of 2 or below 1024 (RFC 4656 §3.1).
+    std::uint32_t max_count = std::uint32_t{1} << 15;
     random_source random; // empty: system_random
 };
 
@@ -83,14 +86,13 @@ struct stop_n_acked {
 };
 } // namespace client_events
 
-using client_event =
-    std::variant<client_events::greeting_received, client_events::control_ready,
-                 client_events::session_accepted, client_events::session_rejected,
-                 client_events::sessions_started, client_events::start_n_acked,
-                 client_events::stop_n_acked, connection_closed>;
+using client_event = std::variant<client_events::greeting_received, client_events::control_ready,
+                                  client_events::session_accepted, client_events::session_rejected,
+                                  client_events::sessions_started, client_events::start_n_acked,
+                                  client_events::stop_n_acked, connection_closed>;
 
 template <class Security = open_security>
-    requires control_security_policy<Security>
+requires control_security_policy<Security>
 class control_client {
 public:
     enum class state { awaiting_greeting, awaiting_server_start, ready, closed };
@@ -125,15 +127,16 @@ public:
             case state::ready: {
                 data = data.subspan(fill(data, want_ ? want_ : kBlockSize));
                 while (opened_ + kBlockSize <= in_.size()) {
-                    security_.open_block(std::span<std::uint8_t, kBlockSize>(in_.data() + opened_,
-                                                                             kBlockSize));
+                    security_.open_block(
+                        std::span<std::uint8_t, kBlockSize>(in_.data() + opened_, kBlockSize));
                     opened_ += kBlockSize;
                 }
                 if (want_ == 0 && in_.size() == kBlockSize && !frame_reply()) break;
                 if (want_ != 0 && in_.size() == want_) on_reply(now);
                 break;
             }
-            case state::closed: break;
+            case state::closed:
+                break;
             }
         }
     }
@@ -143,7 +146,8 @@ public:
         if (state_ == state::closed) return;
         if (!in_.empty() || awaiting_reply())
             close(errc::truncated, std::nullopt, "server closed the connection early");
-        else close({}, std::nullopt, "server closed the connection");
+        else
+            close({}, std::nullopt, "server closed the connection");
     }
 
     // Absolute time at which on_timer() must be called, if any (the reply timeout).
@@ -167,7 +171,8 @@ public:
                                     std::uint64_t& request_id)
     {
         if (state_ != state::ready) return errc::protocol_violation;
-        if (classic_active()) return errc::protocol_violation; // RFC 4656 §3.4
+        // RFC 4656 §3.4: once Start-Sessions is sent only Stop-Sessions may follow.
+        if (classic_active() || start_outstanding()) return errc::protocol_violation;
         if ((mode_ & mode::reflect_octets) == 0 &&
             (req.octets_to_be_reflected != 0 || req.padding_to_reflect_length != 0))
             return errc::unsupported;
@@ -231,7 +236,8 @@ public:
     std::span<const std::uint8_t> pending_output() const noexcept { return out_; }
     void consume_output(std::size_t n)
     {
-        out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(std::min(n, out_.size())));
+        out_.erase(out_.begin(),
+                   out_.begin() + static_cast<std::ptrdiff_t>(std::min(n, out_.size())));
     }
 
     std::optional<client_event> next_event()
@@ -258,9 +264,8 @@ private:
     bool individual() const noexcept { return (mode_ & mode::individual_session_control) != 0; }
     bool classic_active() const noexcept
     {
-        return !individual() && std::any_of(sessions_.begin(), sessions_.end(), [](auto& s) {
-                   return s.st == session_state::started;
-               });
+        return !individual() && std::any_of(sessions_.begin(), sessions_.end(),
+                                            [](auto& s) { return s.st == session_state::started; });
     }
     bool start_outstanding() const noexcept
     {
@@ -299,15 +304,13 @@ private:
         reading_n_ack_ = false;
     }
 
-    template <class Msg>
-    void queue(const Msg& m)
+    template <class Msg> void queue(const Msg& m)
     {
         const std::size_t at = out_.size();
         out_.resize(at + encoded_size(m));
         (void)encode(m, std::span(out_).subspan(at));
     }
-    template <class Msg>
-    void queue_sealed(const Msg& m)
+    template <class Msg> void queue_sealed(const Msg& m)
     {
         const std::size_t at = out_.size();
         queue(m);
@@ -328,10 +331,16 @@ private:
     std::uint32_t choose_security(std::uint32_t offered) const noexcept
     {
         const std::uint32_t usable = offered & cfg_.security_modes & Security::security_modes;
-        for (std::uint32_t m : {mode::encrypted, mode::authenticated, mode::mixed,
-                                mode::unauthenticated})
+        for (std::uint32_t m :
+             {mode::encrypted, mode::authenticated, mode::mixed, mode::unauthenticated})
             if (usable & m) return m;
         return 0;
+    }
+
+    // The Count only matters when a key is derived, i.e. outside unauthenticated mode.
+    bool count_acceptable(std::uint32_t count) const noexcept
+    {
+        return count >= 1024 && (count & (count - 1)) == 0 && count <= cfg_.max_count;
     }
 
     void on_greeting(nanoseconds now)
@@ -349,15 +358,24 @@ private:
         const std::uint32_t security = choose_security(g.modes);
         const std::uint32_t features = g.modes & cfg_.features & mode::feature_mask;
         setup_response sr;
-        if (security == 0 || (cfg_.required_features & ~features) != 0) {
+        std::string_view refusal;
+        if (security == 0)
+            refusal = "no common security mode";
+        else if ((cfg_.required_features & ~features) != 0)
+            refusal = "required feature not offered";
+        else if (security != mode::unauthenticated && !count_acceptable(g.count))
+            refusal = "unacceptable PBKDF2 Count";
+        if (!refusal.empty()) {
             // Mode 0 tells the server we will not continue (RFC 4656 §3.1).
             queue(sr);
-            close(errc::unsupported, std::nullopt,
-                  security == 0 ? "no common security mode" : "required feature not offered");
+            close(errc::unsupported, std::nullopt, refusal);
             return;
         }
-        // KeyID, Token and Client-IV stay zero: they are unused in unauthenticated mode.
+        // KeyID and Token stay zero: they are unused in unauthenticated mode, and a crypto
+        // policy will have to supply them for the protected modes. Client-IV must be unique
+        // (RFC 4656 §3.1), so it is random whenever it is used.
         sr.mode = security | features;
+        if (security != mode::unauthenticated) cfg_.random(sr.client_iv);
         mode_ = sr.mode;
         security_.select_mode(mode_);
         queue(sr);
@@ -412,8 +430,8 @@ private:
             close(errc::protocol_violation, std::nullopt, "unsolicited message from the server");
             return false;
         }
-        want_ = expected_.front().kind == expected::accept_session ? kAcceptSessionSize
-                                                                   : kStartAckSize;
+        want_ =
+            expected_.front().kind == expected::accept_session ? kAcceptSessionSize : kStartAckSize;
         return true;
     }
 
@@ -430,8 +448,10 @@ private:
         if (!n_ack) {
             const expected e = expected_.front();
             expected_.pop_front();
-            if (e.kind == expected::accept_session) on_accept_session(msg, e.request_id);
-            else on_start_ack(msg);
+            if (e.kind == expected::accept_session)
+                on_accept_session(msg, e.request_id);
+            else
+                on_start_ack(msg);
         } else if (msg[0] == static_cast<std::uint8_t>(command::start_n_ack)) {
             on_n_ack<start_n_ack>(msg);
         } else {
@@ -479,8 +499,7 @@ private:
         emit(std::move(ev));
     }
 
-    template <class Ack>
-    void on_n_ack(std::span<const std::uint8_t> msg)
+    template <class Ack> void on_n_ack(std::span<const std::uint8_t> msg)
     {
         Ack a;
         if (auto ec = decode(msg, a)) {
@@ -488,16 +507,16 @@ private:
             return;
         }
         constexpr bool is_start = std::is_same_v<Ack, start_n_ack>;
-        const session_state pending = is_start ? session_state::start_pending
-                                               : session_state::stop_pending;
+        const session_state pending =
+            is_start ? session_state::start_pending : session_state::stop_pending;
         // Acks may come in any order and split by Accept value; match them by SID.
         std::vector<session*> matched;
         for (const auto& sid : a.sids) {
             auto it = std::find_if(sessions_.begin(), sessions_.end(), [&](const session& s) {
                 return s.sid == sid && s.st == pending;
             });
-            if (it == sessions_.end() || std::find(matched.begin(), matched.end(), &*it) !=
-                                             matched.end()) {
+            if (it == sessions_.end() ||
+                std::find(matched.begin(), matched.end(), &*it) != matched.end()) {
                 close(errc::protocol_violation, std::nullopt, "Ack for a SID not pending");
                 return;
             }
@@ -505,17 +524,21 @@ private:
         }
         const bool ok = a.accept == accept_code::ok;
         if (is_start) {
-            for (session* s : matched) s->st = ok ? session_state::started : session_state::accepted;
+            for (session* s : matched)
+                s->st = ok ? session_state::started : session_state::accepted;
         } else if (ok) {
             // Stopped sessions are gone; other SIDs may still be waiting for their own Ack.
             std::erase_if(sessions_, [&](const session& s) {
                 return std::find(matched.begin(), matched.end(), &s) != matched.end();
             });
         } else {
-            for (session* s : matched) s->st = session_state::started;
+            for (session* s : matched)
+                s->st = session_state::started;
         }
-        if constexpr (is_start) emit(client_events::start_n_acked{a.accept, std::move(a.sids)});
-        else emit(client_events::stop_n_acked{a.accept, std::move(a.sids)});
+        if constexpr (is_start)
+            emit(client_events::start_n_acked{a.accept, std::move(a.sids)});
+        else
+            emit(client_events::stop_n_acked{a.accept, std::move(a.sids)});
     }
 
     template <class Msg>
@@ -537,7 +560,8 @@ private:
         Msg m;
         m.sids.assign(sids.begin(), sids.end());
         queue_sealed(m);
-        for (session* s : targets) s->st = to;
+        for (session* s : targets)
+            s->st = to;
         return {};
     }
 

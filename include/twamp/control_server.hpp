@@ -94,13 +94,12 @@ struct sessions_stopped {
 };
 } // namespace server_events
 
-using server_event =
-    std::variant<server_events::mode_agreed, server_events::session_accepted,
-                 server_events::session_rejected, server_events::sessions_started,
-                 server_events::sessions_stopped, connection_closed>;
+using server_event = std::variant<server_events::mode_agreed, server_events::session_accepted,
+                                  server_events::session_rejected, server_events::sessions_started,
+                                  server_events::sessions_stopped, connection_closed>;
 
 template <class Security = open_security>
-    requires control_security_policy<Security>
+requires control_security_policy<Security>
 class control_server {
 public:
     enum class state { awaiting_setup, ready, closed };
@@ -139,8 +138,8 @@ public:
             data = data.subspan(fill(data, target));
             // Decrypt each block as soon as it is complete: the first one tells the length.
             while (opened_ + kBlockSize <= in_.size()) {
-                security_.open_block(std::span<std::uint8_t, kBlockSize>(in_.data() + opened_,
-                                                                         kBlockSize));
+                security_.open_block(
+                    std::span<std::uint8_t, kBlockSize>(in_.data() + opened_, kBlockSize));
                 opened_ += kBlockSize;
             }
             if (want_ == 0 && in_.size() == kBlockSize) {
@@ -154,8 +153,10 @@ public:
     void on_eof(nanoseconds)
     {
         if (state_ == state::closed) return;
-        if (!in_.empty()) close(errc::truncated, std::nullopt, "connection closed mid-message");
-        else close({}, std::nullopt, "client closed the connection");
+        if (!in_.empty())
+            close(errc::truncated, std::nullopt, "connection closed mid-message");
+        else
+            close({}, std::nullopt, "client closed the connection");
     }
 
     // Absolute time at which on_timer() must be called, if any (the SERVWAIT deadline).
@@ -184,7 +185,8 @@ public:
     std::span<const std::uint8_t> pending_output() const noexcept { return out_; }
     void consume_output(std::size_t n)
     {
-        out_.erase(out_.begin(), out_.begin() + static_cast<std::ptrdiff_t>(std::min(n, out_.size())));
+        out_.erase(out_.begin(),
+                   out_.begin() + static_cast<std::ptrdiff_t>(std::min(n, out_.size())));
     }
 
     std::optional<server_event> next_event()
@@ -234,16 +236,14 @@ private:
         opened_ = 0;
     }
 
-    template <class Msg>
-    void queue(const Msg& m)
+    template <class Msg> void queue(const Msg& m)
     {
         const std::size_t at = out_.size();
         out_.resize(at + encoded_size(m));
         (void)encode(m, std::span(out_).subspan(at));
     }
     // Queues a message that ends in an HMAC block and hands it to the policy.
-    template <class Msg>
-    void queue_sealed(const Msg& m)
+    template <class Msg> void queue_sealed(const Msg& m)
     {
         const std::size_t at = out_.size();
         queue(m);
@@ -325,12 +325,16 @@ private:
     bool command_allowed(std::uint8_t cmd) const noexcept
     {
         switch (static_cast<command>(cmd)) {
-        case command::request_tw_session: return true;
+        case command::request_tw_session:
+            return true;
         case command::start_sessions:
-        case command::stop_sessions: return !individual(); // RFC 5938 §3.1 item 2
+        case command::stop_sessions:
+            return !individual(); // RFC 5938 §3.1 item 2
         case command::start_n_sessions:
-        case command::stop_n_sessions: return individual();
-        default: return false;
+        case command::stop_n_sessions:
+            return individual();
+        default:
+            return false;
         }
     }
 
@@ -343,20 +347,30 @@ private:
         const std::vector<std::uint8_t> msg = std::move(in_);
         reset_input();
         switch (static_cast<command>(msg[0])) {
-        case command::request_tw_session: on_request(msg, now); break;
-        case command::start_sessions: on_start(msg); break;
-        case command::stop_sessions: on_stop(msg, now); break;
-        case command::start_n_sessions: on_start_n(msg); break;
-        case command::stop_n_sessions: on_stop_n(msg, now); break;
-        default: break; // filtered by command_allowed()
+        case command::request_tw_session:
+            on_request(msg, now);
+            break;
+        case command::start_sessions:
+            on_start(msg);
+            break;
+        case command::stop_sessions:
+            on_stop(msg, now);
+            break;
+        case command::start_n_sessions:
+            on_start_n(msg);
+            break;
+        case command::stop_n_sessions:
+            on_stop_n(msg, now);
+            break;
+        default:
+            break; // filtered by command_allowed()
         }
     }
 
     bool active_classic() const noexcept
     {
-        return !individual() && std::any_of(sessions_.begin(), sessions_.end(), [](auto& s) {
-                   return s.st == session_state::started;
-               });
+        return !individual() && std::any_of(sessions_.begin(), sessions_.end(),
+                                            [](auto& s) { return s.st == session_state::started; });
     }
 
     void reject_request(accept_code a, const request_tw_session& req)
@@ -417,8 +431,10 @@ private:
             return;
         }
         std::optional<std::uint16_t> port;
-        if (cfg_.allocate_port) port = cfg_.allocate_port(req.receiver_port);
-        else if (req.receiver_port != 0) port = req.receiver_port;
+        if (cfg_.allocate_port)
+            port = cfg_.allocate_port(req.receiver_port);
+        else if (req.receiver_port != 0)
+            port = req.receiver_port;
         if (!port || *port == 0) {
             reject_request(accept_code::temporary_limit, req);
             return;
@@ -498,7 +514,8 @@ private:
             return;
         }
         server_events::sessions_stopped ev{m.accept, {}, now};
-        for (const auto& s : sessions_) ev.sids.push_back(s.sid);
+        for (const auto& s : sessions_)
+            ev.sids.push_back(s.sid);
         sessions_.clear();
         refwait_override_ = false;
         emit(std::move(ev));

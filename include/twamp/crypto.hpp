@@ -68,20 +68,17 @@ using hmac_key = secret_array<hmac_key_size>;
 // form because one HMAC covers everything sent since the previous one (RFC 4656 §3.2), which may
 // span several messages (Server-Start's last block + the first Accept-Session). After final() the
 // context must accept init() again.
+// (clang-format 14 scatters requires-expressions over many lines, hence the off/on markers.)
+// clang-format off
 template <class H>
-concept truncated_hmac_context = std::default_initializable<H> && std::movable<H> &&
-    requires(H h, std::span<const std::uint8_t> data, std::span<std::uint8_t, 16> out)
-{
-    {
-        h.init(data)
-        } -> std::same_as<std::error_code>; // data = key, any length
-    {
-        h.update(data)
-        } -> std::same_as<std::error_code>;
-    {
-        h.final(out)
-        } -> std::same_as<std::error_code>;
-};
+concept truncated_hmac_context =
+    std::default_initializable<H> && std::movable<H> &&
+    requires(H h, std::span<const std::uint8_t> data, std::span<std::uint8_t, 16> out) {
+        { h.init(data) } -> std::same_as<std::error_code>; // data = key, any length
+        { h.update(data) } -> std::same_as<std::error_code>;
+        { h.final(out) } -> std::same_as<std::error_code>;
+    };
+// clang-format on
 
 // What the protocol needs from a crypto library. All members are static: a policy is a bundle of
 // algorithms, not an object with state (keyed state lives in the HMAC context types).
@@ -96,46 +93,27 @@ concept truncated_hmac_context = std::default_initializable<H> && std::movable<H
 //  - pbkdf2_hmac_sha1 fills `out` completely (any length; TWAMP uses 16 octets).
 //  - hmac_*_128 write the first 16 octets of the HMAC.
 //  - random_bytes must draw from a CSPRNG (keys, IVs, challenges, salts).
+// clang-format off
 template <class C>
-concept crypto_policy = truncated_hmac_context<typename C::hmac_sha1_ctx> &&
+concept crypto_policy =
+    truncated_hmac_context<typename C::hmac_sha1_ctx> &&
     truncated_hmac_context<typename C::hmac_sha256_ctx> &&
     requires(std::span<const std::uint8_t> in, std::span<std::uint8_t> out,
              std::span<const std::uint8_t, 16> key, std::span<std::uint8_t, 16> iv,
-             std::span<std::uint8_t, 16> mac, std::uint32_t count)
-{
-    {
-        C::pbkdf2_hmac_sha1(in, in, count, out)
-        } -> std::same_as<std::error_code>;
-    {
-        C::aes128_ecb_encrypt(key, in, out)
-        } -> std::same_as<std::error_code>;
-    {
-        C::aes128_ecb_decrypt(key, in, out)
-        } -> std::same_as<std::error_code>;
-    {
-        C::aes128_cbc_encrypt(key, iv, in, out)
-        } -> std::same_as<std::error_code>;
-    {
-        C::aes128_cbc_decrypt(key, iv, in, out)
-        } -> std::same_as<std::error_code>;
-    {
-        C::hmac_sha1_128(in, in, mac)
-        } -> std::same_as<std::error_code>; // (key, data, out)
-    {
-        C::hmac_sha256_128(in, in, mac)
-        } -> std::same_as<std::error_code>; // (key, data, out)
-    {
-        C::random_bytes(out)
-        } -> std::same_as<std::error_code>;
-    {
-        C::constant_time_equal(in, in)
-    }
-    noexcept->std::same_as<bool>;
-    {
-        C::secure_wipe(out)
-    }
-    noexcept;
-};
+             std::span<std::uint8_t, 16> mac, std::uint32_t count) {
+        // (secret, salt, count, out), then (key, in, out) and (key, iv, in, out):
+        { C::pbkdf2_hmac_sha1(in, in, count, out) } -> std::same_as<std::error_code>;
+        { C::aes128_ecb_encrypt(key, in, out) } -> std::same_as<std::error_code>;
+        { C::aes128_ecb_decrypt(key, in, out) } -> std::same_as<std::error_code>;
+        { C::aes128_cbc_encrypt(key, iv, in, out) } -> std::same_as<std::error_code>;
+        { C::aes128_cbc_decrypt(key, iv, in, out) } -> std::same_as<std::error_code>;
+        { C::hmac_sha1_128(in, in, mac) } -> std::same_as<std::error_code>;   // (key, data, out)
+        { C::hmac_sha256_128(in, in, mac) } -> std::same_as<std::error_code>; // (key, data, out)
+        { C::random_bytes(out) } -> std::same_as<std::error_code>;
+        { C::constant_time_equal(in, in) } noexcept -> std::same_as<bool>;
+        { C::secure_wipe(out) } noexcept;
+    };
+// clang-format on
 
 // ---------------------------------------------------------------------------------------------
 // Key derivation and the Token (RFC 4656 §3.1)

@@ -52,7 +52,7 @@ constexpr ntp_timestamp to_ntp(nanoseconds since_unix) noexcept
     const std::int64_t ns = since_unix.count();
     const std::int64_t sec = detail::floor_div(ns, kNsPerSec);
     const auto sub = static_cast<std::uint64_t>(ns - sec * kNsPerSec); // 0 .. 1e9-1
-    // round(sub * 2^32 / 1e9); the largest value, 999999999, maps to 0xFFFFFFFB, so no carry.
+    // round(sub * 2^32 / 1e9); the largest value, 999999999, maps to 0xFFFFFFFC, so no carry.
     const std::uint64_t frac = ((sub << 32) + kNsPerSec / 2) / kNsPerSec;
     const std::int64_t ntp_sec = sec + kNtpUnixOffset;
     return {static_cast<std::uint32_t>(static_cast<std::uint64_t>(ntp_sec)),

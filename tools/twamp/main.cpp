@@ -40,6 +40,14 @@ struct usage_error : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// A number as the user would have typed it (no trailing zeros).
+std::string num(double v)
+{
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    return buf;
+}
+
 // -q / -v / -d and -l: a small logger. Logs go to stderr unless -l names a file, so that the
 // report on stdout stays machine-readable.
 class logger {
@@ -300,12 +308,12 @@ int run_sender(const sender_cli_options& o)
     apply_logging(o.common);
     if (o.json && o.telegraf) throw usage_error("--json and --telegraf: choose one output format");
     if (!(o.interval_ms > 0) || o.interval_ms > 3.6e6)
-        throw usage_error("--interval: invalid value " + std::to_string(o.interval_ms) +
+        throw usage_error("--interval: invalid value " + num(o.interval_ms) +
                           " (milliseconds, > 0)");
     if (o.count < 1 || o.count > 0xFFFFFFFFLL)
         throw usage_error("--count: invalid value " + std::to_string(o.count) + " (1-4294967295)");
     if (!(o.timeout_s > 0) || o.timeout_s > 3600)
-        throw usage_error("--timeout: invalid value " + std::to_string(o.timeout_s) + " (seconds, > 0)");
+        throw usage_error("--timeout: invalid value " + num(o.timeout_s) + " (seconds, > 0, at most 3600)");
     if (o.ssid < 0 || o.ssid > 65535) throw usage_error("--ssid: invalid value " + std::to_string(o.ssid) + " (0-65535)");
     if (o.ssid != 0 && !o.stamp) throw usage_error("--ssid: only with --stamp");
 

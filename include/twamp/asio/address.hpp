@@ -84,7 +84,7 @@ inline asio::ip::udp::endpoint resolve_udp(asio::io_context& io, const host_port
     }
     auto addr = asio::ip::make_address(hp.host, ec);
     if (!ec) {
-        if (want_family && hp.family_hint == 0 && ((want_family == 4) != addr.is_v4()))
+        if (want_family && ((want_family == 4) != addr.is_v4()))
             ec = make_error_code(errc::parse_address);
         return {addr, hp.port};
     }

@@ -1,0 +1,244 @@
+#include "twamp/sender_session.hpp"
+
+#include "twamp/reflector_session.hpp"
+
+#include <doctest/doctest.h>
+
+#include <ostream>
+#include <vector>
+
+using namespace twamp;
+using std::chrono::milliseconds;
+using std::chrono::microseconds;
+
+namespace {
+
+// A scripted reflector: reflects with the real reflector core, so the sender's view of the reply
+// is exactly what it would get on the wire, with chosen T2/T3.
+struct scripted {
+    session_reflector refl;
+    session_sender snd;
+    nanoseconds t0{1'700'000'000'000'000'000};
+    std::vector<std::vector<std::uint8_t>> probes; // by sequence number
+    std::vector<nanoseconds> t1s;
+
+    explicit scripted(sender_config sc, reflector_config rc = {}) : refl(rc), snd(sc) {}
+
+    void send(std::size_t n, milliseconds interval = milliseconds{10}, std::size_t len = 41)
+    {
+        for (std::size_t i = 0; i < n; ++i) {
+            const nanoseconds t1 = t0 + interval * static_cast<int>(t1s.size());
+            std::vector<std::uint8_t> b(len);
+            REQUIRE(snd.make_probe(t1, len, b) == len);
+            probes.push_back(b);
+            t1s.push_back(t1);
+        }
+    }
+    // The reflector receives probe `seq` after `out` and answers `residence` later; the reply
+    // reaches the sender `back` later. Returns what the sender made of it.
+    reply_result deliver(std::uint32_t seq, nanoseconds out, nanoseconds residence, nanoseconds back,
+                         std::uint8_t ttl_at_reflector = 250, std::uint8_t ttl_at_sender = 251)
+    {
+        std::vector<std::uint8_t> reply(100);
+        const nanoseconds t2 = t1s[seq] + out;
+        const auto n = refl.reflect(probes[seq], peer_key{}, t2, ttl_at_reflector, reply);
+        REQUIRE(n > 0);
+        stamp_reflector_timestamp(reply, to_ntp(t2 + residence).to_u64());
+        return snd.on_reply(std::span(reply).first(n), t2 + residence + back, ttl_at_sender);
+    }
+    // Makes the reflector see a probe without the reply coming back (inbound loss).
+    void lose_inbound(std::uint32_t seq)
+    {
+        std::vector<std::uint8_t> reply(100);
+        refl.reflect(probes[seq], peer_key{}, t1s[seq], 255, reply);
+    }
+};
+
+sender_config cfg(milliseconds timeout = milliseconds{1000})
+{
+    sender_config c;
+    c.timeout = timeout;
+    c.window = 1024;
+    return c;
+}
+
+} // namespace
+
+TEST_CASE("a clean exchange: delays per direction, hops, no loss")
+{
+    scripted s(cfg());
+    s.send(5);
+    for (std::uint32_t i = 0; i < 5; ++i) {
+        auto r = s.deliver(i, microseconds{100 + i}, microseconds{7}, microseconds{50});
+        REQUIRE(r.status == reply_status::sample);
+        CHECK(r.sample.outbound_ns == 100'000 + 1000 * i);
+        CHECK(r.sample.inbound_ns == 50'000);
+        CHECK(r.sample.roundtrip_ns == 150'000 + 1000 * i); // residence time excluded
+        CHECK(r.sample.sender_seq == i);
+        CHECK(r.sample.reflector_seq == i);
+    }
+    const auto& st = s.snd.stats();
+    CHECK(st.sent == 5);
+    CHECK(st.received == 5);
+    CHECK(st.lost() == 0);
+    CHECK(st.outbound.min() == 100'000);
+    CHECK(st.outbound.max() == 104'000);
+    CHECK(st.outbound.mean() == doctest::Approx(102'000));
+    CHECK(st.forward_hops.min == 5);  // 255 - 250
+    CHECK(st.backward_hops.max == 4); // 255 - 251
+    CHECK(s.snd.all_answered());
+}
+
+TEST_CASE("loss split with a stateful reflector: outbound gaps and inbound gaps")
+{
+    scripted s(cfg());
+    s.send(10);
+    // Probe 2 and 7 never reach the reflector; the replies to 4 and 5 are lost on the way back.
+    for (std::uint32_t i = 0; i < 10; ++i) {
+        if (i == 2 || i == 7) continue;
+        if (i == 4 || i == 5) {
+            s.lose_inbound(i);
+            continue;
+        }
+        REQUIRE(s.deliver(i, microseconds{10}, microseconds{1}, microseconds{10}).status == reply_status::sample);
+    }
+    const auto& st = s.snd.stats();
+    CHECK(st.sent == 10);
+    CHECK(st.received == 6);
+    CHECK(st.lost() == 4);
+    CHECK(st.inbound_lost() == 2);
+    CHECK(st.outbound_lost() == 2);
+    CHECK(st.loss_pct() == doctest::Approx(40.0));
+    CHECK(st.outbound_loss_pct() == doctest::Approx(20.0));
+    CHECK_FALSE(s.snd.all_answered());
+}
+
+TEST_CASE("with a stateless reflector every loss shows as inbound (it cannot be split)")
+{
+    reflector_config rc;
+    rc.stateless = true;
+    scripted s(cfg(), rc);
+    s.send(6);
+    for (std::uint32_t i : {0u, 1u, 3u, 5u}) s.deliver(i, microseconds{10}, microseconds{1}, microseconds{10});
+    const auto& st = s.snd.stats();
+    CHECK(st.lost() == 2);
+    // The echoed numbers 0,1,3,5 look like a stateful reflector that lost replies 2 and 4.
+    CHECK(st.inbound_lost() == 2);
+    CHECK(st.outbound_lost() == 0);
+}
+
+TEST_CASE("late, duplicate, reordered and unknown replies are counted, never fatal")
+{
+    scripted s(cfg(milliseconds{100}));
+    s.send(6);
+    CHECK(s.deliver(0, microseconds{10}, microseconds{1}, microseconds{10}).status == reply_status::sample);
+    CHECK(s.deliver(2, microseconds{10}, microseconds{1}, microseconds{10}).status == reply_status::sample);
+    CHECK(s.deliver(1, microseconds{10}, microseconds{1}, microseconds{10}).status == reply_status::sample); // reordered
+    CHECK(s.deliver(1, microseconds{10}, microseconds{1}, microseconds{10}).status == reply_status::duplicate);
+    // Probe 3's reply after 150 ms: beyond the 100 ms timeout.
+    CHECK(s.deliver(3, milliseconds{100}, microseconds{1}, milliseconds{50}).status == reply_status::late);
+    CHECK(s.deliver(3, milliseconds{100}, microseconds{1}, milliseconds{50}).status == reply_status::duplicate);
+    CHECK(s.deliver(4, microseconds{10}, microseconds{1}, microseconds{10}).status == reply_status::sample);
+    const auto& st = s.snd.stats();
+    CHECK(st.received == 4);
+    CHECK(st.late == 1);
+    CHECK(st.duplicates == 2);
+    CHECK(st.reordered == 1);
+    CHECK(st.roundtrip.count() == 4); // a late reply is not a delay sample
+    CHECK(st.lost() == 2);            // 3 (late) and 5 (no reply)
+    CHECK(st.missing() == 1);
+    CHECK(st.outbound_lost() + st.inbound_lost() == 1); // late is a round-trip loss only
+
+    // A reply echoing a sequence number never sent.
+    std::vector<std::uint8_t> reply(41);
+    reflector_packet bogus;
+    bogus.sender_seq = 1000;
+    REQUIRE_FALSE(encode_reflector_base(bogus, test_format::twamp, reply));
+    CHECK(s.snd.on_reply(reply, s.t0, 255).status == reply_status::unknown_sequence);
+    // Too short to be a reply at all.
+    CHECK(s.snd.on_reply(std::span(reply).first(20), s.t0, 255).status == reply_status::malformed);
+    CHECK(s.snd.stats().unknown_sequence == 1);
+    CHECK(s.snd.stats().malformed == 1);
+}
+
+TEST_CASE("replies older than the tracking window count as late")
+{
+    sender_config c = cfg(milliseconds{10});
+    c.window = 16;
+    scripted s(c);
+    s.send(100, milliseconds{1});
+    CHECK(s.deliver(3, microseconds{10}, microseconds{1}, milliseconds{200}).status == reply_status::late);
+    CHECK(s.snd.stats().late == 1);
+}
+
+TEST_CASE("negative one-way delays are kept and counted, the round trip stays right")
+{
+    scripted s(cfg());
+    s.send(2);
+    // The reflector's clock is 5 ms behind: outbound -4.9 ms, inbound +5.1 ms.
+    for (std::uint32_t i = 0; i < 2; ++i) {
+        std::vector<std::uint8_t> reply(100);
+        const nanoseconds t2 = s.t1s[i] + microseconds{100} - milliseconds{5};
+        const auto n = s.refl.reflect(s.probes[i], peer_key{}, t2, 255, reply);
+        stamp_reflector_timestamp(reply, to_ntp(t2 + microseconds{3}).to_u64());
+        auto r = s.snd.on_reply(std::span(reply).first(n), s.t1s[i] + microseconds{203}, 255);
+        CHECK(r.sample.outbound_ns == -4'900'000);
+        CHECK(r.sample.inbound_ns == 5'100'000);
+        CHECK(r.sample.roundtrip_ns == 200'000);
+    }
+    CHECK(s.snd.stats().outbound.negative() == 2);
+    CHECK(s.snd.stats().outbound.min() == -4'900'000);
+    CHECK(s.snd.stats().inbound.negative() == 0);
+}
+
+TEST_CASE("twampy's 38-octet replies are measured and counted as short")
+{
+    scripted s(cfg());
+    s.send(1);
+    std::vector<std::uint8_t> reply(100);
+    const auto n = s.refl.reflect(s.probes[0], peer_key{}, s.t1s[0] + microseconds{10}, 255, reply);
+    REQUIRE(n == 41);
+    auto r = s.snd.on_reply(std::span(reply).first(38), s.t1s[0] + microseconds{30}, 255);
+    CHECK(r.status == reply_status::sample);
+    CHECK(r.sample.truncated);
+    CHECK(r.sample.sender_ttl == 0);
+    CHECK(s.snd.stats().short_replies == 1);
+    CHECK(s.snd.stats().forward_hops.count == 0); // unknown, not 255 hops
+}
+
+TEST_CASE("STAMP: SSID carried and checked; SSID 0 from old reflectors accepted")
+{
+    sender_config c = cfg();
+    c.format = test_format::stamp;
+    c.ssid = 7;
+    scripted s(c);
+    s.send(3, milliseconds{10}, 44);
+    CHECK(wire::load16(s.probes[0].data() + 14) == 7);
+    CHECK(s.deliver(0, microseconds{10}, microseconds{1}, microseconds{10}).status == reply_status::sample);
+    // A reply with another session's SSID is dropped.
+    std::vector<std::uint8_t> reply(100);
+    auto n = s.refl.reflect(s.probes[1], peer_key{}, s.t1s[1], 255, reply);
+    wire::store16(reply.data() + 14, 8);
+    CHECK(s.snd.on_reply(std::span(reply).first(n), s.t1s[1] + microseconds{5}, 255).status ==
+          reply_status::ssid_mismatch);
+    wire::store16(reply.data() + 14, 0);
+    CHECK(s.snd.on_reply(std::span(reply).first(n), s.t1s[1] + microseconds{5}, 255).status ==
+          reply_status::sample);
+    // Padding beyond the base travels as an Extra Padding TLV.
+    std::vector<std::uint8_t> big(60);
+    REQUIRE(s.snd.make_probe(s.t0, 60, big) == 60);
+    CHECK(big[45] == stamp_tlv::kTypeExtraPadding);
+    CHECK(wire::load16(big.data() + 46) == 12);
+}
+
+TEST_CASE("a probe the socket refused is not counted as sent")
+{
+    session_sender snd(cfg());
+    std::vector<std::uint8_t> b(41);
+    REQUIRE(snd.make_probe(nanoseconds{0}, 41, b) == 41);
+    snd.unsend_last();
+    CHECK(snd.stats().sent == 0);
+    CHECK(snd.stats().send_errors == 1);
+    CHECK(snd.make_probe(nanoseconds{0}, 13, b) == 0); // below the base
+    CHECK(snd.stats().sent == 0);
+}
