@@ -810,15 +810,24 @@ inline std::error_code command_message_size(std::span<const std::uint8_t> first_
 // encrypt_blocks / decrypt_blocks / verify), which a keyed policy can wrap one object per
 // direction.
 template <class P>
-concept control_security_policy =
-    requires(P& p, std::span<std::uint8_t> blocks, std::span<std::uint8_t, kBlockSize> block,
-             std::uint32_t m) {
-        { P::security_modes } -> std::convertible_to<std::uint32_t>;
-        p.select_mode(m);
-        { p.seal(blocks, true) } -> std::same_as<std::error_code>;
-        { p.open_block(block) } -> std::same_as<std::error_code>;
-        { p.verify(block) } -> std::same_as<std::error_code>;
-    };
+concept control_security_policy = requires(P& p, std::span<std::uint8_t> blocks,
+                                           std::span<std::uint8_t, kBlockSize> block,
+                                           std::uint32_t m)
+{
+    {
+        P::security_modes
+        } -> std::convertible_to<std::uint32_t>;
+    p.select_mode(m);
+    {
+        p.seal(blocks, true)
+        } -> std::same_as<std::error_code>;
+    {
+        p.open_block(block)
+        } -> std::same_as<std::error_code>;
+    {
+        p.verify(block)
+        } -> std::same_as<std::error_code>;
+};
 
 // Unauthenticated mode (1): nothing is encrypted and the HMAC fields stay zero (RFC 4656 §3.2:
 // in open mode they have MBZ semantics, so nothing is checked either).

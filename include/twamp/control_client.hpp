@@ -126,11 +126,7 @@ public:
                 break;
             case state::ready: {
                 data = data.subspan(fill(data, want_ ? want_ : kBlockSize));
-                while (opened_ + kBlockSize <= in_.size()) {
-                    security_.open_block(
-                        std::span<std::uint8_t, kBlockSize>(in_.data() + opened_, kBlockSize));
-                    opened_ += kBlockSize;
-                }
+                if (!open_blocks()) return;
                 if (want_ == 0 && in_.size() == kBlockSize && !frame_reply()) break;
                 if (want_ != 0 && in_.size() == want_) on_reply(now);
                 break;
@@ -183,7 +179,7 @@ public:
         m.hmac = {};
         if (m.ipvn != 4 && m.ipvn != 6) return errc::bad_value;
         touch_if_idle(now);
-        queue_sealed(m);
+        if (auto ec = queue_sealed(m)) return ec;
         request_id = ++last_request_id_;
         expected_.push_back({expected::accept_session, request_id});
         return {};
@@ -200,7 +196,7 @@ public:
                          });
         if (!any) return errc::protocol_violation; // nothing to start
         touch_if_idle(now);
-        queue_sealed(control::start_sessions{});
+        if (auto ec = queue_sealed(control::start_sessions{})) return ec;
         expected_.push_back({expected::start_ack, 0});
         return {};
     }
@@ -215,7 +211,7 @@ public:
         control::stop_sessions m;
         m.accept = accept;
         m.number_of_sessions = static_cast<std::uint32_t>(sessions_.size());
-        queue_sealed(m);
+        if (auto ec = queue_sealed(m)) return ec;
         sessions_.clear();
         return {};
     }
@@ -310,21 +306,53 @@ private:
         out_.resize(at + encoded_size(m));
         (void)encode(m, std::span(out_).subspan(at));
     }
-    template <class Msg> void queue_sealed(const Msg& m)
+    template <class Msg> std::error_code queue_sealed(const Msg& m)
     {
         const std::size_t at = out_.size();
         queue(m);
-        security_.seal(std::span(out_).subspan(at), true);
+        if (auto ec = security_.seal(std::span(out_).subspan(at), true)) {
+            out_.resize(at); // never send a half-protected message
+            close(ec, std::nullopt, "cannot protect an outbound message");
+            return ec;
+        }
+        return {};
     }
 
-    void emit(client_event e) { events_.push_back(std::move(e)); }
+    // Decrypts each complete block as soon as it is in, so the first block can tell the
+    // length, but never the HMAC field: verify() takes that one. Returns false after a close.
+    bool open_blocks()
+    {
+        const std::size_t limit = want_ ? want_ - kBlockSize : kBlockSize;
+        while (opened_ + kBlockSize <= std::min(in_.size(), limit)) {
+            const auto block =
+                std::span<std::uint8_t, kBlockSize>(in_.data() + opened_, kBlockSize);
+            if (auto ec = security_.open_block(block)) {
+                close(ec, std::nullopt, "cannot decrypt an inbound block");
+                return false;
+            }
+            opened_ += kBlockSize;
+        }
+        return true;
+    }
+
+    std::error_code verify_hmac()
+    {
+        return security_.verify(
+            std::span<std::uint8_t, kBlockSize>(in_.data() + in_.size() - kBlockSize, kBlockSize));
+    }
+
+    void emit(client_event e)
+    {
+        // After the close event nothing else is reported.
+        if (state_ != state::closed) events_.push_back(std::move(e));
+    }
 
     void close(std::error_code ec, std::optional<accept_code> accept, std::string_view reason)
     {
         if (state_ == state::closed) return;
         state_ = state::closed;
         reset_input();
-        emit(connection_closed{ec, accept, reason});
+        events_.push_back(connection_closed{ec, accept, reason});
     }
 
     // The strongest security mode both sides (and the policy) can run.
@@ -391,9 +419,9 @@ private:
         (void)decode(in_, ss); // lenient and exactly 48 octets: cannot fail
         if (ss.accept == accept_code::ok) {
             auto tail = std::span<std::uint8_t, kBlockSize>(in_.data() + 32, kBlockSize);
-            security_.open_block(tail);
-            if (auto ec = security_.verify(tail, false)) {
-                close(ec, std::nullopt, "Server-Start check failed");
+            // open_block() also adds the block to the HMAC the first Accept-Session carries.
+            if (auto ec = security_.open_block(tail)) {
+                close(ec, std::nullopt, "cannot decrypt Server-Start");
                 return;
             }
             (void)decode(in_, ss);
@@ -437,7 +465,7 @@ private:
 
     void on_reply(nanoseconds now)
     {
-        if (auto ec = security_.verify(in_, true)) {
+        if (auto ec = verify_hmac()) {
             close(ec, std::nullopt, "HMAC check failed");
             return;
         }
@@ -559,7 +587,7 @@ private:
         touch_if_idle(now);
         Msg m;
         m.sids.assign(sids.begin(), sids.end());
-        queue_sealed(m);
+        if (auto ec = queue_sealed(m)) return ec;
         for (session* s : targets)
             s->st = to;
         return {};

@@ -136,12 +136,7 @@ public:
             }
             const std::size_t target = want_ ? want_ : kBlockSize;
             data = data.subspan(fill(data, target));
-            // Decrypt each block as soon as it is complete: the first one tells the length.
-            while (opened_ + kBlockSize <= in_.size()) {
-                security_.open_block(
-                    std::span<std::uint8_t, kBlockSize>(in_.data() + opened_, kBlockSize));
-                opened_ += kBlockSize;
-            }
+            if (!open_blocks()) return;
             if (want_ == 0 && in_.size() == kBlockSize) {
                 if (!frame_command()) continue;
             }
@@ -243,21 +238,53 @@ private:
         (void)encode(m, std::span(out_).subspan(at));
     }
     // Queues a message that ends in an HMAC block and hands it to the policy.
-    template <class Msg> void queue_sealed(const Msg& m)
+    template <class Msg> std::error_code queue_sealed(const Msg& m)
     {
         const std::size_t at = out_.size();
         queue(m);
-        security_.seal(std::span(out_).subspan(at), true);
+        if (auto ec = security_.seal(std::span(out_).subspan(at), true)) {
+            out_.resize(at); // never send a half-protected message
+            close(ec, std::nullopt, "cannot protect an outbound message");
+            return ec;
+        }
+        return {};
     }
 
-    void emit(server_event e) { events_.push_back(std::move(e)); }
+    // Decrypts each complete block as soon as it is in, so the first block can tell the
+    // length, but never the HMAC field: verify() takes that one. Returns false after a close.
+    bool open_blocks()
+    {
+        const std::size_t limit = want_ ? want_ - kBlockSize : kBlockSize;
+        while (opened_ + kBlockSize <= std::min(in_.size(), limit)) {
+            const auto block =
+                std::span<std::uint8_t, kBlockSize>(in_.data() + opened_, kBlockSize);
+            if (auto ec = security_.open_block(block)) {
+                close(ec, std::nullopt, "cannot decrypt an inbound block");
+                return false;
+            }
+            opened_ += kBlockSize;
+        }
+        return true;
+    }
+
+    std::error_code verify_hmac()
+    {
+        return security_.verify(
+            std::span<std::uint8_t, kBlockSize>(in_.data() + in_.size() - kBlockSize, kBlockSize));
+    }
+
+    void emit(server_event e)
+    {
+        // After the close event nothing else is reported.
+        if (state_ != state::closed) events_.push_back(std::move(e));
+    }
 
     void close(std::error_code ec, std::optional<accept_code> accept, std::string_view reason)
     {
         if (state_ == state::closed) return;
         state_ = state::closed;
         reset_input();
-        emit(connection_closed{ec, accept, reason});
+        events_.push_back(connection_closed{ec, accept, reason});
     }
 
     // RFC 5357 §3.5: an unexpected command is answered with Accept 3 in an Accept-Session.
@@ -298,7 +325,11 @@ private:
         const std::size_t at = out_.size();
         queue(ss);
         // Octets 32..47 are the first protected block; no HMAC of their own (RFC 5357 §3.2).
-        security_.seal(std::span(out_).subspan(at + 32, kBlockSize), false);
+        if (auto ec = security_.seal(std::span(out_).subspan(at + 32, kBlockSize), false)) {
+            out_.resize(at);
+            close(ec, std::nullopt, "cannot protect Server-Start");
+            return;
+        }
         state_ = state::ready;
         emit(server_events::mode_agreed{mode_});
     }
@@ -340,7 +371,7 @@ private:
 
     void on_command(nanoseconds now)
     {
-        if (auto ec = security_.verify(in_, true)) {
+        if (auto ec = verify_hmac()) {
             close(ec, std::nullopt, "HMAC check failed");
             return;
         }

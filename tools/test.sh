@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Every test on a fresh machine: install, build (warnings are errors), run the whole ctest suite.
+# SANITIZE=1 builds with AddressSanitizer + UndefinedBehaviorSanitizer into build-asan instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/install-deps.sh
+if [ "${SANITIZE:-0}" = 1 ]; then
+  dir=build-asan
+  opts=(-DCMAKE_BUILD_TYPE=Debug -DTWAMP_SANITIZE=ON -DTWAMP_BUILD_BENCH=OFF)
+else
+  dir=build
+  opts=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+fi
+cmake -S . -B "$dir" "${opts[@]}" ${CMAKE_EXTRA:-} >/dev/null
+cmake --build "$dir" -j"$(nproc)"
+cd "$dir"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --output-on-failure -j"$(nproc)"

@@ -1,0 +1,193 @@
+// cli_common.hpp — what every sub-command of the twamp tool shares: exit codes, the logger, the
+// twampy-compatible debug and IP options, address arguments and signal handling.
+#pragma once
+
+#include "twamp/asio/address.hpp"
+#include "twamp/asio/udp.hpp"
+#include "twamp/dscp.hpp"
+
+#include <CLI/CLI.hpp>
+#include <asio.hpp>
+
+#include <cstdio>
+#include <ctime>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+namespace twamp_cli {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitNoReply = 1;
+inline constexpr int kExitUsage = 2;
+inline constexpr int kExitRuntime = 3;
+
+struct usage_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// A number as the user would have typed it (no trailing zeros).
+inline std::string num(double v)
+{
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    return buf;
+}
+
+// -q / -v / -d and -l: a small logger. Logs go to stderr unless -l names a file, so that the
+// report on stdout stays machine-readable.
+class logger {
+public:
+    enum level { quiet = 0, warning = 1, info = 2, debug = 3 };
+    void configure(level l, const std::string& file)
+    {
+        level_ = l;
+        if (!file.empty() && file != "-") {
+            out_ = std::fopen(file.c_str(), "a");
+            if (!out_) throw usage_error("--logfile: cannot open '" + file + "' for writing");
+        }
+    }
+    ~logger()
+    {
+        if (out_ && out_ != stderr) std::fclose(out_);
+    }
+    template <class... A>
+    void log(level l, const char* fmt, A... args)
+    {
+        if (l > level_) return;
+        char stamp[32];
+        const std::time_t t = std::time(nullptr);
+        std::tm tm{};
+        localtime_r(&t, &tm);
+        std::strftime(stamp, sizeof stamp, "%y/%m/%d %H:%M:%S", &tm);
+        static constexpr const char* names[] = {"", "WARNING", "INFO", "DEBUG"};
+        std::fprintf(out_, "%s %-8s ", stamp, names[l]);
+        if constexpr (sizeof...(A) == 0) std::fputs(fmt, out_);
+        else std::fprintf(out_, fmt, args...);
+        std::fputc('\n', out_);
+        std::fflush(out_);
+    }
+    level current() const { return level_; }
+
+private:
+    level level_ = warning;
+    std::FILE* out_ = stderr;
+};
+
+inline logger g_log;
+
+// Options every test sub-command shares (twampy's "IP socket options" and "Debug Options").
+struct common_options {
+    std::string logfile;
+    bool quiet = false, verbose = false, debug = false;
+    std::optional<std::string> tos;
+    std::optional<std::string> dscp;
+    int ttl = 255;
+    std::optional<int> padding;
+    bool do_not_fragment = false;
+};
+
+inline void add_debug_options(CLI::App* sc, common_options& o)
+{
+    sc->add_option("-l,--logfile", o.logfile, "Write the log to this file (default: stderr)");
+    auto* q = sc->add_flag("-q,--quiet", o.quiet, "Disable logging");
+    auto* v = sc->add_flag("-v,--verbose", o.verbose, "Enhanced logging");
+    auto* d = sc->add_flag("-d,--debug", o.debug, "Extensive logging");
+    q->excludes(v)->excludes(d);
+    v->excludes(d);
+}
+
+inline void add_ip_options(CLI::App* sc, common_options& o)
+{
+    sc->add_option("--tos", o.tos, "IP TOS / traffic class octet (0-255, decimal or 0x..)");
+    sc->add_option("--dscp", o.dscp, "DSCP name (be, ef, af41, cs5, ...) or number 0-63");
+    sc->add_option("--ttl", o.ttl, "IP TTL / hop limit of test packets (1-255)")->capture_default_str();
+    sc->add_option("--padding", o.padding,
+                   "Padding octets after the base packet (default 27; -1 = IMIX 64/590/1514 in 7:4:1)");
+    sc->add_flag("--do-not-fragment", o.do_not_fragment, "Set don't-fragment (IPv4 DF, IPv6 DONTFRAG)");
+}
+
+inline void apply_logging(const common_options& o)
+{
+    logger::level l = logger::warning;
+    if (o.quiet) l = logger::quiet;
+    else if (o.debug) l = logger::debug;
+    else if (o.verbose) l = logger::info;
+    g_log.configure(l, o.logfile);
+}
+
+inline std::optional<int> resolve_tos(const common_options& o)
+{
+    if (o.tos && o.dscp) throw usage_error("--tos and --dscp: give one of them, not both");
+    if (o.dscp) {
+        auto d = twamp::parse_dscp(*o.dscp);
+        if (!d)
+            throw usage_error("--dscp: invalid value '" + *o.dscp +
+                              "' (a name such as ef, af41, cs5, be, or a number 0-63)");
+        return twamp::dscp_to_tos(*d);
+    }
+    if (o.tos) {
+        const std::string& s = *o.tos;
+        std::size_t pos = 0;
+        long v = -1;
+        try {
+            v = std::stol(s, &pos, 0);
+        } catch (const std::exception&) {
+            pos = 0;
+        }
+        if (pos != s.size() || v < 0 || v > 255)
+            throw usage_error("--tos: invalid value '" + s + "' (0-255, decimal or 0x hex)");
+        return static_cast<int>(v);
+    }
+    return std::nullopt;
+}
+
+inline twamp::net::socket_options socket_options_from(const common_options& o)
+{
+    if (o.ttl < 1 || o.ttl > 255)
+        throw usage_error("--ttl: invalid value " + std::to_string(o.ttl) + " (1-255)");
+    twamp::net::socket_options s;
+    s.tos = resolve_tos(o);
+    s.ttl = o.ttl;
+    s.dont_fragment = o.do_not_fragment;
+    return s;
+}
+
+inline twamp::net::host_port parse_endpoint_arg(const std::string& what, const std::string& s,
+                                         std::uint16_t default_port)
+{
+    twamp::net::host_port hp;
+    if (twamp::net::parse_host_port(s, default_port, hp))
+        throw usage_error(what + ": cannot parse '" + s +
+                          "' (host, host:port, [v6], [v6]:port, a bare IPv6 address or :port)");
+    return hp;
+}
+
+// Installs SIGINT/SIGTERM handling for the lifetime of a run.
+class signal_guard {
+public:
+    template <class F>
+    signal_guard(asio::io_context& io, F on_signal) : set_(io, SIGINT, SIGTERM)
+    {
+        arm(std::function<void(int)>(std::move(on_signal)));
+    }
+    void cancel()
+    {
+        std::error_code ec;
+        set_.cancel(ec);
+    }
+
+private:
+    void arm(std::function<void(int)> f)
+    {
+        set_.async_wait([this, f](const std::error_code& ec, int sig) {
+            if (ec) return;
+            f(sig);
+            arm(f);
+        });
+    }
+    asio::signal_set set_;
+};
+
+} // namespace twamp_cli

@@ -1,0 +1,254 @@
+// light.cpp — the TWAMP Light / STAMP sub-commands: responder (alias reflector) and sender.
+#include "light.hpp"
+
+#include "cli_common.hpp"
+#include "output.hpp"
+
+#include "twamp/asio/reflector.hpp"
+#include "twamp/asio/sender.hpp"
+#include "twamp/imix.hpp"
+
+#include <memory>
+
+namespace twamp_cli {
+
+namespace {
+// ----------------------------------------------------------------------------------------------
+
+struct responder_options {
+    common_options common;
+    std::string near_end = ":20001";
+    int timer = 0;
+    double refwait = 900;
+    bool stateless = false;
+    bool stamp = false;
+    std::string format = "auto";
+    std::size_t max_sessions = 4096;
+    bool strict_size = false;
+};
+
+int run_responder(const responder_options& o)
+{
+    apply_logging(o.common);
+    auto hp = parse_endpoint_arg("local-ip:port", o.near_end, 20001);
+    twamp::net::reflector_options ro;
+    ro.sock = socket_options_from(o.common);
+    if (o.common.padding) {
+        if (*o.common.padding < 0)
+            throw usage_error("--padding: IMIX (-1) is a sender option; the responder mirrors sizes");
+        ro.core.min_reply_len = twamp::kReflectorUnauthLen + static_cast<std::size_t>(*o.common.padding);
+        if (ro.core.min_reply_len > twamp::kMaxTestPacketLen)
+            throw usage_error("--padding: " + std::to_string(*o.common.padding) + " is too large");
+    }
+    if (o.refwait <= 0) throw usage_error("--refwait: must be > 0 seconds");
+    const double refwait = o.timer > 0 ? o.timer : o.refwait;
+    ro.core.refwait = std::chrono::nanoseconds{static_cast<std::int64_t>(refwait * 1e9)};
+    ro.core.stateless = o.stateless;
+    ro.core.max_sessions = o.max_sessions;
+    ro.core.strict_size = o.strict_size;
+    std::string fmt = o.stamp ? "stamp" : o.format;
+    if (fmt == "auto") ro.core.format = twamp::reflector_format::automatic;
+    else if (fmt == "twamp") ro.core.format = twamp::reflector_format::twamp;
+    else if (fmt == "stamp") ro.core.format = twamp::reflector_format::stamp;
+    else throw usage_error("--format: invalid value '" + fmt + "' (auto, twamp or stamp)");
+    if (o.max_sessions < 1) throw usage_error("--max-sessions: must be at least 1");
+
+    asio::io_context io;
+    std::error_code ec;
+    ro.local = twamp::net::resolve_udp(io, hp, 0, ec);
+    if (ec) {
+        std::fprintf(stderr, "twamp responder: cannot resolve '%s': %s\n", o.near_end.c_str(),
+                     ec.message().c_str());
+        return kExitRuntime;
+    }
+    auto refl_ptr = std::make_unique<twamp::net::udp_reflector>(io, ro);
+    ec = refl_ptr->open();
+    if (ec && hp.host.empty() && ro.local.address().is_v6()) {
+        // No IPv6 on this host: fall back to IPv4 only.
+        ro.local = {asio::ip::address_v4::any(), hp.port};
+        refl_ptr = std::make_unique<twamp::net::udp_reflector>(io, ro);
+        ec = refl_ptr->open();
+    }
+    auto& refl = *refl_ptr;
+    if (ec) {
+        std::fprintf(stderr, "twamp responder: cannot bind %s: %s\n", o.near_end.c_str(),
+                     ec.message().c_str());
+        return kExitRuntime;
+    }
+    const auto ep = refl.local_endpoint();
+    g_log.log(logger::info, "Wait to receive test packets on [%s]:%u",
+              ep.address().to_string().c_str(), unsigned(ep.port()));
+    refl.start();
+    signal_guard sig(io, [&](int) {
+        g_log.log(logger::info, "signal received: stopping the reflector");
+        refl.stop();
+        io.stop();
+    });
+    io.run();
+    const auto& c = refl.session().counters();
+    g_log.log(logger::info,
+              "reflector stopped: received %llu, reflected %llu, malformed %llu, oversize %llu, "
+              "sessions %llu (expired %llu, table full %llu)",
+              static_cast<unsigned long long>(c.received), static_cast<unsigned long long>(c.reflected),
+              static_cast<unsigned long long>(c.malformed),
+              static_cast<unsigned long long>(refl.io_counters().oversize),
+              static_cast<unsigned long long>(c.sessions_created),
+              static_cast<unsigned long long>(c.sessions_expired),
+              static_cast<unsigned long long>(c.table_full));
+    return kExitOk;
+}
+
+// ----------------------------------------------------------------------------------------------
+
+struct sender_cli_options {
+    common_options common;
+    std::string far_end = "127.0.0.1:20001";
+    std::string near_end = ":20000";
+    double interval_ms = 100;
+    long long count = 100;
+    double timeout_s = 5;
+    bool stamp = false;
+    int ssid = 0;
+    output_options output;
+};
+
+int run_sender(const sender_cli_options& o)
+{
+    apply_logging(o.common);
+    check_output_options(o.output);
+    if (!(o.interval_ms > 0) || o.interval_ms > 3.6e6)
+        throw usage_error("--interval: invalid value " + num(o.interval_ms) +
+                          " (milliseconds, > 0)");
+    if (o.count < 1 || o.count > 0xFFFFFFFFLL)
+        throw usage_error("--count: invalid value " + std::to_string(o.count) + " (1-4294967295)");
+    if (!(o.timeout_s > 0) || o.timeout_s > 3600)
+        throw usage_error("--timeout: invalid value " + num(o.timeout_s) + " (seconds, > 0, at most 3600)");
+    if (o.ssid < 0 || o.ssid > 65535) throw usage_error("--ssid: invalid value " + std::to_string(o.ssid) + " (0-65535)");
+    if (o.ssid != 0 && !o.stamp) throw usage_error("--ssid: only with --stamp");
+
+    const auto remote_hp = parse_endpoint_arg("remote-ip:port", o.far_end, 20001);
+    auto local_hp = parse_endpoint_arg("local-ip:port", o.near_end, 20000);
+
+    twamp::net::sender_options so;
+    so.sock = socket_options_from(o.common);
+    so.count = static_cast<std::uint32_t>(o.count);
+    so.interval = std::chrono::nanoseconds{static_cast<std::int64_t>(o.interval_ms * 1e6)};
+    so.core.format = o.stamp ? twamp::test_format::stamp : twamp::test_format::twamp;
+    so.core.ssid = static_cast<std::uint16_t>(o.ssid);
+    so.core.timeout = std::chrono::nanoseconds{static_cast<std::int64_t>(o.timeout_s * 1e9)};
+
+    asio::io_context io;
+    std::error_code ec;
+    const int fam = remote_hp.family_hint ? remote_hp.family_hint : local_hp.family_hint;
+    so.remote = twamp::net::resolve_udp(io, remote_hp, fam, ec);
+    if (ec) {
+        std::fprintf(stderr, "twamp sender: cannot resolve '%s': %s\n", o.far_end.c_str(), ec.message().c_str());
+        return kExitRuntime;
+    }
+    const int remote_family = so.remote.address().is_v4() ? 4 : 6;
+    so.local = twamp::net::resolve_udp(io, local_hp, remote_family, ec);
+    if (ec || so.local.address().is_v4() != so.remote.address().is_v4()) {
+        std::fprintf(stderr, "twamp sender: local address '%s' does not fit the remote's IPv%d\n",
+                     o.near_end.c_str(), remote_family);
+        return kExitRuntime;
+    }
+    const auto base = twamp::sender_base_len(so.core.format);
+    if (o.common.padding && *o.common.padding == -1) {
+        so.sizes = twamp::imix_sizes(remote_family, so.core.format);
+    } else {
+        int pad = o.common.padding ? *o.common.padding : (o.stamp ? 0 : 27);
+        if (pad < 0 || static_cast<std::size_t>(pad) > twamp::kMaxTestPacketLen - base)
+            throw usage_error("--padding: invalid value " + std::to_string(pad) + " (-1, or 0-" +
+                              std::to_string(twamp::kMaxTestPacketLen - base) + ")");
+        if (o.stamp && pad > 0 && pad < 4)
+            throw usage_error("--padding: with --stamp, padding travels in a TLV and is 0 or at least 4");
+        so.sizes = {base + static_cast<std::size_t>(pad)};
+    }
+
+    twamp::net::udp_sender sender(io, so);
+    if ((ec = sender.open())) {
+        std::fprintf(stderr, "twamp sender: cannot bind %s: %s\n", o.near_end.c_str(), ec.message().c_str());
+        return kExitRuntime;
+    }
+    const auto local = sender.local_endpoint();
+    if (g_log.current() >= logger::info) {
+        sender.on_reply([&](const twamp::reply_result& r) {
+            const auto& m = r.sample;
+            if (r.status == twamp::reply_status::sample)
+                g_log.log(logger::info,
+                          "Reply from %s [rseq=%u sseq=%u rtt=%.3fms outbound=%.3fms inbound=%.3fms]",
+                          so.remote.address().to_string().c_str(), m.reflector_seq, m.sender_seq,
+                          m.roundtrip_ns / 1e6, m.outbound_ns / 1e6, m.inbound_ns / 1e6);
+            else
+                g_log.log(logger::info, "Reply from %s dropped [sseq=%u status=%d]",
+                          so.remote.address().to_string().c_str(), m.sender_seq, int(r.status));
+        });
+    }
+    g_log.log(logger::info, "Sending %u probes to [%s]:%u from [%s]:%u every %.3f ms", so.count,
+              so.remote.address().to_string().c_str(), unsigned(so.remote.port()),
+              local.address().to_string().c_str(), unsigned(local.port()), o.interval_ms);
+
+    signal_guard sig(io, [&](int) {
+        sender.mark_interrupted();
+        sender.stop();
+    });
+    sender.start([&] {
+        sig.cancel();
+        io.stop();
+    });
+    io.run();
+
+    const auto& st = sender.stats();
+    twamp::report::session_info info;
+    info.mode = o.stamp ? "stamp" : "twamp-light";
+    info.ssid = so.core.ssid;
+    info.sender_address = twamp::net::display_address(local.address());
+    info.sender_port = local.port();
+    info.reflector_address = twamp::net::display_address(so.remote.address());
+    info.reflector_port = so.remote.port();
+    info.scheduled = so.count;
+    info.interrupted = sender.interrupted();
+    info.end_time_ns = twamp::net::realtime_now().count();
+
+    emit_report(st, info, o.output);
+    return st.received > 0 ? kExitOk : kExitNoReply;
+}
+
+} // namespace
+
+std::vector<subcommand> register_light(CLI::App& app)
+{
+    std::vector<subcommand> out;
+    auto ropt = std::make_shared<responder_options>();
+    auto* responder = app.add_subcommand("responder", "TWAMP Light / STAMP Session-Reflector");
+    responder->alias("reflector");
+    add_debug_options(responder, ropt->common);
+    add_ip_options(responder, ropt->common);
+    responder->add_option("local-ip:port", ropt->near_end, "Address to listen on")->capture_default_str();
+    responder->add_option("--timer", ropt->timer, "twampy's session reset timer, seconds (sets --refwait)");
+    responder->add_option("--refwait", ropt->refwait, "Drop sessions idle this long, seconds")->capture_default_str();
+    responder->add_flag("--stateless", ropt->stateless, "Echo the sender's sequence numbers (RFC 8762 stateless)");
+    responder->add_flag("--stamp", ropt->stamp, "Answer every request as STAMP (same as --format stamp)");
+    responder->add_option("--format", ropt->format, "auto, twamp or stamp")->capture_default_str();
+    responder->add_option("--max-sessions", ropt->max_sessions, "Per-sender state kept at most")->capture_default_str();
+    responder->add_flag("--strict-size", ropt->strict_size, "Drop requests shorter than their reply");
+    out.push_back({responder, [ropt] { return run_responder(*ropt); }});
+
+    auto sopt = std::make_shared<sender_cli_options>();
+    auto* sender = app.add_subcommand("sender", "TWAMP Light / STAMP Session-Sender");
+    add_debug_options(sender, sopt->common);
+    add_ip_options(sender, sopt->common);
+    sender->add_option("remote-ip:port", sopt->far_end, "Reflector address")->capture_default_str();
+    sender->add_option("local-ip:port", sopt->near_end, "Local address")->capture_default_str();
+    sender->add_option("-i,--interval", sopt->interval_ms, "Interval between probes, ms (fractions allowed)")
+        ->capture_default_str();
+    sender->add_option("-c,--count", sopt->count, "Number of probes")->capture_default_str();
+    sender->add_option("--timeout", sopt->timeout_s, "Per-probe loss timeout, seconds")->capture_default_str();
+    sender->add_flag("--stamp", sopt->stamp, "Send STAMP (RFC 8762) instead of TWAMP Light");
+    sender->add_option("--ssid", sopt->ssid, "STAMP Session-Sender Identifier (RFC 8972)");
+    add_output_options(sender, sopt->output);
+    out.push_back({sender, [sopt] { return run_sender(*sopt); }});
+    return out;
+}
+
+} // namespace twamp_cli
