@@ -21,6 +21,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 namespace twamp {
@@ -105,9 +106,14 @@ public:
             return 0;
         }
 
-        // Sender fields; a short STAMP request has its missing octets read as zero.
-        std::uint8_t head[kStampBaseLen] = {};
-        std::copy_n(request.data(), std::min(request.size(), kStampBaseLen), head);
+        // Sender fields, read in place; a short request (forced STAMP) has its missing octets read
+        // as zero through a scratch copy.
+        std::uint8_t scratch[kStampBaseLen] = {};
+        const std::uint8_t* head = request.data();
+        if (request.size() < kStampBaseLen) {
+            std::copy_n(request.data(), request.size(), scratch);
+            head = scratch;
+        }
         const std::uint32_t sender_seq = wire::load32(head);
         const std::uint16_t ssid = stamp ? wire::load16(head + 14) : 0;
 
@@ -174,14 +180,14 @@ private:
 
     std::size_t hash(const peer_key& k, std::uint16_t ssid) const noexcept
     {
-        std::uint64_t h = 0xcbf29ce484222325ull;
-        auto mix = [&h](std::uint8_t b) { h = (h ^ b) * 0x100000001b3ull; };
-        for (auto b : k.addr) mix(b);
-        mix(static_cast<std::uint8_t>(k.port >> 8));
-        mix(static_cast<std::uint8_t>(k.port));
-        mix(static_cast<std::uint8_t>(ssid >> 8));
-        mix(static_cast<std::uint8_t>(ssid));
-        return static_cast<std::size_t>(h ^ (h >> 29)) & mask_;
+        // Two 64-bit words of address plus port and SSID, mixed with multiply-xorshift rounds.
+        std::uint64_t a, b;
+        std::memcpy(&a, k.addr.data(), 8);
+        std::memcpy(&b, k.addr.data() + 8, 8);
+        std::uint64_t h = a * 0x9E3779B97F4A7C15ull;
+        h = (h ^ (h >> 32) ^ b) * 0xBF58476D1CE4E5B9ull;
+        h = (h ^ (h >> 29) ^ (std::uint64_t{k.port} << 16 | ssid)) * 0x94D049BB133111EBull;
+        return static_cast<std::size_t>(h ^ (h >> 31)) & mask_;
     }
 
     std::uint32_t next_sequence(const peer_key& from, std::uint16_t ssid, std::uint32_t sender_seq,

@@ -132,9 +132,13 @@ inline std::error_code decode_reflector(wire::const_byte_span in, test_format f,
                                         reflector_packet& p) noexcept
 {
     if (in.size() < kMinUsableReplyLen) return errc::truncated;
-    std::uint8_t b[kReflectorUnauthLen] = {};
-    const std::size_t n = std::min(in.size(), kReflectorUnauthLen);
-    std::copy_n(in.data(), n, b);
+    // Full-size replies are read in place; only short ones go through a zero-filled copy.
+    std::uint8_t scratch[kReflectorUnauthLen] = {};
+    const std::uint8_t* b = in.data();
+    if (in.size() < kReflectorUnauthLen) {
+        std::copy_n(in.data(), in.size(), scratch);
+        b = scratch;
+    }
     p.seq = wire::load32(b);
     p.timestamp = wire::load64(b + 4);
     p.err = error_estimate::decode(wire::load16(b + 12));
