@@ -242,3 +242,20 @@ TEST_CASE("a probe the socket refused is not counted as sent")
     CHECK(snd.make_probe(nanoseconds{0}, 13, b) == 0); // below the base
     CHECK(snd.stats().sent == 0);
 }
+
+TEST_CASE("a probe duplicated on the way out is not an inbound loss")
+{
+    scripted s(cfg());
+    s.send(3);
+    CHECK(s.deliver(0, microseconds{10}, microseconds{1}, microseconds{10}).status == reply_status::sample);
+    // The reflector sees probe 0 again and numbers the copy 1.
+    CHECK(s.deliver(0, microseconds{12}, microseconds{1}, microseconds{10}).status == reply_status::duplicate);
+    s.lose_inbound(1); // reflector number 2, its reply lost
+    CHECK(s.deliver(2, microseconds{10}, microseconds{1}, microseconds{10}).status == reply_status::sample);
+    const auto& st = s.snd.stats();
+    CHECK(st.duplicates == 1);
+    CHECK(st.outbound_duplicates == 1);
+    CHECK(st.lost() == 1);
+    CHECK(st.inbound_lost() == 1); // only the reply to probe 1
+    CHECK(st.outbound_lost() == 0);
+}

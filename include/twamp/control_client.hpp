@@ -399,13 +399,24 @@ private:
             close(errc::unsupported, std::nullopt, refusal);
             return;
         }
-        // KeyID and Token stay zero: they are unused in unauthenticated mode, and a crypto
-        // policy will have to supply them for the protected modes. Client-IV must be unique
+        // KeyID and Token stay zero in unauthenticated mode. Client-IV must be unique
         // (RFC 4656 §3.1), so it is random whenever it is used.
         sr.mode = security | features;
         if (security != mode::unauthenticated) cfg_.random(sr.client_iv);
         mode_ = sr.mode;
         security_.select_mode(mode_);
+        if constexpr (requires { security_.client_setup(g, sr); }) {
+            // A keyed policy fills KeyID and Token (RFC 4656 §3.1) and starts its outbound
+            // chain at Client-IV.
+            if (security != mode::unauthenticated) {
+                if (auto ec = security_.client_setup(g, sr)) {
+                    setup_response decline;
+                    queue(decline);
+                    close(ec, std::nullopt, "cannot set up the shared-secret keys");
+                    return;
+                }
+            }
+        }
         queue(sr);
         state_ = state::awaiting_server_start;
         emit(client_events::greeting_received{g.modes, mode_, g.count});
@@ -418,6 +429,15 @@ private:
         server_start ss;
         (void)decode(in_, ss); // lenient and exactly 48 octets: cannot fail
         if (ss.accept == accept_code::ok) {
+            if constexpr (requires { security_.server_iv(ss.server_iv); }) {
+                // The inbound chain starts at Server-IV (RFC 4656 §3.1).
+                if ((mode_ & mode::unauthenticated) == 0) {
+                    if (auto ec = security_.server_iv(ss.server_iv)) {
+                        close(ec, std::nullopt, "cannot start the server's cipher chain");
+                        return;
+                    }
+                }
+            }
             auto tail = std::span<std::uint8_t, kBlockSize>(in_.data() + 32, kBlockSize);
             // open_block() also adds the block to the HMAC the first Accept-Session carries.
             if (auto ec = security_.open_block(tail)) {

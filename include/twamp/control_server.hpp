@@ -119,6 +119,7 @@ public:
         cfg_.random(g.salt);
         g.count = cfg_.count;
         queue(g);
+        greeting_ = g;
         // RFC 4656 §3.1: with Modes 0 the server "MAY close the connection immediately".
         if (offered_ == 0) close({}, std::nullopt, "connection refused (Modes 0)");
     }
@@ -321,6 +322,20 @@ private:
         ss.accept = accept_code::ok;
         // Server-IV is unused in unauthenticated mode; like twampd we send zeros there.
         if ((mode_ & mode::unauthenticated) == 0) cfg_.random(ss.server_iv);
+        if constexpr (requires { security_.server_setup(greeting_, sr, ss.server_iv); }) {
+            // A keyed policy checks KeyID and Token (RFC 4656 §3.1) and starts both chains. A
+            // refusal is a Server-Start with its Accept code, sent in the clear, then close.
+            if ((mode_ & mode::unauthenticated) == 0) {
+                const accept_code a = security_.server_setup(greeting_, sr, ss.server_iv);
+                if (a != accept_code::ok) {
+                    server_start no;
+                    no.accept = a;
+                    queue(no);
+                    close(errc::auth_failed, a, "the client's key was refused");
+                    return;
+                }
+            }
+        }
         ss.start_time = to_ntp(cfg_.server_start_time);
         const std::size_t at = out_.size();
         queue(ss);
@@ -615,6 +630,7 @@ private:
     connection_addresses conn_;
     Security security_;
     state state_ = state::awaiting_setup;
+    server_greeting greeting_;
     std::uint32_t offered_ = 0;
     std::uint32_t mode_ = 0;
     std::vector<std::uint8_t> in_;

@@ -44,6 +44,11 @@ struct reflector_config {
     // Pad replies up to at least this many octets (twampy's responder --padding); 0 = mirror the
     // request size only, which keeps both directions equal (RFC 5357 §4.2.1).
     std::size_t min_reply_len = 0;
+    // RFC 6038 Symmetrical Size (mode 64): the sender's padding starts after 27 MBZ octets, at
+    // offset 41, and is returned from there (with Reflect Octets the octets to be reflected are
+    // the first of that padding). Otherwise padding starts at 14 (RFC 5357, and Reflect Octets
+    // alone: RFC 6038 §4.2).
+    bool symmetric = false;
 };
 
 // Who sent a request: address as 16 octets (IPv4 as ::ffff:a.b.c.d), UDP port.
@@ -74,6 +79,7 @@ public:
 
     const reflector_config& config() const noexcept { return cfg_; }
     void set_error_estimate(error_estimate e) noexcept { cfg_.err = e; }
+    void set_symmetric(bool on) noexcept { cfg_.symmetric = on; }
     const reflector_counters& counters() const noexcept { return counters_; }
     std::size_t active_sessions() const noexcept { return used_; }
 
@@ -144,10 +150,11 @@ public:
             // The sender's padding follows our header; its last 27 octets are dropped so the reply
             // is exactly as long as the request (RFC 5357 §4.2.1). Octets beyond what the request
             // holds (min_reply_len) are zero.
+            const std::size_t from = cfg_.symmetric ? kReflectorUnauthLen : kSenderUnauthLen;
             const std::size_t want = reply_len - kReflectorUnauthLen;
-            const std::size_t have = request.size() - kSenderUnauthLen;
+            const std::size_t have = request.size() > from ? request.size() - from : 0;
             const std::size_t n = std::min(want, have);
-            std::copy_n(request.data() + kSenderUnauthLen, n, o + kReflectorUnauthLen);
+            std::copy_n(request.data() + from, n, o + kReflectorUnauthLen);
             std::fill(o + kReflectorUnauthLen + n, o + reply_len, std::uint8_t{0});
         }
         ++counters_.reflected;

@@ -12,6 +12,7 @@
 #pragma once
 
 #include "twamp/error.hpp"
+#include "twamp/metrics.hpp"
 #include "twamp/stats.hpp"
 #include "twamp/test_packet.hpp"
 #include "twamp/timestamp.hpp"
@@ -31,6 +32,13 @@ struct sender_config {
     std::chrono::nanoseconds timeout = std::chrono::seconds{5}; // per-probe loss timeout
     std::size_t window = 1 << 16; // probes tracked at once (rounded up to a power of two)
     error_estimate err{false, false, 0x3F, 0xFF};
+    // RFC 6038 Reflect Octets (mode 32): the first `reflect_length` octets of every probe's
+    // padding are filled from its sequence number (the first two carry `server_octets` when the
+    // server asked for them) and must come back right after the reply's Sender TTL.
+    std::uint16_t reflect_length = 0;
+    std::uint16_t server_octets = 0;
+    // RFC 6038 Symmetrical Size (mode 64): padding starts after 27 MBZ octets, at offset 41.
+    bool symmetric = false;
 };
 
 enum class reply_status : std::uint8_t {
@@ -56,13 +64,17 @@ struct reply_sample {
 
 struct reply_result {
     reply_status status = reply_status::malformed;
+    // For `sample` and for a `late` reply whose probe is still tracked, every field; otherwise the
+    // sequence numbers only.
     reply_sample sample{};
+    std::uint64_t reorder_extent = 0; // RFC 4737 extent of a reordered sample; 0 = in order
 };
 
 class session_sender {
 public:
     explicit session_sender(sender_config cfg)
-        : cfg_(cfg), ring_(std::bit_ceil(std::max<std::size_t>(cfg.window, 16)))
+        : cfg_(cfg), ring_(std::bit_ceil(std::max<std::size_t>(cfg.window, 16))),
+          ipdv_(ring_.size()), reorder_(ring_.size())
     {
         mask_ = ring_.size() - 1;
         stats_.sender_synchronized = cfg_.err.synchronized;
@@ -72,6 +84,7 @@ public:
     const sender_config& config() const noexcept { return cfg_; }
     const session_stats& stats() const noexcept { return stats_; }
     std::uint32_t next_sequence() const noexcept { return next_seq_; }
+    void set_server_octets(std::uint16_t v) noexcept { cfg_.server_octets = v; }
     void set_error_estimate(error_estimate e) noexcept
     {
         cfg_.err = e;
@@ -93,6 +106,11 @@ public:
             // Octets beyond the base travel as one Extra Padding TLV (RFC 8972 §4.1).
             if (write_stamp_extra_padding(out.subspan(kStampBaseLen, total_len - kStampBaseLen)))
                 return 0;
+        }
+        if (cfg_.reflect_length) {
+            const std::size_t at = padding_start();
+            if (total_len < at + cfg_.reflect_length) return 0;
+            write_reflect_block(next_seq_, out.subspan(at, cfg_.reflect_length));
         }
         slot& s = ring_[next_seq_ & mask_];
         s = slot{next_seq_, t1.count(), state::pending};
@@ -150,26 +168,23 @@ public:
         }
         if (s.st == state::answered || s.st == state::late) {
             ++stats_.duplicates;
+            // A stateful reflector that numbers a duplicate on its own saw our probe twice: the
+            // copy was made on the way out, and its number is no inbound loss.
+            if (p.seq != s.reflector_seq) {
+                ++stats_.outbound_duplicates;
+                note_reflector_seq(p.seq);
+            }
             r.status = reply_status::duplicate;
             return r;
         }
         if (p.truncated) ++stats_.short_replies;
+        if (cfg_.reflect_length && !reflected_ok(seq, data)) ++stats_.reflected_octets_mismatch;
         if (!p.err.valid()) ++stats_.invalid_error_estimate;
         note_reflector_seq(p.seq);
+        s.reflector_seq = p.seq;
         ++stats_.distinct_replies;
 
         const nanoseconds t1{s.t1};
-        if (t4 - t1 > cfg_.timeout) {
-            s.st = state::late;
-            ++stats_.late;
-            r.status = reply_status::late;
-            return r;
-        }
-        s.st = state::answered;
-        ++stats_.received;
-        if (seq < next_expected_) ++stats_.reordered;
-        else next_expected_ = seq + 1;
-
         const nanoseconds t2 = wire_to_ns(p.receive_timestamp, p.err.ptp, t4);
         const nanoseconds t3 = wire_to_ns(p.timestamp, p.err.ptp, t4);
         reply_sample& m = r.sample;
@@ -183,6 +198,24 @@ public:
         m.sender_ttl = p.truncated ? 0 : p.sender_ttl;
         m.reply_ttl = reply_ttl;
         m.truncated = p.truncated;
+        if (t4 - t1 > cfg_.timeout) {
+            s.st = state::late;
+            ++stats_.late;
+            r.status = reply_status::late;
+            return r;
+        }
+        s.st = state::answered;
+        ++stats_.received;
+        r.reorder_extent = reorder_.add(seq);
+        if (r.reorder_extent) {
+            ++stats_.reordered;
+            stats_.max_reorder_extent = std::max(stats_.max_reorder_extent, r.reorder_extent);
+        }
+        ipdv_.add(seq, {m.outbound_ns, m.inbound_ns, m.roundtrip_ns}, [this](const delay_triple& v) {
+            stats_.ipdv.outbound.add(v[0]);
+            stats_.ipdv.inbound.add(v[1]);
+            stats_.ipdv.roundtrip.add(v[2]);
+        });
         stats_.outbound.add(m.outbound_ns);
         stats_.inbound.add(m.inbound_ns);
         stats_.roundtrip.add(m.roundtrip_ns);
@@ -197,12 +230,56 @@ public:
     // True when every probe sent so far has been answered (late ones included).
     bool all_answered() const noexcept { return stats_.distinct_replies >= stats_.sent; }
 
+    // Declares lost, in sequence order, every probe still unanswered whose loss timeout has
+    // passed at `now` (all of them with nanoseconds::max()): calls `on_lost(seq, t1)` once per
+    // probe. A reply that still comes later is reported as late. Probes overwritten in the ring
+    // before their turn (a window smaller than the timeout needs) are skipped.
+    template <class F>
+    void expire(nanoseconds now, F&& on_lost)
+    {
+        while (expire_cursor_ < next_seq_) {
+            const slot& s = ring_[expire_cursor_ & mask_];
+            if (s.seq == expire_cursor_ && s.st != state::empty && s.st != state::failed) {
+                if (now != nanoseconds::max() && nanoseconds{s.t1} + cfg_.timeout >= now) break;
+                if (s.st == state::pending) on_lost(expire_cursor_, nanoseconds{s.t1});
+            }
+            ++expire_cursor_;
+        }
+    }
+
+    // Where a probe's padding starts (14, or 41 with Symmetrical Size).
+    std::size_t padding_start() const noexcept
+    {
+        return cfg_.symmetric ? kReflectorUnauthLen : sender_base_len(cfg_.format);
+    }
+
 private:
     enum class state : std::uint8_t { empty, pending, answered, late, failed };
+
+    void write_reflect_block(std::uint32_t seq, wire::byte_span b) const noexcept
+    {
+        for (std::size_t i = 0; i < b.size(); ++i)
+            b[i] = static_cast<std::uint8_t>(seq >> (8 * (3 - i % 4)));
+        if (cfg_.server_octets && b.size() >= 2) wire::store16(b.data(), cfg_.server_octets);
+    }
+    bool reflected_ok(std::uint32_t seq, wire::const_byte_span reply) const noexcept
+    {
+        if (reply.size() < kReflectorUnauthLen + cfg_.reflect_length) return false;
+        std::uint8_t want[64];
+        for (std::size_t off = 0; off < cfg_.reflect_length; off += sizeof want) {
+            const std::size_t n = std::min<std::size_t>(sizeof want, cfg_.reflect_length - off);
+            for (std::size_t i = 0; i < n; ++i)
+                want[i] = static_cast<std::uint8_t>(seq >> (8 * (3 - (off + i) % 4)));
+            if (off == 0 && cfg_.server_octets && n >= 2) wire::store16(want, cfg_.server_octets);
+            if (!std::equal(want, want + n, reply.data() + kReflectorUnauthLen + off)) return false;
+        }
+        return true;
+    }
     struct slot {
         std::uint32_t seq = 0;
         std::int64_t t1 = 0;
         state st = state::empty;
+        std::uint32_t reflector_seq = 0; // of the first reply
     };
 
     void note_reflector_seq(std::uint32_t rseq) noexcept
@@ -220,7 +297,9 @@ private:
     std::vector<slot> ring_;
     std::size_t mask_ = 0;
     std::uint32_t next_seq_ = 0;
-    std::uint32_t next_expected_ = 0;
+    std::uint32_t expire_cursor_ = 0;
+    ipdv_tracker ipdv_;
+    reorder_tracker reorder_;
     session_stats stats_;
 };
 

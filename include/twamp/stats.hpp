@@ -5,7 +5,14 @@
 // delay difference of consecutive arrivals, starting from 0. Values are integer nanoseconds and
 // are never rounded before aggregation; one-way values keep their sign (a negative value means
 // the two clocks disagree, and it is counted as such instead of being clamped).
+//
+// Every direction also keeps a log-linear histogram (histogram.hpp: percentiles within 0.4 %,
+// fixed memory) and the standard deviation (Welford's update, merged with Chan's formula), and the
+// session keeps RFC 3393 IPDV per direction (metrics.hpp pairs consecutive sequence numbers) and
+// the RFC 4737 reordering extent. Percentiles, PDV and IPDV cover in-time replies only.
 #pragma once
+
+#include "twamp/histogram.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -16,6 +23,8 @@ namespace twamp {
 
 class delay_stats {
 public:
+    delay_stats() = default;
+
     void add(std::int64_t ns) noexcept
     {
         if (count_ == 0) {
@@ -30,6 +39,45 @@ public:
         sum_ += static_cast<long double>(ns);
         ++count_;
         if (ns < 0) ++negative_;
+        // Welford: m2_ is the sum of squared deviations from the running mean.
+        const double x = static_cast<double>(ns);
+        const double delta = x - wmean_;
+        wmean_ += delta / static_cast<double>(count_);
+        m2_ += delta * (x - wmean_);
+        hist_.add(ns);
+    }
+
+    // Back to empty, keeping the histogram's storage (no allocation).
+    void reset() noexcept
+    {
+        log_histogram h = std::move(hist_);
+        h.clear();
+        *this = delay_stats(std::move(h));
+    }
+
+    // Folds in another stream's statistics. Counts, extremes, mean, standard deviation and
+    // percentiles come out as if every sample had been added here; RFC 3550 jitter is a running
+    // filter over arrival order and cannot be merged, so the sample-weighted mean of the two is
+    // kept.
+    void merge(const delay_stats& o) noexcept
+    {
+        if (o.count_ == 0) return;
+        if (count_ == 0) {
+            *this = o;
+            return;
+        }
+        const double n1 = static_cast<double>(count_), n2 = static_cast<double>(o.count_);
+        const double delta = o.wmean_ - wmean_;
+        m2_ += o.m2_ + delta * delta * n1 * n2 / (n1 + n2);
+        wmean_ += delta * n2 / (n1 + n2);
+        jitter_ = (jitter_ * n1 + o.jitter_ * n2) / (n1 + n2);
+        min_ = std::min(min_, o.min_);
+        max_ = std::max(max_, o.max_);
+        last_ = o.last_;
+        sum_ += o.sum_;
+        count_ += o.count_;
+        negative_ += o.negative_;
+        hist_.merge(o.hist_);
     }
 
     std::uint64_t count() const noexcept { return count_; }
@@ -41,8 +89,28 @@ public:
     }
     double jitter() const noexcept { return jitter_; } // RFC 3550, ns
     std::uint64_t negative() const noexcept { return negative_; }
+    // Population standard deviation (ns); 0 below two samples.
+    double stddev() const noexcept
+    {
+        return count_ > 1 ? std::sqrt(std::max(0.0, m2_ / static_cast<double>(count_))) : 0.0;
+    }
+    // Nearest-rank percentile (ns), within log_histogram::kMaxRelativeError; 0 when empty.
+    double percentile(double p) const noexcept { return hist_.percentile(p); }
+    // RFC 5481 §4.2 PDV: the 99.9th percentile minus the minimum.
+    double pdv() const noexcept
+    {
+        return count_ ? hist_.percentile(99.9) - static_cast<double>(min_) : 0.0;
+    }
+    // The inter-quartile-like spread perfSONAR prints as jitter: P95 - P50.
+    double p95_p50() const noexcept
+    {
+        return count_ ? hist_.percentile(95) - hist_.percentile(50) : 0.0;
+    }
+    const log_histogram& histogram() const noexcept { return hist_; }
 
 private:
+    explicit delay_stats(log_histogram&& h) noexcept : hist_(std::move(h)) {}
+
     std::uint64_t count_ = 0;
     std::int64_t min_ = 0;
     std::int64_t max_ = 0;
@@ -50,6 +118,9 @@ private:
     long double sum_ = 0;
     double jitter_ = 0;
     std::uint64_t negative_ = 0;
+    double wmean_ = 0;
+    double m2_ = 0;
+    log_histogram hist_;
 };
 
 // Small min/max tracker for hop counts.
@@ -70,39 +141,53 @@ struct session_stats {
     delay_stats inbound;   // T4 - T3
     delay_stats roundtrip; // (T4 - T1) - (T3 - T2)
 
+    // RFC 3393 IPDV per direction: D(n+1) - D(n) over pairs of consecutive sequence numbers both
+    // answered in time (sign kept). Their RFC 3550 jitter field is meaningless and not reported.
+    struct ipdv_set {
+        delay_stats outbound, inbound, roundtrip;
+    } ipdv;
+
     std::uint64_t sent = 0;       // probes transmitted
     std::uint64_t received = 0;   // distinct probes answered within the loss timeout
     std::uint64_t late = 0;       // distinct probes answered only after the timeout
     std::uint64_t duplicates = 0; // further replies for an already answered probe
     std::uint64_t reordered = 0;  // RFC 4737: arrived with a sequence below the next expected
-    std::uint64_t send_errors = 0;         // the socket refused a probe
-    std::uint64_t unexpected_source = 0;   // datagrams not from the reflector we talk to
-    std::uint64_t malformed = 0;           // too short to be a reply
-    std::uint64_t unknown_sequence = 0;    // echoed a sequence number we never sent
-    std::uint64_t short_replies = 0;       // replies shorter than 41 octets, zero-filled
-    std::uint64_t ssid_mismatch = 0;       // STAMP reply carrying another session's SSID
-    std::uint64_t invalid_error_estimate = 0; // reflector sent multiplier 0 (kept, counted)
+    std::uint64_t max_reorder_extent = 0;        // RFC 4737 §4.2.2: largest reordering extent seen
+    std::uint64_t send_errors = 0;               // the socket refused a probe
+    std::uint64_t unexpected_source = 0;         // datagrams not from the reflector we talk to
+    std::uint64_t malformed = 0;                 // too short to be a reply
+    std::uint64_t unknown_sequence = 0;          // echoed a sequence number we never sent
+    std::uint64_t short_replies = 0;             // replies shorter than 41 octets, zero-filled
+    std::uint64_t ssid_mismatch = 0;             // STAMP reply carrying another session's SSID
+    std::uint64_t invalid_error_estimate = 0;    // reflector sent multiplier 0 (kept, counted)
+    std::uint64_t reflected_octets_mismatch = 0; // RFC 6038: octets did not come back intact
 
     range_u8 forward_hops;  // 255 - Sender TTL in the reply
     range_u8 backward_hops; // 255 - TTL of the reply as received
 
-    bool sender_synchronized = false;    // S bit of our own estimate
-    bool reflector_synchronized = true;  // S bit of every reply (false once one lacks it)
-    double sender_error_s = 0;           // our error estimate, seconds
-    double reflector_error_s = 0;        // the largest reflector estimate seen, seconds
+    bool sender_synchronized = false;   // S bit of our own estimate
+    bool reflector_synchronized = true; // S bit of every reply (false once one lacks it)
+    double sender_error_s = 0;          // our error estimate, seconds
+    double reflector_error_s = 0;       // the largest reflector estimate seen, seconds
 
     // Reflector sequence numbers seen (for the direction split of the loss).
     bool have_reflector_seq = false;
     std::uint32_t min_reflector_seq = 0;
     std::uint32_t max_reflector_seq = 0;
     std::uint64_t distinct_replies = 0; // received + late
+    // Duplicates the reflector numbered on their own (so made on the way out); they take
+    // reflector sequence numbers without being inbound losses.
+    std::uint64_t outbound_duplicates = 0;
 
     // Round-trip loss: probes without an in-time reply. Late replies count as lost (RFC 6673: a
     // reply after the waiting time is a loss), and are reported on their own as well.
     std::uint64_t lost() const noexcept { return sent > received ? sent - received : 0; }
 
     // Probes with no reply at all, late ones excluded.
-    std::uint64_t missing() const noexcept { return sent > distinct_replies ? sent - distinct_replies : 0; }
+    std::uint64_t missing() const noexcept
+    {
+        return sent > distinct_replies ? sent - distinct_replies : 0;
+    }
 
     // Replies the reflector sent that never reached us: gaps in its own sequence numbers among the
     // replies that did. Exact with a stateful reflector. A stateless reflector echoes our
@@ -112,7 +197,8 @@ struct session_stats {
     {
         if (!have_reflector_seq) return 0;
         const std::uint64_t span = std::uint64_t{max_reflector_seq} - min_reflector_seq + 1;
-        const std::uint64_t lost_in = span > distinct_replies ? span - distinct_replies : 0;
+        const std::uint64_t seen = distinct_replies + outbound_duplicates;
+        const std::uint64_t lost_in = span > seen ? span - seen : 0;
         return std::min(lost_in, missing());
     }
     std::uint64_t outbound_lost() const noexcept { return missing() - inbound_lost(); }
@@ -122,6 +208,18 @@ struct session_stats {
         return whole ? 100.0 * static_cast<double>(part) / static_cast<double>(whole) : 0.0;
     }
     double loss_pct() const noexcept { return pct(lost(), sent); }
+    // RFC 4737 §4.1.3: reordered packets over received packets (0 with none received).
+    double reordered_ratio() const noexcept
+    {
+        return received ? static_cast<double>(reordered) / static_cast<double>(received) : 0.0;
+    }
+    // A one-way direction is clock-synchronised when both ends say so (S bit, RFC 4656 §4.1.2).
+    bool one_way_synchronized() const noexcept
+    {
+        return sender_synchronized && received > 0 && reflector_synchronized;
+    }
+    // Error bound of a one-way delay: the sum of both ends' error estimates (RFC 7679 §3.7.1), s.
+    double one_way_error_bound_s() const noexcept { return sender_error_s + reflector_error_s; }
     double outbound_loss_pct() const noexcept { return pct(outbound_lost(), sent); }
     double inbound_loss_pct() const noexcept { return pct(inbound_lost(), sent); }
 };

@@ -9,6 +9,8 @@
 #include "twamp/imix.hpp"
 
 #include <memory>
+#include <optional>
+#include <random>
 
 namespace twamp_cli {
 
@@ -109,8 +111,20 @@ struct sender_cli_options {
     double timeout_s = 5;
     bool stamp = false;
     int ssid = 0;
+    std::string distribution = "periodic";
+    std::optional<std::uint64_t> seed;
     output_options output;
 };
+
+// Bins for the chart when --svg is given without --report-interval: about 60 over the run.
+std::chrono::nanoseconds interval_period(const sender_cli_options& o)
+{
+    if (o.output.report_interval_s > 0)
+        return std::chrono::nanoseconds{static_cast<std::int64_t>(o.output.report_interval_s * 1e9)};
+    const double run_ns = static_cast<double>(o.count) * o.interval_ms * 1e6;
+    const double p = std::max({run_ns / 60, o.interval_ms * 1e6, 1e7});
+    return std::chrono::nanoseconds{static_cast<std::int64_t>(p)};
+}
 
 int run_sender(const sender_cli_options& o)
 {
@@ -125,6 +139,9 @@ int run_sender(const sender_cli_options& o)
         throw usage_error("--timeout: invalid value " + num(o.timeout_s) + " (seconds, > 0, at most 3600)");
     if (o.ssid < 0 || o.ssid > 65535) throw usage_error("--ssid: invalid value " + std::to_string(o.ssid) + " (0-65535)");
     if (o.ssid != 0 && !o.stamp) throw usage_error("--ssid: only with --stamp");
+    if (o.distribution != "periodic" && o.distribution != "poisson")
+        throw usage_error("--distribution: invalid value '" + o.distribution + "' (periodic or poisson)");
+    if (o.seed && o.distribution != "poisson") throw usage_error("--seed: only with --distribution poisson");
 
     const auto remote_hp = parse_endpoint_arg("remote-ip:port", o.far_end, 20001);
     auto local_hp = parse_endpoint_arg("local-ip:port", o.near_end, 20000);
@@ -136,6 +153,9 @@ int run_sender(const sender_cli_options& o)
     so.core.format = o.stamp ? twamp::test_format::stamp : twamp::test_format::twamp;
     so.core.ssid = static_cast<std::uint16_t>(o.ssid);
     so.core.timeout = std::chrono::nanoseconds{static_cast<std::int64_t>(o.timeout_s * 1e9)};
+    so.distribution = o.distribution == "poisson" ? twamp::net::send_distribution::poisson
+                                                  : twamp::net::send_distribution::periodic;
+    so.seed = o.seed ? *o.seed : (std::uint64_t{std::random_device{}()} << 32 | std::random_device{}());
 
     asio::io_context io;
     std::error_code ec;
@@ -171,18 +191,65 @@ int run_sender(const sender_cli_options& o)
         return kExitRuntime;
     }
     const auto local = sender.local_endpoint();
-    if (g_log.current() >= logger::info) {
-        sender.on_reply([&](const twamp::reply_result& r) {
+
+    twamp::report::session_info info;
+    info.mode = o.stamp ? "stamp" : "twamp-light";
+    info.ssid = so.core.ssid;
+    info.sender_address = twamp::net::display_address(local.address());
+    info.sender_port = local.port();
+    info.reflector_address = twamp::net::display_address(so.remote.address());
+    info.reflector_port = so.remote.port();
+    info.requested = so.count;
+    info.distribution = o.distribution;
+    info.interval_ns = so.interval.count();
+    info.seed = so.seed;
+
+    // Live outputs: the per-packet CSV and the interval bins (for --report-interval and --svg).
+    per_packet_writer per_packet;
+    if (!o.output.per_packet.empty()) {
+        const auto err = per_packet.open(o.output.per_packet);
+        if (!err.empty()) {
+            std::fprintf(stderr, "twamp sender: --per-packet: %s\n", err.c_str());
+            return kExitRuntime;
+        }
+    }
+    std::optional<twamp::interval_recorder> intervals;
+    const bool print_intervals = o.output.report_interval_s > 0;
+    if (print_intervals || !o.output.svg.empty()) {
+        intervals.emplace(interval_period(o), so.core.timeout, report_options_of(o.output).percentiles);
+        info.report_interval_ns = intervals->period().count();
+    }
+    auto interval_sink = [&](const twamp::interval_summary& b) {
+        if (print_intervals) emit_interval(b, info, o.output, info.report_interval_ns);
+    };
+    const bool log_replies = g_log.current() >= logger::info;
+    if (log_replies || per_packet.is_open() || intervals) {
+        sender.on_reply([&, log_replies](const twamp::reply_result& r) {
             const auto& m = r.sample;
-            if (r.status == twamp::reply_status::sample)
-                g_log.log(logger::info,
-                          "Reply from %s [rseq=%u sseq=%u rtt=%.3fms outbound=%.3fms inbound=%.3fms]",
-                          so.remote.address().to_string().c_str(), m.reflector_seq, m.sender_seq,
-                          m.roundtrip_ns / 1e6, m.outbound_ns / 1e6, m.inbound_ns / 1e6);
-            else
-                g_log.log(logger::info, "Reply from %s dropped [sseq=%u status=%d]",
-                          so.remote.address().to_string().c_str(), m.sender_seq, int(r.status));
+            if (log_replies) {
+                if (r.status == twamp::reply_status::sample)
+                    g_log.log(logger::info,
+                              "Reply from %s [rseq=%u sseq=%u rtt=%.3fms outbound=%.3fms inbound=%.3fms]",
+                              so.remote.address().to_string().c_str(), m.reflector_seq, m.sender_seq,
+                              m.roundtrip_ns / 1e6, m.outbound_ns / 1e6, m.inbound_ns / 1e6);
+                else
+                    g_log.log(logger::info, "Reply from %s dropped [sseq=%u status=%d]",
+                              so.remote.address().to_string().c_str(), m.sender_seq, int(r.status));
+            }
+            per_packet.reply(r);
+            if (intervals) {
+                intervals->on_reply(r);
+                intervals->poll(twamp::net::realtime_now(), interval_sink);
+            }
         });
+    }
+    if (per_packet.is_open())
+        sender.on_lost([&](std::uint32_t seq, twamp::nanoseconds t1) { per_packet.lost(seq, t1); });
+    if (intervals) {
+        sender.on_sent([&](std::uint32_t seq, twamp::nanoseconds t1) { intervals->on_sent(seq, t1, interval_sink); });
+        const auto tick = std::clamp<std::chrono::nanoseconds>(intervals->period() / 10, std::chrono::milliseconds{10},
+                                                               std::chrono::seconds{1});
+        sender.on_tick(tick, [&](twamp::nanoseconds now) { intervals->poll(now, interval_sink); });
     }
     g_log.log(logger::info, "Sending %u probes to [%s]:%u from [%s]:%u every %.3f ms", so.count,
               so.remote.address().to_string().c_str(), unsigned(so.remote.port()),
@@ -199,18 +266,16 @@ int run_sender(const sender_cli_options& o)
     io.run();
 
     const auto& st = sender.stats();
-    twamp::report::session_info info;
-    info.mode = o.stamp ? "stamp" : "twamp-light";
-    info.ssid = so.core.ssid;
-    info.sender_address = twamp::net::display_address(local.address());
-    info.sender_port = local.port();
-    info.reflector_address = twamp::net::display_address(so.remote.address());
-    info.reflector_port = so.remote.port();
-    info.scheduled = so.count;
+    if (intervals) intervals->finish(interval_sink);
+    info.scheduled = sender.scheduled();
+    info.skipped = sender.skipped();
     info.interrupted = sender.interrupted();
     info.end_time_ns = twamp::net::realtime_now().count();
 
-    emit_report(st, info, o.output);
+    static const std::vector<twamp::interval_summary> no_intervals;
+    const bool files_ok = emit_report(st, info, o.output, intervals ? intervals->closed() : no_intervals);
+    if (per_packet.failed()) std::fprintf(stderr, "twamp sender: --per-packet: write error\n");
+    if (!files_ok || per_packet.failed()) return kExitRuntime;
     return st.received > 0 ? kExitOk : kExitNoReply;
 }
 
@@ -246,7 +311,11 @@ std::vector<subcommand> register_light(CLI::App& app)
     sender->add_option("--timeout", sopt->timeout_s, "Per-probe loss timeout, seconds")->capture_default_str();
     sender->add_flag("--stamp", sopt->stamp, "Send STAMP (RFC 8762) instead of TWAMP Light");
     sender->add_option("--ssid", sopt->ssid, "STAMP Session-Sender Identifier (RFC 8972)");
-    add_output_options(sender, sopt->output);
+    sender->add_option("--distribution", sopt->distribution,
+                       "Send schedule: periodic (RFC 3432) or poisson (RFC 2330; mean gap = --interval)")
+        ->capture_default_str();
+    sender->add_option("--seed", sopt->seed, "Seed of the Poisson schedule (default: random, shown in --json)");
+    add_output_options(sender, sopt->output, /*live=*/true);
     out.push_back({sender, [sopt] { return run_sender(*sopt); }});
     return out;
 }

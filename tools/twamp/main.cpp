@@ -2,6 +2,9 @@
 //
 //   twamp responder [local-ip:port]                 TWAMP Light / STAMP Session-Reflector
 //   twamp sender [remote-ip:port] [local-ip:port]   TWAMP Light / STAMP Session-Sender
+//   twamp server [local-ip:port]                    TWAMP Server + Session-Reflector
+//   twamp controller [remote-ip:port] [local]       TWAMP Control-Client + Session-Sender
+//   twamp controlclient [sender] [server]           TWAMP Control-Client for another sender
 //   twamp dscptable                                 DSCP names, values and TOS octets
 //
 // Exit status: 0 success; 1 the sender got no reply at all; 2 bad command line; 3 a run-time
@@ -9,6 +12,7 @@
 // it measured; a second signal ends it without waiting for outstanding replies) and stop a
 // responder cleanly.
 #include "cli_common.hpp"
+#include "control.hpp"
 #include "light.hpp"
 
 #include "twamp/dscp.hpp"
@@ -28,6 +32,7 @@ int main(int argc, char** argv)
     app.require_subcommand(1);
 
     std::vector<subcommand> commands = register_light(app);
+    for (auto& c : register_control(app)) commands.push_back(std::move(c));
 
     auto* dscptable = app.add_subcommand("dscptable", "Print the DSCP table");
     common_options dopt;

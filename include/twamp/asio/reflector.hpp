@@ -10,6 +10,7 @@
 
 #include "twamp/asio/address.hpp"
 #include "twamp/asio/clock.hpp"
+#include "twamp/asio/test_guard.hpp"
 #include "twamp/asio/udp.hpp"
 #include "twamp/reflector_session.hpp"
 
@@ -33,9 +34,11 @@ struct reflector_options {
 
 struct reflector_io_counters {
     std::uint64_t oversize = 0;    // larger than max_datagram
+    std::uint64_t not_accepted = 0; // from another sender, or outside the session's active time
     std::uint64_t send_errors = 0; // sendmmsg refused a reply
     std::uint64_t receive_errors = 0;
     std::uint64_t kernel_timestamps = 0; // T2 from SO_TIMESTAMPNS
+    std::uint64_t auth_failures = 0;     // protected requests that failed their HMAC: dropped
 };
 
 class udp_reflector {
@@ -76,6 +79,43 @@ public:
     }
 
     const session_reflector& session() const noexcept { return core_; }
+
+    // TWAMP sessions (RFC 5357 §4.2): answer only this sender's address (any port, so a NAT on
+    // the way does no harm), and only while active. Packets that fail either test are counted
+    // and dropped. TWAMP Light leaves both open.
+    void accept_only_address(const asio::ip::address& sender)
+    {
+        peer_addr_ = address_key(sender);
+        filter_peer_ = true;
+    }
+    // The DS field of every reply (the session's Type-P DSCP), instead of copying the request's.
+    std::error_code set_tos(int tos)
+    {
+        opts_.sock.tos = tos;
+        const int fd = sock_.native_handle();
+        std::error_code ec;
+        if (opts_.local.address().is_v6()) {
+            ec = detail::set_opt(fd, IPPROTO_IPV6, IPV6_TCLASS, tos);
+            (void)detail::set_opt(fd, IPPROTO_IP, IP_TOS, tos); // IPv4-mapped traffic
+        } else {
+            ec = detail::set_opt(fd, IPPROTO_IP, IP_TOS, tos);
+        }
+        return ec;
+    }
+    void set_symmetric(bool on) noexcept { core_.set_symmetric(on); }
+    // Authenticated / encrypted requests and replies (see test_guard.hpp).
+    void set_guard(std::unique_ptr<test_guard> g)
+    {
+        guard_ = std::move(g);
+        open_rx_.resize(opts_.max_datagram + 64);
+        open_tx_.resize(opts_.batch * (opts_.max_datagram + 64));
+        plain_rx_.resize(opts_.batch);
+        staged_len_.resize(opts_.batch);
+    }
+    void set_active(bool on) noexcept { active_ = on; }
+    bool active() const noexcept { return active_; }
+    // Wall-clock time of the last request reflected (REFWAIT), 0 before the first.
+    nanoseconds last_activity() const noexcept { return last_activity_; }
     const reflector_io_counters& io_counters() const noexcept { return io_counters_; }
 
     // Runs the receive → reflect → send path once over whatever is queued (at most `rounds`
@@ -95,11 +135,34 @@ public:
                     ++io_counters_.oversize;
                     continue;
                 }
+                const peer_key from = key_of(m.from);
+                if (!active_ || (filter_peer_ && from.addr != peer_addr_)) {
+                    ++io_counters_.not_accepted;
+                    continue;
+                }
                 if (m.kernel_time) ++io_counters_.kernel_timestamps;
-                const std::size_t len =
-                    core_.reflect(rx_.data(i), key_of(m.from), m.rx_time, m.ttl ? m.ttl : 255,
-                                  tx_.slot(tx_.size()));
-                if (len == 0) continue;
+                last_activity_ = m.rx_time;
+                std::size_t len = 0;
+                if (guard_) {
+                    // Open (verify, decrypt) the request; reflect the open form into a staging
+                    // slot; the reply is translated and sealed once T3 is known.
+                    auto req = rx_.data(i);
+                    const std::size_t n = guard_->open_request(req, open_rx_);
+                    if (n == 0) {
+                        ++io_counters_.auth_failures;
+                        continue;
+                    }
+                    const std::size_t slot = tx_.size();
+                    auto stage = std::span(open_tx_).subspan(slot * (opts_.max_datagram + 64), opts_.max_datagram + 64);
+                    len = core_.reflect(std::span(open_rx_).first(n), from, m.rx_time, m.ttl ? m.ttl : 255, stage);
+                    if (len == 0) continue;
+                    staged_len_[slot] = len;
+                    plain_rx_[slot] = req;
+                } else {
+                    len = core_.reflect(rx_.data(i), from, m.rx_time, m.ttl ? m.ttl : 255,
+                                        tx_.slot(tx_.size()));
+                    if (len == 0) continue;
+                }
                 const int tos = opts_.sock.tos ? -1 : (m.tos >= 0 ? (m.tos & 0xFC) : -1);
                 tx_.push(len, m.from, m.from_len, tos);
             }
@@ -108,8 +171,23 @@ public:
                 const nanoseconds t3 = realtime_now();
                 const std::uint64_t w =
                     core_.config().err.ptp ? to_ptp_truncated(t3) : to_ntp(t3).to_u64();
-                for (std::size_t i = 0; i < tx_.size(); ++i) stamp_reflector_timestamp(tx_.slot(i), w);
-                const std::size_t queued = tx_.size();
+                if (guard_) {
+                    // Sealing needs T3 first in encrypted mode; we take it once for the batch.
+                    for (std::size_t i = 0; i < tx_.size(); ++i) {
+                        auto stage = std::span(open_tx_).subspan(i * (opts_.max_datagram + 64), staged_len_[i]);
+                        stamp_reflector_timestamp(stage, w);
+                        const std::size_t n = guard_->seal_reply(stage, plain_rx_[i], tx_.slot(i));
+                        if (n == 0) {
+                            ++io_counters_.send_errors;
+                            tx_.set_length(i, 0);
+                            continue;
+                        }
+                        tx_.set_length(i, n);
+                    }
+                } else {
+                    for (std::size_t i = 0; i < tx_.size(); ++i) stamp_reflector_timestamp(tx_.slot(i), w);
+                }
+                const std::size_t queued = tx_.live();
                 const std::size_t sent = tx_.send(fd, ec);
                 io_counters_.send_errors += queued - sent;
                 total += sent;
@@ -164,6 +242,15 @@ private:
     tx_batch tx_;
     reflector_io_counters io_counters_;
     bool running_ = false;
+    bool active_ = true;
+    std::unique_ptr<test_guard> guard_;
+    std::vector<std::uint8_t> open_rx_;
+    std::vector<std::uint8_t> open_tx_;
+    std::vector<wire::const_byte_span> plain_rx_;
+    std::vector<std::size_t> staged_len_;
+    bool filter_peer_ = false;
+    std::array<std::uint8_t, 16> peer_addr_{};
+    nanoseconds last_activity_{0};
 };
 
 } // namespace twamp::net

@@ -1,15 +1,22 @@
 // twamp/asio/sender.hpp — a TWAMP Light / STAMP Session-Sender on an asio event loop.
 //
-// RFC 5357 §4.1, RFC 8762 §4.2. Probes leave at absolute deadlines start + k·interval on the
-// steady clock, so pacing does not drift and intervals below a millisecond work; T1 is the wall
+// RFC 5357 §4.1, RFC 8762 §4.2. Probes leave at absolute deadlines on the steady clock, so pacing
+// does not drift and intervals below a millisecond work: start + k·interval (periodic, RFC 3432),
+// or start + the sum of k exponential gaps of mean `interval` from a seeded generator (Poisson,
+// RFC 2330 §11.1.1), so a run can be repeated exactly. T1 is the wall
 // clock read right before each send. Replies are read whenever the socket is readable, in the same
 // loop, so the receive path never waits for the send schedule; T4 is the kernel's receive
 // timestamp. The session ends when every probe is answered or the loss timeout after the last
 // probe has passed, or when stop() is called twice (the first stop only ends the sending).
+//
+// Counts are honest: scheduled() is the number of probes whose send time came before sending
+// ended (the requested count unless interrupted), sent is what the socket accepted, and skipped()
+// the difference (socket errors).
 #pragma once
 
 #include "twamp/asio/address.hpp"
 #include "twamp/asio/clock.hpp"
+#include "twamp/asio/test_guard.hpp"
 #include "twamp/asio/udp.hpp"
 #include "twamp/sender_session.hpp"
 
@@ -18,12 +25,15 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
-#include <functional>
 #include <cstring>
+#include <functional>
+#include <random>
 #include <system_error>
 #include <vector>
 
 namespace twamp::net {
+
+enum class send_distribution : std::uint8_t { periodic, poisson };
 
 struct sender_options {
     asio::ip::udp::endpoint remote;
@@ -31,7 +41,9 @@ struct sender_options {
     socket_options sock{};
     sender_config core{};
     std::uint32_t count = 100;
-    std::chrono::nanoseconds interval = std::chrono::milliseconds{100};
+    std::chrono::nanoseconds interval = std::chrono::milliseconds{100}; // the mean for Poisson
+    send_distribution distribution = send_distribution::periodic;
+    std::uint64_t seed = 1; // Poisson generator seed
     // Payload sizes (octets), used in turn, probe after probe; one entry = a fixed size.
     std::vector<std::size_t> sizes{kReflectorUnauthLen};
     std::size_t batch = 32;
@@ -40,11 +52,13 @@ struct sender_options {
 class udp_sender {
 public:
     using reply_handler = std::function<void(const reply_result&)>;
+    using probe_handler = std::function<void(std::uint32_t seq, nanoseconds t1)>;
+    using tick_handler = std::function<void(nanoseconds now)>;
 
     udp_sender(asio::io_context& io, sender_options o)
         : opts_(std::move(o)), sock_(io), send_timer_(io), end_timer_(io),
           core_(with_window(opts_)), rx_(opts_.batch, 65536),
-          tx_buf_(max_size(opts_.sizes))
+          tx_buf_(max_size(opts_.sizes)), tick_timer_(io), rng_(opts_.seed)
     {
         if (opts_.sizes.empty()) opts_.sizes.push_back(sender_base_len(opts_.core.format));
     }
@@ -61,8 +75,36 @@ public:
         return sock_.local_endpoint(ec);
     }
 
+    // The reflector's address, when it is known only after open() (TWAMP: from Accept-Session).
+    void set_remote(const asio::ip::udp::endpoint& ep) { opts_.remote = ep; }
+    // RFC 6038: Server octets from Accept-Session, carried in every probe.
+    void set_server_octets(std::uint16_t v) noexcept { core_.set_server_octets(v); }
+    bool finished() const noexcept { return finished_; }
+    // Authenticated / encrypted test packets: probe sizes are then protected sizes.
+    void set_guard(std::unique_ptr<test_guard> g)
+    {
+        guard_ = std::move(g);
+        open_buf_.resize(65536);
+        tx_buf_.resize(std::max<std::size_t>(tx_buf_.size(), max_size(opts_.sizes) + 128));
+    }
+    // Replies dropped because their authentication failed (RFC 4656 §4.2).
+    std::uint64_t auth_failures() const noexcept { return auth_failures_; }
+    // Ends the session at once (the owner is going away); `done` still runs.
+    void abort() { finish(); }
+
     // Called for every reply handled (for logging); optional.
     void on_reply(reply_handler h) { reply_handler_ = std::move(h); }
+    // Called for every probe the socket accepted, with its sequence number and T1; optional.
+    void on_sent(probe_handler h) { sent_handler_ = std::move(h); }
+    // Called once for every probe declared lost (no reply within the timeout), in sequence order,
+    // as soon as its timeout has passed (checked at each send and tick) and at the end; optional.
+    void on_lost(probe_handler h) { lost_handler_ = std::move(h); }
+    // Called every `period` while the session runs, with the wall-clock time; optional.
+    void on_tick(std::chrono::nanoseconds period, tick_handler h)
+    {
+        tick_period_ = std::max(period, std::chrono::nanoseconds{std::chrono::milliseconds{1}});
+        tick_handler_ = std::move(h);
+    }
 
     // Starts the session; `done` runs once when it is over.
     void start(std::function<void()> done)
@@ -71,7 +113,9 @@ public:
         from_len_ = from_endpoint(opts_.remote, remote_);
         start_ = std::chrono::steady_clock::now();
         sending_ = true;
+        next_deadline_ = start_;
         wait_readable();
+        if (tick_handler_) arm_tick();
         schedule_next();
     }
 
@@ -93,7 +137,12 @@ public:
     const session_stats& stats() const noexcept { return core_.stats(); }
     bool interrupted() const noexcept { return interrupted_; }
     void mark_interrupted() noexcept { interrupted_ = true; }
-    std::uint32_t scheduled() const noexcept { return opts_.count; }
+    std::uint32_t requested() const noexcept { return opts_.count; }
+    std::uint32_t scheduled() const noexcept { return sent_; }
+    std::uint64_t skipped() const noexcept
+    {
+        return sent_ > core_.stats().sent ? sent_ - core_.stats().sent : 0;
+    }
 
 private:
     static sender_config with_window(const sender_options& o)
@@ -119,33 +168,79 @@ private:
         if (!sending_) return;
         const auto now = std::chrono::steady_clock::now();
         // Send every probe whose deadline has come (catching up after a stall, in order).
-        while (sent_ < opts_.count && start_ + opts_.interval * sent_ <= now) {
+        while (sent_ < opts_.count && next_deadline_ <= now) {
             send_one();
             ++sent_;
+            advance_deadline();
         }
+        expire_lost();
         if (sent_ >= opts_.count) {
             sending_ = false;
             arm_end();
             return;
         }
-        send_timer_.expires_at(start_ + opts_.interval * sent_);
+        send_timer_.expires_at(next_deadline_);
         send_timer_.async_wait([this](const std::error_code& ec) {
             if (!ec) schedule_next();
+        });
+    }
+
+    void advance_deadline()
+    {
+        if (opts_.distribution == send_distribution::periodic) {
+            next_deadline_ = start_ + opts_.interval * sent_;
+            return;
+        }
+        // Exponential gap by inversion: -mean · ln(1 - U), U uniform in [0, 1) from 53 bits.
+        const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
+        poisson_offset_ns_ += -static_cast<double>(opts_.interval.count()) * std::log1p(-u);
+        next_deadline_ = start_ + std::chrono::nanoseconds{static_cast<std::int64_t>(poisson_offset_ns_)};
+    }
+
+    void expire_lost()
+    {
+        if (!lost_handler_) return;
+        core_.expire(realtime_now(), lost_handler_);
+    }
+
+    void arm_tick()
+    {
+        tick_timer_.expires_after(tick_period_);
+        tick_timer_.async_wait([this](const std::error_code& ec) {
+            if (ec || finished_) return;
+            expire_lost();
+            tick_handler_(realtime_now());
+            arm_tick();
         });
     }
 
     void send_one()
     {
         const std::size_t size = opts_.sizes[sent_ % opts_.sizes.size()];
-        const nanoseconds t1 = realtime_now();
-        const std::size_t len = core_.make_probe(t1, size, tx_buf_);
-        if (len == 0) return;
+        std::size_t len = 0;
+        nanoseconds t1;
+        if (guard_) {
+            // Sizes are protected sizes; the core builds the open probe, the guard seals it.
+            t1 = realtime_now();
+            const std::size_t open_len = core_.make_probe(t1, size - guard_->sender_overhead(), open_buf_);
+            if (open_len == 0) return;
+            len = guard_->seal_probe(std::span(open_buf_).first(open_len), tx_buf_);
+            if (len == 0) {
+                core_.unsend_last();
+                return;
+            }
+        } else {
+            t1 = realtime_now();
+            len = core_.make_probe(t1, size, tx_buf_);
+            if (len == 0) return;
+        }
         ssize_t r;
         do {
             r = ::sendto(sock_.native_handle(), tx_buf_.data(), len, 0,
                          reinterpret_cast<const sockaddr*>(&remote_), from_len_);
         } while (r < 0 && errno == EINTR);
         if (r < 0) core_.unsend_last();
+        else if (sent_handler_) sent_handler_(core_.next_sequence() - 1, t1);
         last_send_ = std::chrono::steady_clock::now();
     }
 
@@ -171,7 +266,16 @@ private:
                     core_.on_unexpected_source();
                     continue;
                 }
-                const auto res = core_.on_reply(rx_.data(i), m.rx_time, m.ttl);
+                auto data = rx_.data(i);
+                if (guard_) {
+                    const std::size_t n = guard_->open_reply(data, open_buf_);
+                    if (n == 0) {
+                        ++auth_failures_;
+                        continue;
+                    }
+                    data = std::span(open_buf_).first(n);
+                }
+                const auto res = core_.on_reply(data, m.rx_time, m.ttl);
                 if (reply_handler_) reply_handler_(res);
             }
             if (n < rx_.capacity()) break;
@@ -213,7 +317,9 @@ private:
         std::error_code ec;
         send_timer_.cancel();
         end_timer_.cancel();
+        tick_timer_.cancel();
         sock_.cancel(ec);
+        if (lost_handler_) core_.expire(nanoseconds::max(), lost_handler_);
         if (done_) {
             auto d = std::move(done_);
             d();
@@ -227,6 +333,9 @@ private:
     session_sender core_;
     rx_batch rx_;
     std::vector<std::uint8_t> tx_buf_;
+    std::unique_ptr<test_guard> guard_;
+    std::vector<std::uint8_t> open_buf_;
+    std::uint64_t auth_failures_ = 0;
     sockaddr_storage remote_{};
     socklen_t from_len_ = 0;
     std::chrono::steady_clock::time_point start_{};
@@ -237,6 +346,14 @@ private:
     bool interrupted_ = false;
     std::function<void()> done_;
     reply_handler reply_handler_;
+    probe_handler sent_handler_;
+    probe_handler lost_handler_;
+    tick_handler tick_handler_;
+    asio::steady_timer tick_timer_;
+    std::chrono::nanoseconds tick_period_{0};
+    std::chrono::steady_clock::time_point next_deadline_{};
+    std::mt19937_64 rng_;
+    double poisson_offset_ns_ = 0;
 };
 
 } // namespace twamp::net

@@ -226,20 +226,32 @@ public:
         ++n_;
     }
 
+    // Queued datagrams that will really be sent (not withdrawn with length 0).
+    std::size_t live() const noexcept
+    {
+        std::size_t n = 0;
+        for (std::size_t i = 0; i < n_; ++i) n += lens_[i] != 0;
+        return n;
+    }
+    // Changes the length of queued datagram i (a protected reply is longer than its staging).
+    void set_length(std::size_t i, std::size_t len) noexcept { lens_[i] = len; }
+
     // Sends everything queued; returns how many went out (the rest failed with ec).
     std::size_t send(int fd, std::error_code& ec) noexcept
     {
         ec.clear();
+        std::size_t m = 0; // datagrams to send; zero-length entries were withdrawn
         for (std::size_t i = 0; i < n_; ++i) {
-            iov_[i] = {bufs_.data() + i * buf_size_, lens_[i]};
-            msghdr& h = msgs_[i].msg_hdr;
+            if (lens_[i] == 0) continue;
+            iov_[m] = {bufs_.data() + i * buf_size_, lens_[i]};
+            msghdr& h = msgs_[m].msg_hdr;
             h = {};
             h.msg_name = &to_[i];
             h.msg_namelen = to_len_[i];
-            h.msg_iov = &iov_[i];
+            h.msg_iov = &iov_[m];
             h.msg_iovlen = 1;
             if (tos_[i] >= 0) {
-                unsigned char* c = ctrl_.data() + i * CMSG_SPACE(sizeof(int));
+                unsigned char* c = ctrl_.data() + m * CMSG_SPACE(sizeof(int));
                 h.msg_control = c;
                 h.msg_controllen = CMSG_SPACE(sizeof(int));
                 cmsghdr* cm = CMSG_FIRSTHDR(&h);
@@ -250,10 +262,11 @@ public:
                 const int v = tos_[i];
                 std::memcpy(CMSG_DATA(cm), &v, sizeof v);
             }
+            ++m;
         }
         std::size_t done = 0, ok = 0;
-        while (done < n_) {
-            const int r = ::sendmmsg(fd, msgs_.data() + done, static_cast<unsigned>(n_ - done), 0);
+        while (done < m) {
+            const int r = ::sendmmsg(fd, msgs_.data() + done, static_cast<unsigned>(m - done), 0);
             if (r < 0) {
                 if (errno == EINTR) continue;
                 ec = {errno, std::system_category()};

@@ -1,8 +1,10 @@
-// twamp/report/info.hpp — what a report says about the session besides its statistics.
+// twamp/report/info.hpp — what a report says about the session besides its statistics, and the
+// reader's choices (percentiles, extended output).
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace twamp::report {
 
@@ -12,10 +14,31 @@ struct session_info {
     std::uint16_t sender_port = 0;
     std::string reflector_address;
     std::uint16_t reflector_port = 0;
-    std::uint16_t ssid = 0;          // STAMP only
-    std::uint32_t scheduled = 0;     // probes the schedule asked for
-    bool interrupted = false;        // stopped early by a signal
-    std::int64_t end_time_ns = 0;    // Unix-epoch ns when the report was made (Influx timestamp)
+    std::uint16_t ssid = 0; // STAMP only
+    std::uint32_t scheduled =
+        0; // probes whose send time came (the requested count unless interrupted)
+    std::uint32_t requested = 0;           // probes asked for (-c); 0 = same as scheduled
+    std::uint64_t skipped = 0;             // scheduled but not sent (the socket refused them)
+    std::string distribution = "periodic"; // "periodic" (RFC 3432) or "poisson" (RFC 2330)
+    std::int64_t interval_ns = 0;          // the (mean) interval between probes; 0 = unknown
+    std::uint64_t seed = 0;                // Poisson generator seed
+    std::int64_t report_interval_ns = 0;   // width of the per-interval bins; 0 = none
+    bool interrupted = false;              // stopped early by a signal
+    std::int64_t end_time_ns = 0; // Unix-epoch ns when the report was made (Influx timestamp)
 };
+
+struct report_options {
+    std::vector<double> percentiles{50, 90, 95, 99, 99.9}; // percent, 0-100
+    bool extended = false; // table: percentiles, IPDV, PDV, reordering, clocks, schedule
+};
+
+// "99.9" -> "99.9", "50" -> "50": a percentile as a label (no trailing zeros).
+inline std::string percentile_label(double p)
+{
+    std::string s = std::to_string(p);
+    s.erase(s.find_last_not_of('0') + 1);
+    if (!s.empty() && s.back() == '.') s.pop_back();
+    return s;
+}
 
 } // namespace twamp::report

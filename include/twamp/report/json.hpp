@@ -1,15 +1,44 @@
-// twamp/report/json.hpp — the session report as one JSON object (schema in README.md and
-// docs/report.schema.json). Durations are microseconds as floating point, never rounded.
+// twamp/report/json.hpp — the session report as one JSON object, and one object per interval
+// (schema: docs/report.schema.json, described in README.md). Durations are microseconds as
+// floating point, never rounded; a delay key is null when its direction has no sample.
 #pragma once
 
+#include "twamp/intervals.hpp"
 #include "twamp/report/info.hpp"
 #include "twamp/stats.hpp"
 
 #include <nlohmann/json.hpp>
 
+#include <vector>
+
 namespace twamp::report {
 
-inline constexpr int kJsonSchemaVersion = 1;
+// 2: percentiles, stddev, IPDV, PDV, clock state per one-way direction, schedule, intervals.
+inline constexpr int kJsonSchemaVersion = 2;
+
+namespace detail {
+inline nlohmann::json us(double ns)
+{
+    return ns / 1e3;
+}
+
+inline nlohmann::json percentiles_json(const delay_stats& d, const std::vector<double>& pcts)
+{
+    nlohmann::json j = nlohmann::json::object();
+    for (double p : pcts)
+        j[percentile_label(p)] = d.count() ? us(d.percentile(p)) : nlohmann::json(nullptr);
+    return j;
+}
+
+// The fixed percentile keys every direction carries.
+template <class Get> void fixed_percentiles(nlohmann::json& j, bool have, Get get)
+{
+    static constexpr std::pair<const char*, double> keys[] = {
+        {"p50_us", 50}, {"p90_us", 90}, {"p95_us", 95}, {"p99_us", 99}, {"p999_us", 99.9}};
+    for (const auto& [k, p] : keys)
+        j[k] = have ? us(get(p)) : nlohmann::json(nullptr);
+}
+} // namespace detail
 
 inline nlohmann::json direction_json(const delay_stats& d, std::uint64_t lost, double loss_pct)
 {
@@ -29,7 +58,78 @@ inline nlohmann::json direction_json(const delay_stats& d, std::uint64_t lost, d
     return j;
 }
 
-inline nlohmann::json to_json(const session_stats& s, const session_info& info)
+// direction_json plus the distribution: percentiles, stddev, PDV, P95-P50 and IPDV.
+inline nlohmann::json direction_json(const delay_stats& d, const delay_stats& ipdv,
+                                     std::uint64_t lost, double loss_pct, const report_options& o)
+{
+    nlohmann::json j = direction_json(d, lost, loss_pct);
+    const bool have = d.count() > 0;
+    detail::fixed_percentiles(j, have, [&](double p) { return d.percentile(p); });
+    j["percentiles_us"] = detail::percentiles_json(d, o.percentiles);
+    j["stddev_us"] = have ? detail::us(d.stddev()) : nlohmann::json(nullptr);
+    j["pdv_us"] = have ? detail::us(d.pdv()) : nlohmann::json(nullptr);
+    j["p95_p50_us"] = have ? detail::us(d.p95_p50()) : nlohmann::json(nullptr);
+    nlohmann::json v;
+    v["samples"] = ipdv.count();
+    const bool hv = ipdv.count() > 0;
+    v["mean_us"] = hv ? detail::us(ipdv.mean()) : nlohmann::json(nullptr);
+    v["min_us"] = hv ? detail::us(static_cast<double>(ipdv.min())) : nlohmann::json(nullptr);
+    v["max_us"] = hv ? detail::us(static_cast<double>(ipdv.max())) : nlohmann::json(nullptr);
+    detail::fixed_percentiles(v, hv, [&](double p) { return ipdv.percentile(p); });
+    v["percentiles_us"] = detail::percentiles_json(ipdv, o.percentiles);
+    j["ipdv"] = v;
+    return j;
+}
+
+inline nlohmann::json summary_json(const delay_summary& d)
+{
+    nlohmann::json j;
+    j["samples"] = d.count;
+    const bool have = d.count > 0;
+    auto v = [&](double ns) { return have ? detail::us(ns) : nlohmann::json(nullptr); };
+    j["min_us"] = v(static_cast<double>(d.min));
+    j["max_us"] = v(static_cast<double>(d.max));
+    j["avg_us"] = v(d.mean);
+    j["jitter_us"] = v(d.jitter);
+    j["stddev_us"] = v(d.stddev);
+    j["p5_us"] = v(d.p5);
+    j["p50_us"] = v(d.p50);
+    j["p90_us"] = v(d.p90);
+    j["p95_us"] = v(d.p95);
+    j["p99_us"] = v(d.p99);
+    j["p999_us"] = v(d.p999);
+    nlohmann::json p = nlohmann::json::object();
+    for (const auto& [pct, ns] : d.percentiles)
+        p[percentile_label(pct)] = v(ns);
+    j["percentiles_us"] = p;
+    return j;
+}
+
+// One interval; `start_s`/`end_s` count from the start of the session.
+inline nlohmann::json interval_json(const interval_summary& b, std::int64_t period_ns)
+{
+    nlohmann::json j;
+    j["index"] = b.index;
+    j["start_s"] = static_cast<double>(b.index) * static_cast<double>(period_ns) / 1e9;
+    j["end_s"] = static_cast<double>(b.index + 1) * static_cast<double>(period_ns) / 1e9;
+    j["start_time_ns"] = b.start_ns;
+    j["sent"] = b.sent;
+    j["received"] = b.received;
+    j["lost"] = b.lost();
+    j["loss_pct"] = b.loss_pct();
+    j["late"] = b.late;
+    j["duplicates"] = b.duplicates;
+    j["reordered"] = b.reordered;
+    j["closed_early"] = b.closed_early;
+    j["outbound"] = summary_json(b.outbound);
+    j["inbound"] = summary_json(b.inbound);
+    j["roundtrip"] = summary_json(b.roundtrip);
+    return j;
+}
+
+inline nlohmann::json to_json(const session_stats& s, const session_info& info,
+                              const report_options& o = {},
+                              const std::vector<interval_summary>& intervals = {})
 {
     nlohmann::json j;
     j["schema_version"] = kJsonSchemaVersion;
@@ -38,14 +138,22 @@ inline nlohmann::json to_json(const session_stats& s, const session_info& info)
     j["sender"] = {{"address", info.sender_address}, {"port", info.sender_port}};
     j["reflector"] = {{"address", info.reflector_address}, {"port", info.reflector_port}};
     j["scheduled"] = info.scheduled;
+    j["requested"] = info.requested ? info.requested : info.scheduled;
     j["sent"] = s.sent;
+    j["skipped"] = info.skipped;
     j["received"] = s.received;
     j["lost"] = s.lost();
     j["loss_pct"] = s.loss_pct();
     j["late"] = s.late;
     j["duplicates"] = s.duplicates;
     j["reordered"] = s.reordered;
+    j["reordered_ratio"] = s.reordered_ratio();
+    j["max_reorder_extent"] = s.max_reorder_extent;
     j["interrupted"] = info.interrupted;
+    j["schedule"] = {{"distribution", info.distribution},
+                     {"interval_ms", static_cast<double>(info.interval_ns) / 1e6},
+                     {"seed", info.distribution == "poisson" ? nlohmann::json(info.seed)
+                                                             : nlohmann::json(nullptr)}};
     j["errors"] = {{"send", s.send_errors},
                    {"malformed", s.malformed},
                    {"unexpected_source", s.unexpected_source},
@@ -53,9 +161,15 @@ inline nlohmann::json to_json(const session_stats& s, const session_info& info)
                    {"short_replies", s.short_replies},
                    {"ssid_mismatch", s.ssid_mismatch},
                    {"invalid_error_estimate", s.invalid_error_estimate}};
-    j["outbound"] = direction_json(s.outbound, s.outbound_lost(), s.outbound_loss_pct());
-    j["inbound"] = direction_json(s.inbound, s.inbound_lost(), s.inbound_loss_pct());
-    j["roundtrip"] = direction_json(s.roundtrip, s.lost(), s.loss_pct());
+    j["outbound"] =
+        direction_json(s.outbound, s.ipdv.outbound, s.outbound_lost(), s.outbound_loss_pct(), o);
+    j["inbound"] =
+        direction_json(s.inbound, s.ipdv.inbound, s.inbound_lost(), s.inbound_loss_pct(), o);
+    j["roundtrip"] = direction_json(s.roundtrip, s.ipdv.roundtrip, s.lost(), s.loss_pct(), o);
+    for (const char* dir : {"outbound", "inbound"}) {
+        j[dir]["synchronized"] = s.one_way_synchronized();
+        j[dir]["error_bound_us"] = s.one_way_error_bound_s() * 1e6;
+    }
     auto hops = [](const range_u8& r) {
         return r.count ? nlohmann::json{{"min", r.min}, {"max", r.max}} : nlohmann::json(nullptr);
     };
@@ -64,6 +178,13 @@ inline nlohmann::json to_json(const session_stats& s, const session_info& info)
                   {"reflector_synchronized", s.received ? s.reflector_synchronized : false},
                   {"sender_error_us", s.sender_error_s * 1e6},
                   {"reflector_error_us", s.reflector_error_s * 1e6}};
+    j["report_interval_s"] =
+        info.report_interval_ns ? nlohmann::json(static_cast<double>(info.report_interval_ns) / 1e9)
+                                : nlohmann::json(nullptr);
+    nlohmann::json iv = nlohmann::json::array();
+    for (const auto& b : intervals)
+        iv.push_back(interval_json(b, info.report_interval_ns));
+    j["intervals"] = iv;
     return j;
 }
 

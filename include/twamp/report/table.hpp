@@ -2,9 +2,12 @@
 //
 // Same rows, columns and unit switching (µs below 1 ms, ms, s, min) so scripts that read twampy's
 // output keep working. Lines about anomalies (late, duplicate or reordered replies, one-way values
-// below zero) follow the table only when there is something to say.
+// below zero) follow the table only when there is something to say. `table_extended` adds, below
+// that, the percentiles (--percentiles), standard deviation, RFC 3393 IPDV, RFC 5481 PDV, P95-P50,
+// reordering, clock state and the schedule; `table_interval_row` is one line per interval.
 #pragma once
 
+#include "twamp/intervals.hpp"
 #include "twamp/report/info.hpp"
 #include "twamp/stats.hpp"
 
@@ -19,11 +22,16 @@ inline std::string format_ms(double ms)
 {
     char buf[32];
     const double a = std::fabs(ms);
-    if (a > 60000) std::snprintf(buf, sizeof buf, "%7.1fmin", ms / 60000);
-    else if (a > 10000) std::snprintf(buf, sizeof buf, "%7.1fsec", ms / 1000);
-    else if (a > 1000) std::snprintf(buf, sizeof buf, "%7.2fsec", ms / 1000);
-    else if (a > 1) std::snprintf(buf, sizeof buf, "%8.2fms", ms);
-    else std::snprintf(buf, sizeof buf, "%8lldus", static_cast<long long>(ms * 1000));
+    if (a > 60000)
+        std::snprintf(buf, sizeof buf, "%7.1fmin", ms / 60000);
+    else if (a > 10000)
+        std::snprintf(buf, sizeof buf, "%7.1fsec", ms / 1000);
+    else if (a > 1000)
+        std::snprintf(buf, sizeof buf, "%7.2fsec", ms / 1000);
+    else if (a > 1)
+        std::snprintf(buf, sizeof buf, "%8.2fms", ms);
+    else
+        std::snprintf(buf, sizeof buf, "%8lldus", static_cast<long long>(ms * 1000));
     return buf;
 }
 
@@ -58,15 +66,18 @@ inline std::string table(const session_stats& s, const session_info& info = {})
 
     char buf[200];
     if (s.late || s.duplicates || s.reordered) {
-        std::snprintf(buf, sizeof buf, "  sent %llu, received %llu, late %llu, duplicates %llu, reordered %llu\n",
-                      static_cast<unsigned long long>(s.sent), static_cast<unsigned long long>(s.received),
-                      static_cast<unsigned long long>(s.late), static_cast<unsigned long long>(s.duplicates),
-                      static_cast<unsigned long long>(s.reordered));
+        std::snprintf(
+            buf, sizeof buf,
+            "  sent %llu, received %llu, late %llu, duplicates %llu, reordered %llu\n",
+            static_cast<unsigned long long>(s.sent), static_cast<unsigned long long>(s.received),
+            static_cast<unsigned long long>(s.late), static_cast<unsigned long long>(s.duplicates),
+            static_cast<unsigned long long>(s.reordered));
         out += buf;
     }
     if (s.outbound.negative() || s.inbound.negative()) {
         std::snprintf(buf, sizeof buf,
-                      "  one-way delays below zero (outbound %llu, inbound %llu): the clocks are not in sync\n",
+                      "  one-way delays below zero (outbound %llu, inbound %llu): the clocks are "
+                      "not in sync\n",
                       static_cast<unsigned long long>(s.outbound.negative()),
                       static_cast<unsigned long long>(s.inbound.negative()));
         out += buf;
@@ -78,6 +89,122 @@ inline std::string table(const session_stats& s, const session_info& info = {})
     }
     if (info.interrupted) out += "  interrupted: statistics cover the probes sent so far\n";
     return out;
+}
+
+namespace detail {
+inline std::string ns_cell(double ns)
+{
+    return format_ms(ns / 1e6);
+}
+} // namespace detail
+
+// The table, then the extended metrics, one block per direction.
+inline std::string table_extended(const session_stats& s, const session_info& info,
+                                  const report_options& o)
+{
+    std::string out = table(s, info);
+    char buf[256];
+    // Percentile header: "  Percentile     p50  p90 ..." with 10-column cells like the table.
+    std::string head = "  Percentiles  ";
+    for (double p : o.percentiles) {
+        std::snprintf(buf, sizeof buf, "%10s  ", ("p" + percentile_label(p)).c_str());
+        head += buf;
+    }
+    while (!head.empty() && head.back() == ' ')
+        head.pop_back();
+    out += head + "\n";
+    auto pct_row = [&](const char* label, const delay_stats& d) {
+        std::string row = "  ";
+        std::snprintf(buf, sizeof buf, "%-13s", label);
+        row += buf;
+        for (double p : o.percentiles)
+            row += detail::ns_cell(d.percentile(p)) + "  ";
+        while (!row.empty() && row.back() == ' ')
+            row.pop_back();
+        out += row + "\n";
+    };
+    const bool any = s.received > 0;
+    if (any) {
+        pct_row("Outbound:", s.outbound);
+        pct_row("Inbound:", s.inbound);
+        pct_row("Roundtrip:", s.roundtrip);
+    }
+    out += "               Stddev       PDV    P95-P50   IPDV mean    IPDV min    IPDV max\n";
+    auto more_row = [&](const char* label, const delay_stats& d, const delay_stats& ipdv) {
+        std::string row = "  ";
+        std::snprintf(buf, sizeof buf, "%-11s", label);
+        row += buf;
+        row += detail::ns_cell(d.stddev()) + detail::ns_cell(d.pdv()) + " " +
+               detail::ns_cell(d.p95_p50());
+        if (ipdv.count()) {
+            row += "  " + detail::ns_cell(ipdv.mean()) + "  " +
+                   detail::ns_cell(static_cast<double>(ipdv.min())) + "  " +
+                   detail::ns_cell(static_cast<double>(ipdv.max()));
+        } else {
+            row += "           -           -           -";
+        }
+        out += row + "\n";
+    };
+    if (any) {
+        more_row("Outbound:", s.outbound, s.ipdv.outbound);
+        more_row("Inbound:", s.inbound, s.ipdv.inbound);
+        more_row("Roundtrip:", s.roundtrip, s.ipdv.roundtrip);
+    }
+    if (s.ipdv.roundtrip.count()) {
+        std::string row = "  IPDV percentiles (roundtrip):";
+        for (double p : o.percentiles) {
+            std::snprintf(buf, sizeof buf, " p%s=%.3fus", percentile_label(p).c_str(),
+                          s.ipdv.roundtrip.percentile(p) / 1e3);
+            row += buf;
+        }
+        out += row + "\n";
+    }
+    std::snprintf(buf, sizeof buf,
+                  "  reordered %llu (ratio %.4f, max extent %llu), late %llu, duplicates %llu\n",
+                  static_cast<unsigned long long>(s.reordered), s.reordered_ratio(),
+                  static_cast<unsigned long long>(s.max_reorder_extent),
+                  static_cast<unsigned long long>(s.late),
+                  static_cast<unsigned long long>(s.duplicates));
+    out += buf;
+    std::snprintf(buf, sizeof buf,
+                  "  clocks: one-way %s (sender %s, reflector %s), error bound +/-%.3fus\n",
+                  s.one_way_synchronized() ? "synchronised" : "NOT synchronised",
+                  s.sender_synchronized ? "synced" : "unsynced",
+                  s.received ? (s.reflector_synchronized ? "synced" : "unsynced") : "unknown",
+                  s.one_way_error_bound_s() * 1e6);
+    out += buf;
+    std::snprintf(
+        buf, sizeof buf, "  schedule: %s, interval %.3fms; scheduled %u, sent %llu, skipped %llu\n",
+        info.distribution.c_str(), static_cast<double>(info.interval_ns) / 1e6, info.scheduled,
+        static_cast<unsigned long long>(s.sent), static_cast<unsigned long long>(info.skipped));
+    out += buf;
+    return out;
+}
+
+// One interval as a table row: time range (s since the start), then the round-trip min, max,
+// avg and jitter cells and the interval's loss, aligned with the summary table's columns.
+inline std::string table_interval_row(const interval_summary& b, std::int64_t period_ns)
+{
+    char label[32];
+    const double t0 = static_cast<double>(b.index) * static_cast<double>(period_ns) / 1e9;
+    const double t1 = t0 + static_cast<double>(period_ns) / 1e9;
+    std::snprintf(label, sizeof label, "%g-%gs", t0, t1);
+    char buf[200];
+    if (b.roundtrip.count) {
+        std::snprintf(buf, sizeof buf, "  %-14s%s  %s  %s  %s    %5.1f%%  %llu/%llu\n", label,
+                      detail::ns_cell(static_cast<double>(b.roundtrip.min)).c_str(),
+                      detail::ns_cell(static_cast<double>(b.roundtrip.max)).c_str(),
+                      detail::ns_cell(b.roundtrip.mean).c_str(),
+                      detail::ns_cell(b.roundtrip.jitter).c_str(), b.loss_pct(),
+                      static_cast<unsigned long long>(b.received),
+                      static_cast<unsigned long long>(b.sent));
+    } else {
+        std::snprintf(buf, sizeof buf, "  %-14s%10s  %10s  %10s  %10s    %5.1f%%  %llu/%llu\n",
+                      label, "-", "-", "-", "-", b.loss_pct(),
+                      static_cast<unsigned long long>(b.received),
+                      static_cast<unsigned long long>(b.sent));
+    }
+    return buf;
 }
 
 } // namespace twamp::report
