@@ -176,6 +176,7 @@ struct controller_cli_options {
     bool zero_addresses = false;
     double session_timeout = 2;
     double connect_timeout = 10;
+    double reply_timeout = 30;
     double duration = 0; // controlclient
     std::vector<std::string> auth_modes;
     std::string key_id;
@@ -215,6 +216,9 @@ twamp::net::controller_options controller_options_from(asio::io_context& io, con
     co.zero_addresses = o.zero_addresses;
     co.session_timeout = std::chrono::nanoseconds{static_cast<std::int64_t>(o.session_timeout * 1e9)};
     co.connect_timeout = std::chrono::nanoseconds{static_cast<std::int64_t>(o.connect_timeout * 1e9)};
+    if (!(o.reply_timeout > 0) || o.reply_timeout > 3600)
+        throw usage_error("--reply-timeout: invalid value " + num(o.reply_timeout) + " (seconds, > 0)");
+    co.control.reply_timeout = std::chrono::nanoseconds{static_cast<std::int64_t>(o.reply_timeout * 1e9)};
     using namespace twamp::control;
     co.control.security_modes = 0;
     for (const auto& m : o.auth_modes.empty() ? std::vector<std::string>{"open"} : o.auth_modes) {
@@ -377,6 +381,8 @@ void add_controller_options(CLI::App* sc, controller_cli_options& o, bool with_o
     sc->add_option("--session-timeout", o.session_timeout, "Reflect this long after Stop-Sessions, seconds")
         ->capture_default_str();
     sc->add_option("--connect-timeout", o.connect_timeout, "Give up connecting after this long, seconds")
+        ->capture_default_str();
+    sc->add_option("--reply-timeout", o.reply_timeout, "Give up when the server does not answer for this long, seconds")
         ->capture_default_str();
     sc->add_option("--auth-mode", o.auth_modes,
                    "Security modes to accept, strongest used: open, authenticated, encrypted, mixed")

@@ -6,6 +6,8 @@
 
 #include "twamp/asio/reflector.hpp"
 #include "twamp/asio/sender.hpp"
+#include "twamp/control_security.hpp"
+#include "twamp/crypto_openssl.hpp"
 #include "twamp/imix.hpp"
 
 #include <memory>
@@ -27,7 +29,22 @@ struct responder_options {
     std::string format = "auto";
     std::size_t max_sessions = 4096;
     bool strict_size = false;
+    std::string key_file;
+    std::string key_id;
 };
+
+// Authenticated STAMP (RFC 8762 §4.2.2/§4.3.2): the pre-shared key from a pfs-format key file,
+// chosen by --key-id (the file's first key without it). Secrets never reach a message.
+std::vector<std::uint8_t> stamp_key(const std::string& file, const std::string& id)
+{
+    twamp::control::key_store ks;
+    std::string err;
+    if (!ks.load(file, err)) throw usage_error("--key-file: " + err);
+    if (id.empty()) return ks.keys().front().second;
+    const auto* k = ks.find(id);
+    if (!k) throw usage_error("--key-id: '" + id + "' is not in the key file");
+    return *k;
+}
 
 int run_responder(const responder_options& o)
 {
@@ -72,6 +89,13 @@ int run_responder(const responder_options& o)
         ec = refl_ptr->open();
     }
     auto& refl = *refl_ptr;
+    if (!o.key_file.empty()) {
+        // Authenticated STAMP only: every request must carry a valid HMAC.
+        refl.set_guard(std::make_unique<twamp::net::stamp_auth_guard<twamp::openssl_crypto>>(
+            stamp_key(o.key_file, o.key_id)));
+    } else if (!o.key_id.empty()) {
+        throw usage_error("--key-id: needs --key-file");
+    }
     if (ec) {
         std::fprintf(stderr, "twamp responder: cannot bind %s: %s\n", o.near_end.c_str(),
                      ec.message().c_str());
@@ -97,6 +121,9 @@ int run_responder(const responder_options& o)
               static_cast<unsigned long long>(c.sessions_created),
               static_cast<unsigned long long>(c.sessions_expired),
               static_cast<unsigned long long>(c.table_full));
+    if (!o.key_file.empty())
+        g_log.log(logger::info, "authentication failures: %llu",
+                  static_cast<unsigned long long>(refl.io_counters().auth_failures));
     return kExitOk;
 }
 
@@ -113,6 +140,8 @@ struct sender_cli_options {
     int ssid = 0;
     std::string distribution = "periodic";
     std::optional<std::uint64_t> seed;
+    std::string key_file;
+    std::string key_id;
     output_options output;
 };
 
@@ -185,7 +214,17 @@ int run_sender(const sender_cli_options& o)
         so.sizes = {base + static_cast<std::size_t>(pad)};
     }
 
+    const bool stamp_auth = !o.key_file.empty();
+    if (stamp_auth && !o.stamp) throw usage_error("--key-file: the sender authenticates STAMP only (add --stamp)");
+    if (!stamp_auth && !o.key_id.empty()) throw usage_error("--key-id: needs --key-file");
+    if (stamp_auth) {
+        // Authenticated STAMP probes are 112 octets plus the same extra octets (as a TLV).
+        for (auto& sz : so.sizes) sz += twamp::kStampAuthLen - twamp::kStampBaseLen;
+    }
     twamp::net::udp_sender sender(io, so);
+    if (stamp_auth)
+        sender.set_guard(std::make_unique<twamp::net::stamp_auth_guard<twamp::openssl_crypto>>(
+            stamp_key(o.key_file, o.key_id)));
     if ((ec = sender.open())) {
         std::fprintf(stderr, "twamp sender: cannot bind %s: %s\n", o.near_end.c_str(), ec.message().c_str());
         return kExitRuntime;
@@ -297,6 +336,9 @@ std::vector<subcommand> register_light(CLI::App& app)
     responder->add_option("--format", ropt->format, "auto, twamp or stamp")->capture_default_str();
     responder->add_option("--max-sessions", ropt->max_sessions, "Per-sender state kept at most")->capture_default_str();
     responder->add_flag("--strict-size", ropt->strict_size, "Drop requests shorter than their reply");
+    responder->add_option("--key-file", ropt->key_file,
+                          "Authenticated STAMP: key file of 'KEYID HEXSECRET' lines (pfs format)");
+    responder->add_option("--key-id", ropt->key_id, "Authenticated STAMP: which key (default: the first)");
     out.push_back({responder, [ropt] { return run_responder(*ropt); }});
 
     auto sopt = std::make_shared<sender_cli_options>();
@@ -311,6 +353,9 @@ std::vector<subcommand> register_light(CLI::App& app)
     sender->add_option("--timeout", sopt->timeout_s, "Per-probe loss timeout, seconds")->capture_default_str();
     sender->add_flag("--stamp", sopt->stamp, "Send STAMP (RFC 8762) instead of TWAMP Light");
     sender->add_option("--ssid", sopt->ssid, "STAMP Session-Sender Identifier (RFC 8972)");
+    sender->add_option("--key-file", sopt->key_file,
+                       "Authenticated STAMP: key file of 'KEYID HEXSECRET' lines (pfs format)");
+    sender->add_option("--key-id", sopt->key_id, "Authenticated STAMP: which key (default: the first)");
     sender->add_option("--distribution", sopt->distribution,
                        "Send schedule: periodic (RFC 3432) or poisson (RFC 2330; mean gap = --interval)")
         ->capture_default_str();

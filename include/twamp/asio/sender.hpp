@@ -271,6 +271,7 @@ private:
                     const std::size_t n = guard_->open_reply(data, open_buf_);
                     if (n == 0) {
                         ++auth_failures_;
+                        core_.on_auth_failure();
                         continue;
                     }
                     data = std::span(open_buf_).first(n);

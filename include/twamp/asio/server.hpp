@@ -174,6 +174,10 @@ private:
         std::vector<std::uint8_t> wbuf;
         bool writing = false;
         bool closing = false;
+        bool read_paused = false;
+        static constexpr std::size_t kMaxBacklog = 64 * 1024;
+
+        std::size_t backlog() const { return wbuf.size() * writing + fsm->pending_output().size(); }
         std::map<control::session_id, test_session> sessions;
         std::map<std::uint16_t, std::unique_ptr<udp_reflector>> pending; // ports allocated, not yet claimed
         asio::ip::address local_addr, peer_addr;
@@ -243,6 +247,7 @@ private:
                 ro.core.format = reflector_format::twamp;
                 ro.core.refwait = server.opts_.refwait;
                 ro.core.max_sessions = 16;
+                ro.batch = 4; // one sender per session: a small batch keeps per-session memory low
                 auto r = std::make_unique<udp_reflector>(server.io_, ro);
                 if (r->open()) return std::nullopt;
                 const std::uint16_t got = r->local_endpoint().port();
@@ -275,7 +280,11 @@ private:
                 if (ec) self->fsm->on_eof(now);
                 else self->fsm->receive(std::span<const std::uint8_t>(self->rbuf.data(), n), now);
                 self->pump();
-                if (!ec && !self->fsm->closed()) self->read();
+                if (ec || self->fsm->closed()) return;
+                // A client that sends without reading its answers is not read from until they
+                // are written out, so its backlog cannot grow our memory.
+                if (self->backlog() > kMaxBacklog) self->read_paused = true;
+                else self->read();
             });
         }
 
@@ -305,7 +314,14 @@ private:
                     return;
                 }
                 self->write();
-                if (self->fsm->closed() && !self->writing) self->finish();
+                if (self->fsm->closed() && !self->writing) {
+                    self->finish();
+                    return;
+                }
+                if (self->read_paused && self->backlog() <= kMaxBacklog) {
+                    self->read_paused = false;
+                    self->read();
+                }
             });
         }
 

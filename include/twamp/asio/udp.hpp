@@ -82,7 +82,8 @@ inline std::error_code open_udp_socket(asio::ip::udp::socket& sock, const asio::
     (void)set_opt(fd, SOL_SOCKET, SO_TIMESTAMPNS, 1);
     (void)set_opt(fd, SOL_SOCKET, SO_RCVBUF, o.buffer_bytes);
     (void)set_opt(fd, SOL_SOCKET, SO_SNDBUF, o.buffer_bytes);
-    (void)set_opt(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    // No SO_REUSEADDR: on UDP it lets a bind to port 0 return a port another socket holds, and
+    // two reflectors would silently share a fixed port.
     sock.bind(local, ec);
     if (ec) return ec;
     sock.non_blocking(true, ec);
