@@ -29,7 +29,8 @@ class Capture:
     def __init__(self, bpf, path):
         self.path = path
         self.err = tempfile.TemporaryFile("w+")
-        self.proc = itlib.spawn(["tshark", "-i", "lo", "-f", bpf, "-w", path],
+        # A 16 MiB capture buffer: "udp" also takes whatever else runs on lo at the time.
+        self.proc = itlib.spawn(["tshark", "-i", "lo", "-B", "16", "-f", bpf, "-w", path],
                                 stdout=subprocess.DEVNULL, stderr=self.err)
 
     def wait_capturing(self, timeout=15.0):

@@ -48,6 +48,7 @@ struct server_cli_options {
     std::string test_ports;
     std::vector<std::string> modes;
     std::string key_file;
+    std::uint32_t count = 2048;
 };
 
 std::uint32_t parse_modes(const std::vector<std::string>& names, std::uint32_t dflt)
@@ -86,6 +87,10 @@ int run_server(const server_cli_options& o)
     so.refwait = std::chrono::nanoseconds{static_cast<std::int64_t>(o.refwait * 1e9)};
     so.max_connections = o.max_connections;
     so.control.max_sessions = o.max_sessions;
+    // RFC 4656 §3.1: a power of 2, at least 1024.
+    if (o.count < 1024 || (o.count & (o.count - 1)) != 0)
+        throw usage_error("--count: invalid value " + std::to_string(o.count) + " (a power of 2, at least 1024)");
+    so.control.count = o.count;
     using namespace twamp::control;
     const std::uint32_t features = mode::individual_session_control | mode::reflect_octets | mode::symmetrical_size;
     std::shared_ptr<key_store> keys;
@@ -152,10 +157,11 @@ int run_server(const server_cli_options& o)
     const auto& c = server->counters();
     g_log.log(logger::info,
               "server stopped: %llu connections (%llu refused), %llu sessions accepted, %llu refused, "
-              "%llu ended by REFWAIT",
+              "%llu ended by REFWAIT, %llu test packets failed authentication",
               static_cast<unsigned long long>(c.connections), static_cast<unsigned long long>(c.refused_connections),
               static_cast<unsigned long long>(c.sessions_accepted), static_cast<unsigned long long>(c.sessions_rejected),
-              static_cast<unsigned long long>(c.sessions_ended_refwait));
+              static_cast<unsigned long long>(c.sessions_ended_refwait),
+              static_cast<unsigned long long>(c.test_auth_failures));
     return kExitOk;
 }
 
@@ -415,6 +421,7 @@ std::vector<subcommand> register_control(CLI::App& app)
                        "Modes to offer: open, authenticated, encrypted, mixed, individual, reflect-octets, symmetric")
         ->delimiter(',');
     server->add_option("--key-file", sv->key_file, "Key file, lines of 'KEYID HEXSECRET' (perfSONAR pfs format)");
+    server->add_option("--count", sv->count, "PBKDF2 iteration count offered in the greeting")->capture_default_str();
     out.push_back({server, [sv] { return run_server(*sv); }});
 
     auto co = std::make_shared<controller_cli_options>();

@@ -179,7 +179,8 @@ private:
         if (writing_ || finished_) return;
         const auto out = fsm_->pending_output();
         if (out.empty()) {
-            if (closing_after_write_) finish_ok();
+            if (fail_after_write_) fail(std::move(*fail_after_write_));
+            else if (closing_after_write_) finish_ok();
             return;
         }
         wbuf_.assign(out.begin(), out.end());
@@ -376,6 +377,15 @@ private:
             fail("the server at " + where() + " refused the key (Server-Start Accept 1: unknown KeyID or wrong secret)");
             return;
         }
+        if (!ready_ && !e.accept && !fsm_->pending_output().empty()) {
+            // We declined the greeting (no common mode, a Count above --max-count, a missing
+            // feature, no usable key): the server did not close anything. Send the Mode-0
+            // Set-Up-Response that says so (RFC 4656 §3.1) before closing.
+            fail_after_write_ = "cannot use the server at " + where() + ": " + std::string(e.reason) +
+                                " (declined with Set-Up-Response Mode 0)";
+            write();
+            return;
+        }
         std::string msg = "the server at " + where() + " closed the control connection";
         if (e.accept) {
             result_.accept = e.accept;
@@ -502,6 +512,7 @@ private:
     bool stopping_ = false;
     bool stop_sent_ = false;
     bool closing_after_write_ = false;
+    std::optional<std::string> fail_after_write_; // our own refusal, reported once it is sent
     bool protected_test_ = false;
     bool ready_ = false;
     std::uint32_t selected_mode_ = 0;

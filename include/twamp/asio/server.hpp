@@ -95,10 +95,12 @@ struct server_options {
 struct server_counters {
     std::uint64_t connections = 0;
     std::uint64_t refused_connections = 0; // Modes 0 greetings for limits or --allow
+    std::uint64_t accept_errors = 0;       // accept() failures (EMFILE, ENFILE, ENOBUFS...)
     std::uint64_t sessions_accepted = 0;
     std::uint64_t sessions_rejected = 0;
     std::uint64_t sessions_ended_refwait = 0;
     std::uint64_t packets_reflected = 0;   // by sessions that have ended
+    std::uint64_t test_auth_failures = 0;  // protected test packets that failed their HMAC (ended sessions)
 };
 
 template <class Security = control::open_security>
@@ -107,7 +109,8 @@ public:
     using security_factory = std::function<Security()>;
 
     twamp_server(asio::io_context& io, server_options o, security_factory make_security = {})
-        : io_(io), opts_(std::move(o)), acceptor_(io), make_security_(std::move(make_security))
+        : io_(io), opts_(std::move(o)), acceptor_(io), accept_retry_(io),
+          make_security_(std::move(make_security))
     {
         if (!make_security_) make_security_ = [] { return Security{}; };
     }
@@ -138,6 +141,7 @@ public:
     {
         std::error_code ec;
         acceptor_.close(ec);
+        accept_retry_.cancel();
         auto conns = connections_;
         for (auto& c : conns) c->shutdown("server stopping");
     }
@@ -458,6 +462,12 @@ private:
         {
             test_session& s = it->second;
             server.counters_.packets_reflected += s.reflector->session().counters().reflected;
+            const auto failures = s.reflector->io_counters().auth_failures;
+            server.counters_.test_auth_failures += failures;
+            server.log("session on UDP port " + std::to_string(s.port) + " from " + peer + " ended: reflected " +
+                       std::to_string(s.reflector->session().counters().reflected) + ", not accepted " +
+                       std::to_string(s.reflector->io_counters().not_accepted) + ", authentication failures " +
+                       std::to_string(failures));
             s.reflector->stop();
             server.ports_in_use_.erase(s.port);
             sessions.erase(it);
@@ -492,6 +502,20 @@ private:
     {
         acceptor_.async_accept([this](const std::error_code& ec, asio::ip::tcp::socket s) {
             if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+            if (ec) {
+                // Out of descriptors (EMFILE/ENFILE) or memory: the connection stays queued and
+                // the acceptor readable, so accepting again at once would spin at full CPU.
+                // Retry after a pause; connections closing meanwhile free descriptors.
+                ++counters_.accept_errors;
+                if (!accept_failing_) log("accept failed: " + ec.message() + "; retrying every 100 ms");
+                accept_failing_ = true;
+                accept_retry_.expires_after(std::chrono::milliseconds{100});
+                accept_retry_.async_wait([this](const std::error_code& e) {
+                    if (!e && acceptor_.is_open()) accept_next();
+                });
+                return;
+            }
+            accept_failing_ = false;
             if (!ec) {
                 ++counters_.connections;
                 auto c = std::make_shared<connection>(*this, std::move(s));
@@ -514,6 +538,8 @@ private:
     asio::io_context& io_;
     server_options opts_;
     asio::ip::tcp::acceptor acceptor_;
+    asio::steady_timer accept_retry_;
+    bool accept_failing_ = false;
     security_factory make_security_;
     std::set<std::shared_ptr<connection>> connections_;
     std::set<std::uint16_t> ports_in_use_;
