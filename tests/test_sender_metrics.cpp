@@ -57,8 +57,8 @@ TEST_CASE("sender: IPDV per direction over consecutive sequence numbers")
 {
     rig r;
     r.send(4);
-    // Round trips 100, 160, (lost), 130 µs: only the pair (0,1) exists; then 3 pairs with 2 if it
-    // came, which it does not.
+    // Round trips 100, 160, (2 lost), 130 µs: only the pair (0,1) has both members; (1,2) and
+    // (2,3) have none. IPDV(0,1): outbound 100-60 = 40 µs, inbound 60-40 = 20 µs, round trip 60.
     r.deliver(0, microseconds{60}, microseconds{40});
     r.deliver(1, microseconds{100}, microseconds{60});
     r.deliver(3, microseconds{70}, microseconds{60});

@@ -167,7 +167,7 @@ private:
     {
         if (finished_) return;
         while (auto ev = fsm_->next_event()) {
-            std::visit([this](auto& e) { on_event(e); }, *ev);
+            std::visit([this](auto& e) { this->on_event(e); }, *ev);
             if (finished_) return;
         }
         write();

@@ -295,7 +295,7 @@ private:
         // After every input or timer: handle events, write output, re-arm the timer, close.
         void pump()
         {
-            while (auto ev = fsm->next_event()) std::visit([this](auto& e) { on_event(e); }, *ev);
+            while (auto ev = fsm->next_event()) std::visit([this](auto& e) { this->on_event(e); }, *ev);
             pending.clear(); // allocated for requests that were then refused
             write();
             arm_timer();
@@ -359,8 +359,9 @@ private:
             bool any_running = false, all_refwait = !sessions.empty();
             for (auto it = sessions.begin(); it != sessions.end();) {
                 test_session& s = it->second;
+                // Not for a session REFWAIT ended: that one stays inactive until it is stopped.
                 if (s.started && s.active_from && now >= *s.active_from && !s.reflector->active() &&
-                    !s.end_at)
+                    !s.end_at && !s.ended_by_refwait)
                     s.reflector->set_active(true);
                 if (s.end_at && now >= *s.end_at) {
                     end_session(it++);

@@ -1,0 +1,377 @@
+#!/usr/bin/python3
+"""abuse_signals: SIGINT / SIGTERM and the integrity of what is written.
+
+  * `twamp sender` interrupted mid-run (SIGINT, and SIGTERM): it stops, exits 0, and its JSON
+    Lines end with a final report saying "interrupted": true with what it measured; the
+    --per-packet CSV has the header and exactly one row per probe sent (sequence numbers
+    0..sent-1, every row complete); the --prometheus file, polled all through two runs that
+    replace it, is never seen partial (every read parses and ends with a newline);
+  * a second SIGINT ends a sender that is waiting for outstanding replies at once;
+  * `twamp controller` interrupted mid-run: it stops its sender, sends Stop-Sessions, prints
+    its report ("interrupted": true), exits 0; the server sees the connection closed cleanly;
+  * `twamp server` (with a session running) and `twamp responder` on SIGINT and SIGTERM: exit
+    0 and their -v log says they stopped; the controller whose server went away exits 3 with
+    one line.
+
+Usage: test_abuse_signals.py /path/to/twamp
+"""
+import json
+import os
+import re
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+
+import itlib  # noqa: E402
+from itlib import check  # noqa: E402
+
+import twamp_ctl as tc  # noqa: E402
+
+CSV_HEADER = ("sender_seq,reflector_seq,status,t1_ns,t2_ns,t3_ns,t4_ns,outbound_ns,inbound_ns,roundtrip_ns,"
+              "sender_ttl,reply_ttl,reorder_extent")
+PROM_LINE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? [-+0-9.eEnaNInf]+$")
+
+
+class PromPoller:
+    """Reads FILE as fast as it can in a thread; every read must be a complete exposition."""
+
+    def __init__(self, path):
+        self.path = path
+        self.reads = 0
+        self.bad = []
+        self.versions = set()
+        self.history = []  # (seconds since start, length) of each new version seen
+        self.t0 = time.monotonic()
+        self.stop_ev = threading.Event()
+        self.lock = threading.Lock()
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        deadline = time.monotonic() + 30
+        while not self.stop_ev.is_set() and time.monotonic() < deadline:
+            if not self.read_once():
+                time.sleep(0.001)
+                continue
+            time.sleep(0.0005)
+
+    def read_once(self):
+        try:
+            with open(self.path) as f:
+                text = f.read()
+        except FileNotFoundError:
+            return False
+        with self.lock:
+            self.reads += 1
+            why = self.problem(text)
+            if why and len(self.bad) < 5:
+                self.bad.append(why)
+            key = hash(text)
+            if key not in self.versions:
+                self.versions.add(key)
+                self.history.append((round(time.monotonic() - self.t0, 3), len(text)))
+        return True
+
+    @staticmethod
+    def problem(text):
+        if not text.endswith("\n"):
+            return "no final newline (%d octets)" % len(text)
+        samples = 0
+        for line in text.splitlines():
+            if not line or line.startswith("#"):
+                continue
+            if not PROM_LINE.match(line):
+                return "bad line %r" % line[:80]
+            samples += 1
+        if samples == 0 or "twamp_" not in text:
+            return "no samples"
+        return None
+
+    def stop(self):
+        """Stops polling and reads once more (the thread may not have run since the last write)."""
+        if not self.stop_ev.is_set():
+            self.stop_ev.set()
+            self.t.join(5)
+            self.read_once()
+
+
+def json_lines(text):
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            out.append(json.loads(line))
+    return out
+
+
+def sender_interrupted(twamp, sig, workdir, prom, label):
+    resp = itlib.Responder(twamp)
+    csv = os.path.join(workdir, "pp-%s.csv" % label)
+    out = tempfile.TemporaryFile("w+")
+    try:
+        p = itlib.spawn([twamp, "sender", resp.addr, "127.0.0.1:0", "-c", "1000", "-i", "5", "--timeout", "2",
+                         "--json", "--report-interval", "0.2", "--per-packet", csv, "--prometheus", prom, "-q"],
+                        stdout=out, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.2)
+        check(p.poll() is None, "%s: sender still running at 1.2 s" % label)
+        t0 = time.monotonic()
+        p.send_signal(sig)
+        try:
+            _, err = p.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            _, err = p.communicate(timeout=5)
+        dt = time.monotonic() - t0
+        check(p.returncode == 0, "%s: sender exits 0 (rc %s, %r)" % (label, p.returncode, err.strip()[:200]))
+        check(dt < 2.5, "%s: sender ends %.2f s after the signal (its replies are all in)" % (label, dt))
+        out.seek(0)
+        try:
+            lines = json_lines(out.read())
+        except ValueError as e:
+            lines = []
+            print("  stdout is not JSON Lines: %s" % e)
+        final = lines[-1] if lines else {}
+        intervals = [x for x in lines[:-1] if x.get("type") == "interval"]
+        check(final.get("interrupted") is True, "%s: final report says interrupted: true" % label)
+        sent = final.get("sent", -1)
+        check(0 < sent < 1000 and final.get("scheduled") == sent and final.get("requested") == 1000,
+              "%s: it measured what was sent so far: scheduled %s, sent %s of requested %s" %
+              (label, final.get("scheduled"), sent, final.get("requested")))
+        check(final.get("received") == sent and final.get("lost") == 0,
+              "%s: every probe sent was answered (%s of %s)" % (label, final.get("received"), sent))
+        check(len(intervals) >= 4 and len(lines) == len(intervals) + 1,
+              "%s: %d interval lines before the final report" % (label, len(intervals)))
+        with open(csv) as f:
+            text = f.read()
+        rows = text.splitlines()
+        check(text.endswith("\n") and rows and rows[0] == CSV_HEADER, "%s: per-packet CSV has its header" % label)
+        body = [r.split(",") for r in rows[1:]]
+        seqs = [int(r[0]) for r in body if len(r) == 13 and r[0].isdigit()]
+        check(len(body) == sent and all(len(r) == 13 for r in body),
+              "%s: one complete 13-field row per probe sent (%d rows, %d sent)" % (label, len(body), sent))
+        check(sorted(seqs) == list(range(sent)), "%s: the rows cover sequence numbers 0..%d" % (label, sent - 1))
+        check(all(r[2] in ("ok", "reordered") for r in body if len(r) == 13),
+              "%s: every row is an in-time reply" % label)
+        with open(prom) as f:
+            ptext = f.read()
+        m = re.search(r'^twamp_probes\{[^}]*state="sent"[^}]*\} (\d+)', ptext, re.M)
+        print("  %s: sent %d, %d intervals, CSV %d rows, prometheus %d octets" %
+              (label, sent, len(intervals), len(body), len(ptext)))
+        check(m and int(m.group(1)) == sent, "%s: the Prometheus file has the interrupted run's sent count (%s)" %
+              (label, m.group(1) if m else None))
+    finally:
+        out.close()
+        resp.stop()
+
+
+def second_sigint(twamp):
+    port = itlib.free_port()  # nobody answers: the sender waits for its 30 s timeout after a stop
+    p = itlib.spawn([twamp, "sender", "127.0.0.1:%d" % port, "127.0.0.1:0", "-c", "1000", "-i", "5",
+                     "--timeout", "30", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    p.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    check(p.poll() is None, "second SIGINT: after the first, the sender waits for outstanding replies")
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    try:
+        out, err = p.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate(timeout=5)
+    dt = time.monotonic() - t0
+    check(dt < 1.0, "second SIGINT: the sender ends at once (%.2f s)" % dt)
+    try:
+        rep = json.loads(out)
+    except ValueError:
+        rep = {}
+    check(p.returncode == 1 and rep.get("interrupted") is True and rep.get("received") == 0,
+          "second SIGINT: exit 1 (no reply), report printed with interrupted: true (rc %s)" % p.returncode)
+
+
+class Relay:
+    """A TCP relay in a thread between the controller and the server, recording what the
+    controller sends (to see its Stop-Sessions on the wire)."""
+
+    def __init__(self, port):
+        self.ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(1)
+        self.ls.settimeout(10)
+        self.port = self.ls.getsockname()[1]
+        self.target = port
+        self.client_bytes = b""
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def run(self):
+        try:
+            c, _ = self.ls.accept()
+        except OSError:
+            return
+        u = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+        sel = selectors.DefaultSelector()
+        sel.register(c, selectors.EVENT_READ, u)
+        sel.register(u, selectors.EVENT_READ, c)
+        deadline = time.monotonic() + 20
+        try:
+            while time.monotonic() < deadline:
+                done = False
+                for key, _ in sel.select(0.2):
+                    try:
+                        data = key.fileobj.recv(65536)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        done = True
+                        break
+                    if key.fileobj is c:
+                        self.client_bytes += data
+                    key.data.sendall(data)
+                if done:
+                    break
+        finally:
+            sel.close()
+            c.close()
+            u.close()
+            self.ls.close()
+
+    def join(self):
+        self.t.join(25)
+
+
+def controller_interrupted(twamp, sig, label):
+    srv = tc.Server(twamp)
+    out = tempfile.TemporaryFile("w+")
+    relay = Relay(srv.port)
+    try:
+        time.sleep(0.2)
+        fd0 = srv.fd_count()
+        argv = tc.controller_argv(twamp, srv, "-c", "1000", "-i", "5", reflector_port=0)
+        argv[argv.index("--control-port") + 1] = str(relay.port)
+        p = itlib.spawn(argv, stdout=out, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and "session accepted" not in srv.log_text():
+            time.sleep(0.02)
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        p.send_signal(sig)
+        try:
+            _, err = p.communicate(timeout=8)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            _, err = p.communicate(timeout=5)
+        dt = time.monotonic() - t0
+        check(p.returncode == 0, "%s: controller exits 0 (rc %s, %r)" % (label, p.returncode, err.strip()[:200]))
+        check(dt < 3, "%s: controller ends %.2f s after the signal" % (label, dt))
+        out.seek(0)
+        try:
+            reps = tc.parse_reports(out.read())
+        except ValueError:
+            reps = []
+        rep = reps[0] if reps else {}
+        sent = rep.get("sent", -1)
+        check(rep.get("interrupted") is True and 0 < sent < 1000 and rep.get("received") == sent,
+              "%s: report interrupted: true, sent %s < 1000, received %s" % (label, sent, rep.get("received")))
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and srv.fd_count() != fd0:
+            time.sleep(0.05)
+        relay.join()
+        sent_msgs = relay.client_bytes
+        # Set-Up-Response (164), Request-TW-Session (112), Start-Sessions (32), Stop-Sessions (32).
+        stop = sent_msgs[-tc.STOP_SESSIONS:]
+        check(len(sent_msgs) == 164 + 112 + 32 + 32 and stop[0] == 3 and stop[1] == 0 and
+              int.from_bytes(stop[4:8], "big") == 1,
+              "%s: the controller sent Stop-Sessions (Accept 0, 1 session) last (%d octets: %s)" %
+              (label, len(sent_msgs), stop[:8].hex()))
+        log = srv.log_text()
+        check("closed: client closed the connection" in log,
+              "%s: the server saw the control connection closed cleanly after Stop-Sessions" % label)
+        check(srv.fd_count() == fd0, "%s: the server released the session (fds back to %d)" % (label, fd0))
+    finally:
+        out.close()
+        check(srv.stop() == 0, "%s: server exits 0" % label)
+
+
+def server_signalled(twamp, sig, label):
+    srv = tc.Server(twamp)
+    p = itlib.spawn(tc.controller_argv(twamp, srv, "-c", "1000", "-i", "5", reflector_port=0),
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and "session accepted" not in srv.log_text():
+        time.sleep(0.02)
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    srv.proc.send_signal(sig)
+    try:
+        rc = srv.proc.wait(5)
+    except subprocess.TimeoutExpired:
+        rc = None
+    check(rc == 0 and time.monotonic() - t0 < 2, "%s: server exits 0 at once with a session running (rc %s)" % (label, rc))
+    log = srv.log_text()
+    check("signal received: closing connections and sessions" in log and "server stopped:" in log,
+          "%s: the server's -v log says it stopped" % label)
+    try:
+        _, err = p.communicate(timeout=8)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        _, err = p.communicate(timeout=5)
+    check(p.returncode == 3 and len(err.strip().splitlines()) == 1 and "closed the control connection" in err,
+          "%s: its controller exits 3 with one line (rc %s): %r" % (label, p.returncode, err.strip()))
+
+
+def responder_signalled(twamp, sig, label):
+    resp = itlib.Responder(twamp)
+    itlib.sender(twamp, resp, "-c", "5", "-i", "1")
+    t0 = time.monotonic()
+    resp.proc.send_signal(sig)
+    try:
+        rc = resp.proc.wait(5)
+    except subprocess.TimeoutExpired:
+        rc = None
+    check(rc == 0 and time.monotonic() - t0 < 2, "%s: responder exits 0 at once (rc %s)" % (label, rc))
+    log = resp.log_text()
+    check("signal received: stopping the reflector" in log and "reflector stopped: received 5" in log,
+          "%s: the responder's -v log says it stopped, with its counters" % label)
+
+
+def body(twamp):
+    workdir = tempfile.mkdtemp(prefix="twamp-abuse-sig-")
+    prom = os.path.join(workdir, "twamp.prom")
+    with open(prom, "w") as f:  # an older, complete exposition the runs replace
+        f.write("# HELP twamp_up old\n# TYPE twamp_up gauge\ntwamp_up 1\n")
+    poller = PromPoller(prom)
+    try:
+        sender_interrupted(twamp, signal.SIGINT, workdir, prom, "sender SIGINT")
+        sender_interrupted(twamp, signal.SIGTERM, workdir, prom, "sender SIGTERM")
+        poller.stop()
+        print("  prometheus file: %d reads, versions first seen at (s, octets): %s" % (poller.reads, poller.history))
+        check(poller.reads > 100 and not poller.bad,
+              "prometheus: never partial over %d reads while two runs replaced it %s" % (poller.reads, poller.bad))
+        check(len(poller.versions) >= 3, "prometheus: the poller saw the old file and both replacements (%d)" %
+              len(poller.versions))
+        leftovers = [n for n in os.listdir(workdir) if ".tmp" in n]
+        check(not leftovers, "prometheus: no temporary file left behind (%s)" % leftovers)
+        second_sigint(twamp)
+        controller_interrupted(twamp, signal.SIGINT, "controller SIGINT")
+        controller_interrupted(twamp, signal.SIGTERM, "controller SIGTERM")
+        server_signalled(twamp, signal.SIGINT, "server SIGINT")
+        server_signalled(twamp, signal.SIGTERM, "server SIGTERM")
+        responder_signalled(twamp, signal.SIGINT, "responder SIGINT")
+        responder_signalled(twamp, signal.SIGTERM, "responder SIGTERM")
+    finally:
+        poller.stop()
+        for n in os.listdir(workdir):
+            os.unlink(os.path.join(workdir, n))
+        os.rmdir(workdir)
+
+
+if __name__ == "__main__":
+    itlib.main(body)
