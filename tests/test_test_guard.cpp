@@ -639,3 +639,49 @@ TEST_CASE("replay: twping/twampd encrypted test packets through twamp_test_guard
     replay_through_guard("twping-twampd-encrypted.pcap", test_protection::encrypted,
                          "7f000001eeb5909e0275cd0b32fc8c92");
 }
+
+TEST_CASE("authenticated STAMP: the RFC 8972 HMAC TLV is verified and the reply's recomputed")
+{
+    const std::vector<std::uint8_t> key(32, 0x42);
+    twamp::net::stamp_auth_guard<twamp::openssl_crypto> sender(key), reflector(key);
+    // Open probe: 44-octet base, a Location-like unknown TLV (type 2, 4 octets), an HMAC TLV.
+    std::vector<std::uint8_t> open(44 + 8 + 20, 0);
+    twamp::wire::store32(open.data(), 9);
+    open[45] = 2;
+    open[47] = 4;
+    open[53] = twamp::stamp_tlv::kTypeHmac;
+    open[55] = 16;
+    std::vector<std::uint8_t> wire_pkt(200);
+    const std::size_t n = sender.seal_probe(open, wire_pkt);
+    REQUIRE(n == 112 + 28);
+    wire_pkt.resize(n);
+    // The sender's seal_probe leaves the HMAC TLV value zero; fill it as a TLV-aware sender would.
+    REQUIRE_FALSE(twamp::stamp_seal_tlv_hmac<twamp::openssl_crypto>(key, wire_pkt, 112, 120));
+    REQUIRE_FALSE(twamp::stamp_seal<twamp::openssl_crypto>(key, wire_pkt));
+    auto good = wire_pkt;
+    std::vector<std::uint8_t> opened(200);
+    REQUIRE(reflector.open_request(good, opened) == 44 + 28);
+    CHECK((opened[44] & twamp::stamp_tlv::kFlagI) == 0);
+    CHECK(reflector.tlv_hmac_failures() == 0);
+    // A TLV byte changed after the TLV HMAC was computed (base HMAC redone): I on every TLV.
+    auto bad = wire_pkt;
+    bad[117] ^= 0x01;
+    REQUIRE_FALSE(twamp::stamp_seal<twamp::openssl_crypto>(key, bad));
+    REQUIRE(reflector.open_request(bad, opened) == 44 + 28);
+    CHECK((opened[44] & twamp::stamp_tlv::kFlagI) != 0);
+    CHECK((opened[52] & twamp::stamp_tlv::kFlagI) != 0);
+    CHECK(reflector.tlv_hmac_failures() == 1);
+    // The reply to the good request carries a valid HMAC TLV of its own, without U.
+    std::vector<std::uint8_t> open_reply(44 + 28, 0);
+    std::copy(opened.begin() + 44, opened.begin() + 72, open_reply.begin() + 44);
+    open_reply[52] = twamp::stamp_tlv::kFlagU; // as the core would mark the HMAC TLV
+    open_reply[44] = twamp::stamp_tlv::kFlagU;
+    REQUIRE(reflector.open_request(good, opened) > 0);
+    std::vector<std::uint8_t> reply(200);
+    const std::size_t m = reflector.seal_reply(open_reply, good, reply);
+    REQUIRE(m == 112 + 28);
+    reply.resize(m);
+    CHECK((reply[120] & twamp::stamp_tlv::kFlagU) == 0);
+    CHECK_FALSE(twamp::stamp_verify_tlv_hmac<twamp::openssl_crypto>(key, reply, 112, 120));
+    CHECK_FALSE(twamp::stamp_verify<twamp::openssl_crypto>(key, reply));
+}

@@ -12,6 +12,7 @@
 #include "twamp/test_packet_auth.hpp"
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 namespace twamp::net {
@@ -100,17 +101,67 @@ public:
     std::size_t open_request(wire::byte_span in, wire::byte_span open_out) override
     {
         if (in.size() < kStampAuthLen || stamp_verify<C>(key_, in)) return 0;
+        // RFC 8972 §4.8: an HMAC TLV must verify (and follow every TLV but Extra Padding);
+        // otherwise the TLVs are not to be used and each copy goes back with the I flag.
+        bool misplaced = false;
+        if (const auto at = find_hmac_tlv(in, misplaced)) {
+            if (misplaced || stamp_verify_tlv_hmac<C>(key_, in, kStampAuthLen, *at)) {
+                ++tlv_hmac_failures_;
+                for_each_tlv(in, [](std::uint8_t* h) { h[0] |= stamp_tlv::kFlagI; });
+            }
+        }
         return sender_from_protected(in, protected_format::stamp, open_out);
     }
     std::size_t seal_reply(wire::const_byte_span open_reply, wire::const_byte_span request_plain,
                            wire::byte_span out) override
     {
         const std::size_t n = reflector_to_protected(open_reply, request_plain, protected_format::stamp, out);
-        if (n == 0 || stamp_seal<C>(key_, out.first(n))) return 0;
+        if (n == 0) return 0;
+        // The reply's own HMAC TLV: a TLV we understand (not U), recomputed over the reply's
+        // TLVs unless the request's failed (then it goes back flagged I, as received).
+        bool misplaced = false;
+        if (const auto at = find_hmac_tlv(out.first(n), misplaced)) {
+            out[*at] &= static_cast<std::uint8_t>(~stamp_tlv::kFlagU);
+            if (!(out[*at] & stamp_tlv::kFlagI) && wire::load16(out.data() + *at + 2) == 16)
+                (void)stamp_seal_tlv_hmac<C>(key_, out.first(n), kStampAuthLen, *at);
+        }
+        if (stamp_seal<C>(key_, out.first(n))) return 0;
         return n;
     }
+    // Requests whose RFC 8972 HMAC TLV failed (their TLVs were returned with the I flag).
+    std::uint64_t tlv_hmac_failures() const noexcept { return tlv_hmac_failures_; }
 
 private:
+    template <class F> static void for_each_tlv(wire::byte_span pkt, F&& f)
+    {
+        std::size_t pos = kStampAuthLen;
+        while (pkt.size() - pos >= kStampTlvHeaderLen && pos <= pkt.size()) {
+            std::uint8_t* h = pkt.data() + pos;
+            const std::size_t len = wire::load16(h + 2);
+            if (h[1] == 0) break;
+            f(h);
+            if (len > pkt.size() - pos - kStampTlvHeaderLen) break;
+            pos += kStampTlvHeaderLen + len;
+        }
+    }
+    // Offset of the HMAC TLV after the 112-octet base, if any; `misplaced` when a TLV other than
+    // Extra Padding follows it.
+    static std::optional<std::size_t> find_hmac_tlv(wire::const_byte_span pkt, bool& misplaced)
+    {
+        std::optional<std::size_t> at;
+        std::size_t pos = kStampAuthLen;
+        while (pkt.size() >= pos && pkt.size() - pos >= kStampTlvHeaderLen) {
+            const std::uint8_t type = pkt[pos + 1];
+            const std::size_t len = wire::load16(pkt.data() + pos + 2);
+            if (type == 0 || len > pkt.size() - pos - kStampTlvHeaderLen) break;
+            if (type == stamp_tlv::kTypeHmac) at = pos;
+            else if (at && type != stamp_tlv::kTypeExtraPadding) misplaced = true;
+            pos += kStampTlvHeaderLen + len;
+        }
+        return at;
+    }
+
+    std::uint64_t tlv_hmac_failures_ = 0;
     std::vector<std::uint8_t> key_;
 };
 
