@@ -128,7 +128,8 @@ public:
     void receive(std::span<const std::uint8_t> data, nanoseconds now)
     {
         if (state_ == state::closed || data.empty()) return;
-        idle_since_ = now;
+        // SERVWAIT restarts only when a whole message has arrived (on_setup_response and
+        // on_command), so a client dripping octets cannot hold a connection forever.
         while (!data.empty() && state_ != state::closed) {
             if (state_ == state::awaiting_setup) {
                 data = data.subspan(fill(data, kSetupResponseSize));
@@ -298,8 +299,9 @@ private:
         close(errc::unsupported, accept_code::not_supported, reason);
     }
 
-    void on_setup_response(nanoseconds)
+    void on_setup_response(nanoseconds now)
     {
+        idle_since_ = now;
         setup_response sr;
         (void)decode(in_, sr); // cannot fail: exactly 164 octets
         reset_input();
@@ -386,6 +388,7 @@ private:
 
     void on_command(nanoseconds now)
     {
+        idle_since_ = now;
         if (auto ec = verify_hmac()) {
             close(ec, std::nullopt, "HMAC check failed");
             return;
@@ -622,7 +625,7 @@ private:
             }
         }
         queue_acks<stop_n_ack>(ok, failed);
-        // SERVWAIT resumes by itself once no session runs; receive() already set idle_since_.
+        // SERVWAIT resumes by itself once no session runs; on_command() already set idle_since_.
         if (!ok.empty()) emit(server_events::sessions_stopped{accept_code::ok, std::move(ok), now});
     }
 

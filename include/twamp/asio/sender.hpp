@@ -281,7 +281,8 @@ private:
             }
             if (n < rx_.capacity()) break;
         }
-        if (!sending_ && sent_ >= opts_.count && core_.all_answered()) finish();
+        // Done sending (the schedule ran out or stop() ended it) and nothing outstanding.
+        if (!sending_ && core_.all_answered()) finish();
     }
 
     bool same_peer(const sockaddr_storage& s) const noexcept
