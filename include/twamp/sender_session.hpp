@@ -131,6 +131,9 @@ public:
     void on_unexpected_source() noexcept { ++stats_.unexpected_source; }
     // A protected reply failed authentication (RFC 4656 §4.2, RFC 8762 §4.4): dropped, counted.
     void on_auth_failure() noexcept { ++stats_.auth_failures; }
+    // The network answered a probe with an ICMP error (the session goes on; RFC 4656 §4.1.2
+    // leaves loss to the timeout).
+    void on_icmp_error() noexcept { ++stats_.icmp_unreachable; }
 
     // Handles one datagram from the reflector. `reply_ttl` is the TTL/hop limit it arrived with,
     // 0 when unknown.

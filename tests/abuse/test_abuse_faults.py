@@ -9,8 +9,8 @@
     resets, or resets after half a Server-Start, or accepts and says nothing (with
     --reply-timeout 1), and a closed control port: `twamp controller` exits 3 with one stderr
     line, in bounded time;
-  * `twamp sender` to a closed UDP port: the kernel answers with ICMP port unreachable, which
-    an unconnected UDP socket without IP_RECVERR does not report; the sender finishes on its
+  * `twamp sender` to a closed UDP port: the kernel answers with ICMP port unreachable; the
+    sender (IP_RECVERR) counts each one in errors.icmp_unreachable and goes on, finishing on its
     loss timeout with 100 % loss, no send error, exit 1;
   * a responder killed after ~30 % of a -c 300 -i 5 run: the sender finishes on its timeout
     with ~70 % loss and exits 0 (some replies came).
@@ -240,8 +240,12 @@ def sender_to_closed_port(twamp):
     check(rep.get("sent") == 10 and rep.get("received") == 0 and rep.get("loss_pct") == 100,
           "closed port: sent %s, received %s, loss %s %%" % (rep.get("sent"), rep.get("received"), rep.get("loss_pct")))
     check(rep.get("errors", {}).get("send") == 0 and rep.get("skipped") == 0,
-          "closed port: no send error reported (unconnected socket, no IP_RECVERR): errors %s, skipped %s" %
+          "closed port: no send error, nothing skipped: errors %s, skipped %s" %
           (rep.get("errors", {}).get("send"), rep.get("skipped")))
+    # ICMP is rate-limited by the kernel; at 10 ms spacing every probe normally gets its answer,
+    # but allow a few to be suppressed.
+    icmp = rep.get("errors", {}).get("icmp_unreachable", -1)
+    check(5 <= icmp <= 10, "closed port: ICMP port unreachable counted (%s of 10 probes)" % icmp)
     check(1.0 <= dt < 3.5, "closed port: finished on its 1 s loss timeout (%.2f s)" % dt)
 
 

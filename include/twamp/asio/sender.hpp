@@ -66,7 +66,9 @@ public:
     std::error_code open()
     {
         core_.set_error_estimate(system_error_estimate());
-        return open_udp_socket(sock_, opts_.local, opts_.sock);
+        socket_options so = opts_.sock;
+        so.icmp_errors = true; // count port/host unreachable answers to our probes
+        return open_udp_socket(sock_, opts_.local, so);
     }
 
     asio::ip::udp::endpoint local_endpoint() const
@@ -259,6 +261,11 @@ private:
         for (int round = 0; round < 8; ++round) {
             std::error_code ec;
             const std::size_t n = rx_.receive(fd, ec);
+            if (ec) {
+                // An ICMP error surfaced as the socket's pending error (now cleared); the
+                // individual errors are counted from the error queue below.
+                continue;
+            }
             if (n == 0) break;
             for (std::size_t i = 0; i < n; ++i) {
                 const rx_meta& m = rx_.meta(i);
@@ -281,6 +288,7 @@ private:
             }
             if (n < rx_.capacity()) break;
         }
+        for (std::size_t e = drain_error_queue(fd); e > 0; --e) core_.on_icmp_error();
         // Done sending (the schedule ran out or stop() ended it) and nothing outstanding.
         if (!sending_ && core_.all_answered()) finish();
     }

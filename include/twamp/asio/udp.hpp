@@ -33,7 +33,31 @@ struct socket_options {
     bool dont_fragment = false;
     int buffer_bytes = 4 << 20;   // SO_RCVBUF / SO_SNDBUF request (the kernel may cap it)
     bool v6only = false;          // for IPv6 sockets: refuse IPv4-mapped traffic
+    bool icmp_errors = false;     // queue ICMP errors (IP_RECVERR) so they can be counted
 };
+
+// Reads and counts the socket's queued ICMP errors (IP_RECVERR / IPV6_RECVERR), which also
+// clears the readiness they cause. Returns how many were read.
+inline std::size_t drain_error_queue(int fd) noexcept
+{
+    std::size_t n = 0;
+    for (int i = 0; i < 1024; ++i) {
+        unsigned char data[256];
+        unsigned char ctrl[512];
+        sockaddr_storage from{};
+        iovec iov{data, sizeof data};
+        msghdr mh{};
+        mh.msg_name = &from;
+        mh.msg_namelen = sizeof from;
+        mh.msg_iov = &iov;
+        mh.msg_iovlen = 1;
+        mh.msg_control = ctrl;
+        mh.msg_controllen = sizeof ctrl;
+        if (::recvmsg(fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) break;
+        ++n;
+    }
+    return n;
+}
 
 namespace detail {
 inline std::error_code set_opt(int fd, int level, int name, int value) noexcept
@@ -77,6 +101,10 @@ inline std::error_code open_udp_socket(asio::ip::udp::socket& sock, const asio::
             return ec4;
         if ((ec4 = set_opt(fd, IPPROTO_IP, IP_RECVTTL, 1)) && !v6) return ec4;
         if ((ec4 = set_opt(fd, IPPROTO_IP, IP_RECVTOS, 1)) && !v6) return ec4;
+    }
+    if (o.icmp_errors) {
+        (void)set_opt(fd, IPPROTO_IP, IP_RECVERR, 1);
+        if (v6) (void)set_opt(fd, IPPROTO_IPV6, IPV6_RECVERR, 1);
     }
     // Kernel receive timestamps; without them we fall back to reading the clock after recv.
     (void)set_opt(fd, SOL_SOCKET, SO_TIMESTAMPNS, 1);

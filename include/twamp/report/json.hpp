@@ -160,7 +160,10 @@ inline nlohmann::json to_json(const session_stats& s, const session_info& info,
                    {"unknown_sequence", s.unknown_sequence},
                    {"short_replies", s.short_replies},
                    {"ssid_mismatch", s.ssid_mismatch},
-                   {"invalid_error_estimate", s.invalid_error_estimate}};
+                   {"invalid_error_estimate", s.invalid_error_estimate},
+                   {"reflected_octets_mismatch", s.reflected_octets_mismatch},
+                   {"auth_failures", s.auth_failures},
+                   {"icmp_unreachable", s.icmp_unreachable}};
     j["outbound"] =
         direction_json(s.outbound, s.ipdv.outbound, s.outbound_lost(), s.outbound_loss_pct(), o);
     j["inbound"] =
