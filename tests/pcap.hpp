@@ -1,8 +1,9 @@
 // tests/pcap.hpp — a small, strict reader for classic pcap files, for replay tests.
 //
-// Understands pcapng and classic pcap (microsecond and nanosecond magic, both byte orders), link types Ethernet (1),
-// raw IP (101), Linux cooked (113) and BSD loopback (0), IPv4/IPv6 (no extension headers), UDP and
-// TCP. Yields one record per frame with the transport payload and the fields tests look at.
+// Understands pcapng and classic pcap (microsecond and nanosecond magic, both byte orders), link
+// types Ethernet (1), raw IP (101), Linux cooked (113) and BSD loopback (0), IPv4/IPv6 (no
+// extension headers), UDP and TCP. Yields one record per frame with the transport payload and the
+// fields tests look at.
 #pragma once
 
 #include <cmath>
@@ -16,12 +17,12 @@
 namespace twamp_test {
 
 struct pcap_packet {
-    double time = 0;           // seconds since the epoch
-    int ip_version = 0;        // 4 or 6
-    std::uint8_t tos = 0;      // IPv4 TOS / IPv6 traffic class
-    std::uint8_t ttl = 0;      // IPv4 TTL / IPv6 hop limit
+    double time = 0;      // seconds since the epoch
+    int ip_version = 0;   // 4 or 6
+    std::uint8_t tos = 0; // IPv4 TOS / IPv6 traffic class
+    std::uint8_t ttl = 0; // IPv4 TTL / IPv6 hop limit
     bool dont_fragment = false;
-    bool udp = false;          // else TCP
+    bool udp = false; // else TCP
     std::uint16_t src_port = 0;
     std::uint16_t dst_port = 0;
     std::vector<std::uint8_t> src_addr, dst_addr;
@@ -110,22 +111,24 @@ inline std::vector<pcap_packet> read_pcap(const std::string& path)
 {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw std::runtime_error("cannot open " + path);
-    std::vector<std::uint8_t> d((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::vector<std::uint8_t> d((std::istreambuf_iterator<char>(in)),
+                                std::istreambuf_iterator<char>());
     if (d.size() < 24) throw std::runtime_error("short pcap header");
     auto le32 = [&](std::size_t o) {
         return std::uint32_t(d[o]) | std::uint32_t(d[o + 1]) << 8 | std::uint32_t(d[o + 2]) << 16 |
                std::uint32_t(d[o + 3]) << 24;
     };
     auto be32 = [&](std::size_t o) {
-        return std::uint32_t(d[o]) << 24 | std::uint32_t(d[o + 1]) << 16 | std::uint32_t(d[o + 2]) << 8 |
-               std::uint32_t(d[o + 3]);
+        return std::uint32_t(d[o]) << 24 | std::uint32_t(d[o + 1]) << 16 |
+               std::uint32_t(d[o + 2]) << 8 | std::uint32_t(d[o + 3]);
     };
     std::vector<pcap_packet> out;
     if (le32(0) == 0x0A0D0D0A) {
         bool swapped = be32(8) == 0x1A2B3C4D;
         auto u32 = [&](std::size_t o) { return swapped ? be32(o) : le32(o); };
         auto u16 = [&](std::size_t o) {
-            return swapped ? std::uint16_t(d[o] << 8 | d[o + 1]) : std::uint16_t(d[o] | d[o + 1] << 8);
+            return swapped ? std::uint16_t(d[o] << 8 | d[o + 1])
+                           : std::uint16_t(d[o] | d[o + 1] << 8);
         };
         std::vector<std::uint32_t> linktypes;
         std::vector<double> units; // seconds per timestamp tick, per interface
@@ -147,7 +150,8 @@ inline std::vector<pcap_packet> read_pcap(const std::string& path)
                     if (code == 0) break;
                     if (code == 9 && olen >= 1) {
                         const std::uint8_t r = d[o + 4];
-                        unit = (r & 0x80) ? std::pow(2.0, -double(r & 0x7f)) : std::pow(10.0, -double(r));
+                        unit = (r & 0x80) ? std::pow(2.0, -double(r & 0x7f))
+                                          : std::pow(10.0, -double(r));
                     }
                     o += 4 + ((olen + 3u) & ~3u);
                 }
@@ -159,7 +163,8 @@ inline std::vector<pcap_packet> read_pcap(const std::string& path)
                 const std::uint32_t caplen = u32(off + 20);
                 if (caplen > len - 32) throw std::runtime_error("pcapng: bad captured length");
                 pcap_packet p;
-                if (decode_frame(linktypes[ifc], d.data() + off + 28, caplen, double(ts) * units[ifc], p))
+                if (decode_frame(linktypes[ifc], d.data() + off + 28, caplen,
+                                 double(ts) * units[ifc], p))
                     out.push_back(std::move(p));
             }
             off += len;
@@ -169,11 +174,20 @@ inline std::vector<pcap_packet> read_pcap(const std::string& path)
     bool swapped = false;
     bool nano = false;
     switch (le32(0)) {
-    case 0xa1b2c3d4: break;
-    case 0xa1b23c4d: nano = true; break;
-    case 0xd4c3b2a1: swapped = true; break;
-    case 0x4d3cb2a1: swapped = true; nano = true; break;
-    default: throw std::runtime_error("not a pcap file: " + path);
+    case 0xa1b2c3d4:
+        break;
+    case 0xa1b23c4d:
+        nano = true;
+        break;
+    case 0xd4c3b2a1:
+        swapped = true;
+        break;
+    case 0x4d3cb2a1:
+        swapped = true;
+        nano = true;
+        break;
+    default:
+        throw std::runtime_error("not a pcap file: " + path);
     }
     auto u32 = [&](std::size_t o) { return swapped ? be32(o) : le32(o); };
     const std::uint32_t linktype = u32(20);

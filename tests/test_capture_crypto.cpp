@@ -365,8 +365,10 @@ TEST_CASE("capture: authenticated mode (2) — control, keys, and test packet HM
         bytes resealed = plain;
         REQUIRE(resealed.size() >= 112);
         // Indexed with at(): gcc 12 at -O2 cannot see the size check and warns on std::fill here.
-        for (std::size_t i = 16; i < 24; ++i) resealed.at(i) = 0;
-        for (std::size_t i = 96; i < resealed.size(); ++i) resealed.at(i) = 0;
+        for (std::size_t i = 16; i < 24; ++i)
+            resealed.at(i) = 0;
+        for (std::size_t i = 96; i < resealed.size(); ++i)
+            resealed.at(i) = 0;
         REQUIRE_FALSE(keys.seal_reflector(resealed, test_protection::authenticated,
                                           [&](std::span<std::uint8_t> pkt) {
                                               std::copy(t3.begin(), t3.end(), pkt.begin() + 16);

@@ -29,7 +29,8 @@ std::shared_ptr<key_store> keys(const char* text)
 constexpr const char* kAlice = "alice 7375706572207365637265742070617373706872617365\n";
 
 template <class From, class To>
-void transfer(From& from, To& to, nanoseconds now, std::size_t chunk = std::numeric_limits<std::size_t>::max())
+void transfer(From& from, To& to, nanoseconds now,
+              std::size_t chunk = std::numeric_limits<std::size_t>::max())
 {
     const auto out = from.pending_output();
     const std::vector<std::uint8_t> bytes(out.begin(), out.end());
@@ -94,8 +95,8 @@ TEST_CASE("authenticated, encrypted and mixed: a whole protected handshake, then
     for (std::uint32_t m : {mode::authenticated, mode::encrypted, mode::mixed}) {
         CAPTURE(m);
         auto ks = keys(kAlice);
-        control_server<sec> s(server_cfg(mode::unauthenticated | m), {4, {192, 0, 2, 1}, {192, 0, 2, 2}}, t0,
-                              sec::server(ks));
+        control_server<sec> s(server_cfg(mode::unauthenticated | m),
+                              {4, {192, 0, 2, 1}, {192, 0, 2, 2}}, t0, sec::server(ks));
         client_config cc;
         cc.security_modes = m;
         control_client<sec> c(cc, t0, sec::client("alice", ks));
@@ -127,11 +128,14 @@ TEST_CASE("authenticated, encrypted and mixed: a whole protected handshake, then
 
 TEST_CASE("a wrong secret or an unknown KeyID gets Server-Start Accept 1")
 {
-    for (const char* client_keys : {"alice 00112233\n", "mallory 7375706572207365637265742070617373706872617365\n"}) {
+    for (const char* client_keys :
+         {"alice 00112233\n", "mallory 7375706572207365637265742070617373706872617365\n"}) {
         auto server_keys = keys(kAlice);
         auto ck = keys(client_keys);
-        const std::string id = std::string(client_keys).substr(0, std::string(client_keys).find(' '));
-        control_server<sec> s(server_cfg(mode::authenticated), {4, {}, {}}, t0, sec::server(server_keys));
+        const std::string id =
+            std::string(client_keys).substr(0, std::string(client_keys).find(' '));
+        control_server<sec> s(server_cfg(mode::authenticated), {4, {}, {}}, t0,
+                              sec::server(server_keys));
         client_config cc;
         cc.security_modes = mode::authenticated;
         control_client<sec> c(cc, t0, sec::client(id, ck));
@@ -152,7 +156,8 @@ TEST_CASE("a wrong secret or an unknown KeyID gets Server-Start Accept 1")
 TEST_CASE("a tampered control byte fails the HMAC and closes the connection")
 {
     auto ks = keys(kAlice);
-    control_server<sec> s(server_cfg(mode::encrypted), {4, {192, 0, 2, 1}, {192, 0, 2, 2}}, t0, sec::server(ks));
+    control_server<sec> s(server_cfg(mode::encrypted), {4, {192, 0, 2, 1}, {192, 0, 2, 2}}, t0,
+                          sec::server(ks));
     client_config cc;
     cc.security_modes = mode::encrypted;
     control_client<sec> c(cc, t0, sec::client("alice", ks));

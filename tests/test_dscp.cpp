@@ -33,7 +33,8 @@ TEST_CASE("DSCP names and numbers parse; bad values do not")
 
 TEST_CASE("every name round-trips and the table matches twampy's layout")
 {
-    for (int d = 0; d < 64; ++d) CHECK(twamp::parse_dscp(twamp::dscp_name(d)) == d);
+    for (int d = 0; d < 64; ++d)
+        CHECK(twamp::parse_dscp(twamp::dscp_name(d)) == d);
     const auto t = twamp::dscp_table();
     CHECK(t.find("DSCP Name      DSCP Value     TOS (bin)      TOS (hex)\n") != std::string::npos);
     CHECK(t.find("\nbe             0              0000 0000      00\n") != std::string::npos);

@@ -19,6 +19,6 @@ TEST_CASE("IMIX: 64/590/1514-octet frames in 7:4:1 for IPv4 and IPv6")
     CHECK(std::count(v6.begin(), v6.end(), 528u) == 4);
     CHECK(std::count(v6.begin(), v6.end(), 1452u) == 1);
     auto st = imix_sizes(4, test_format::stamp);
-    CHECK(std::count(st.begin(), st.end(), 44u) == 7); // STAMP base
+    CHECK(std::count(st.begin(), st.end(), 44u) == 7);         // STAMP base
     CHECK(payload_for_frame(88, 4, test_format::stamp) == 48); // 2 extra octets -> a 4-octet TLV
 }

@@ -22,8 +22,8 @@ peer_key peer(std::uint8_t last, std::uint16_t port)
     k.port = port;
     return k;
 }
-std::vector<std::uint8_t> probe(std::uint32_t seq, std::size_t len, test_format f = test_format::twamp,
-                                std::uint16_t ssid = 0)
+std::vector<std::uint8_t> probe(std::uint32_t seq, std::size_t len,
+                                test_format f = test_format::twamp, std::uint16_t ssid = 0)
 {
     std::vector<std::uint8_t> b(len);
     sender_packet p;
@@ -43,7 +43,8 @@ TEST_CASE("reply length equals the request length from 41 octets up; shorter one
     for (std::size_t len : {14u, 20u, 40u, 41u, 42u, 100u, 1472u, 9000u, 65507u}) {
         auto req = probe(1, len);
         // Give the padding a recognisable pattern.
-        for (std::size_t i = kSenderUnauthLen; i < len; ++i) req[i] = static_cast<std::uint8_t>(i * 7);
+        for (std::size_t i = kSenderUnauthLen; i < len; ++i)
+            req[i] = static_cast<std::uint8_t>(i * 7);
         const auto n = r.reflect(req, peer(1, 1000), kT2, 64, out);
         CHECK(n == std::max<std::size_t>(len, kReflectorUnauthLen));
         // Padding follows our header, its trailing 27 octets truncated.
@@ -55,8 +56,8 @@ TEST_CASE("reply length equals the request length from 41 octets up; shorter one
         CHECK(d.sender_ttl == 64);
         CHECK(from_ntp(ntp_timestamp::from_u64(d.receive_timestamp)) == kT2);
         CHECK(d.timestamp == d.receive_timestamp); // provisional T3, stamped later by the transport
-        CHECK(wire::load16(out.data() + 14) == 0);  // MBZ
-        CHECK(wire::load16(out.data() + 38) == 0);  // MBZ
+        CHECK(wire::load16(out.data() + 14) == 0); // MBZ
+        CHECK(wire::load16(out.data() + 38) == 0); // MBZ
     }
     CHECK(r.counters().malformed == 0);
 }
@@ -137,7 +138,8 @@ TEST_CASE("the session table is bounded: overflow is answered statelessly and co
     // A second later, once REFWAIT has passed, new senders get state again.
     cfg.refwait = seconds{1};
     session_reflector r2(cfg);
-    for (std::uint16_t port = 1; port <= 64; ++port) r2.reflect(probe(0, 41), peer(9, port), kT2, 255, out);
+    for (std::uint16_t port = 1; port <= 64; ++port)
+        r2.reflect(probe(0, 41), peer(9, port), kT2, 255, out);
     auto req = probe(77, 41);
     r2.reflect(req, peer(8, 1), kT2 + seconds{3}, 255, out);
     CHECK(wire::load32(out.data()) == 0);
@@ -154,7 +156,8 @@ TEST_CASE("deletion keeps every remaining session reachable (backward shift)")
     std::mt19937 rng(7);
     // Half the sessions are old, half recent; after the sweep the recent ones keep counting.
     for (std::uint16_t p = 0; p < 400; ++p)
-        r.reflect(probe(0, 41), peer(static_cast<std::uint8_t>(rng()), p), kT2 + seconds{p % 2 ? 20 : 0}, 255, out);
+        r.reflect(probe(0, 41), peer(static_cast<std::uint8_t>(rng()), p),
+                  kT2 + seconds{p % 2 ? 20 : 0}, 255, out);
     rng.seed(7);
     r.expire(kT2 + seconds{25});
     CHECK(r.active_sessions() == 200);
@@ -175,7 +178,8 @@ TEST_CASE("STAMP: SSID echoed, TLVs reflected in place with U on unknown types, 
     req[52] = 0;
     req[53] = 99;
     wire::store16(req.data() + 54, 8);
-    for (int i = 0; i < 8; ++i) req[56 + i] = static_cast<std::uint8_t>(0xA0 + i);
+    for (int i = 0; i < 8; ++i)
+        req[56 + i] = static_cast<std::uint8_t>(0xA0 + i);
     const auto n = r.reflect(req, peer(1, 1), kT2, 200, out);
     REQUIRE(n == req.size());
     reflector_packet d;
@@ -206,7 +210,8 @@ TEST_CASE("STAMP sessions are told apart by SSID as well as by address and port"
     CHECK(wire::load32(out.data()) == 0);
 }
 
-TEST_CASE("format selection: forced TWAMP shifts padding, forced STAMP answers short requests with 44")
+TEST_CASE(
+    "format selection: forced TWAMP shifts padding, forced STAMP answers short requests with 44")
 {
     std::vector<std::uint8_t> out(100);
     auto req = probe(0, 44, test_format::stamp, 9);
@@ -236,7 +241,8 @@ TEST_CASE("strict size drops requests that would be amplified; min reply pads")
 
 TEST_CASE("reproduces twampd's replies from the twping capture octet for octet")
 {
-    const auto pkts = twamp_test::read_pcap(std::string(TWAMP_TEST_DATA_DIR) + "/twping-twampd-open.pcap");
+    const auto pkts =
+        twamp_test::read_pcap(std::string(TWAMP_TEST_DATA_DIR) + "/twping-twampd-open.pcap");
     std::vector<std::vector<std::uint8_t>> requests, replies;
     for (const auto& p : pkts) {
         if (!p.udp) continue;
@@ -255,7 +261,8 @@ TEST_CASE("reproduces twampd's replies from the twping capture octet for octet")
         REQUIRE(n == want.size());
         stamp_reflector_timestamp(out, wire::load64(want.data() + 4));
         // T2 goes through nanoseconds: it may differ from the capture by one NTP unit (0.23 ns).
-        const auto t2_ours = wire::load64(out.data() + 16), t2_theirs = wire::load64(want.data() + 16);
+        const auto t2_ours = wire::load64(out.data() + 16),
+                   t2_theirs = wire::load64(want.data() + 16);
         CHECK((t2_ours > t2_theirs ? t2_ours - t2_theirs : t2_theirs - t2_ours) <= 1);
         std::copy_n(want.data() + 16, 8, out.data() + 16);
         CHECK(std::vector<std::uint8_t>(out.begin(), out.begin() + static_cast<long>(n)) == want);
@@ -269,10 +276,15 @@ TEST_CASE("random garbage: never a crash, replies never larger than max(request,
     std::mt19937 rng(99);
     for (int i = 0; i < 20000; ++i) {
         std::vector<std::uint8_t> g(rng() % 120);
-        for (auto& b : g) b = static_cast<std::uint8_t>(rng());
-        const auto n = r.reflect(g, peer(static_cast<std::uint8_t>(rng()), static_cast<std::uint16_t>(rng())),
-                                 kT2, 255, out);
-        if (g.size() < kSenderUnauthLen) CHECK(n == 0);
-        else CHECK(n == std::max(g.size(), kReflectorUnauthLen)); // random octets never look like STAMP
+        for (auto& b : g)
+            b = static_cast<std::uint8_t>(rng());
+        const auto n =
+            r.reflect(g, peer(static_cast<std::uint8_t>(rng()), static_cast<std::uint16_t>(rng())),
+                      kT2, 255, out);
+        if (g.size() < kSenderUnauthLen)
+            CHECK(n == 0);
+        else
+            CHECK(n ==
+                  std::max(g.size(), kReflectorUnauthLen)); // random octets never look like STAMP
     }
 }

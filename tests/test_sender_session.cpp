@@ -8,8 +8,8 @@
 #include <vector>
 
 using namespace twamp;
-using std::chrono::milliseconds;
 using std::chrono::microseconds;
+using std::chrono::milliseconds;
 
 namespace {
 
@@ -36,8 +36,9 @@ struct scripted {
     }
     // The reflector receives probe `seq` after `out` and answers `residence` later; the reply
     // reaches the sender `back` later. Returns what the sender made of it.
-    reply_result deliver(std::uint32_t seq, nanoseconds out, nanoseconds residence, nanoseconds back,
-                         std::uint8_t ttl_at_reflector = 250, std::uint8_t ttl_at_sender = 251)
+    reply_result deliver(std::uint32_t seq, nanoseconds out, nanoseconds residence,
+                         nanoseconds back, std::uint8_t ttl_at_reflector = 250,
+                         std::uint8_t ttl_at_sender = 251)
     {
         std::vector<std::uint8_t> reply(100);
         const nanoseconds t2 = t1s[seq] + out;
@@ -100,7 +101,8 @@ TEST_CASE("loss split with a stateful reflector: outbound gaps and inbound gaps"
             s.lose_inbound(i);
             continue;
         }
-        REQUIRE(s.deliver(i, microseconds{10}, microseconds{1}, microseconds{10}).status == reply_status::sample);
+        REQUIRE(s.deliver(i, microseconds{10}, microseconds{1}, microseconds{10}).status ==
+                reply_status::sample);
     }
     const auto& st = s.snd.stats();
     CHECK(st.sent == 10);
@@ -119,7 +121,8 @@ TEST_CASE("with a stateless reflector every loss shows as inbound (it cannot be 
     rc.stateless = true;
     scripted s(cfg(), rc);
     s.send(6);
-    for (std::uint32_t i : {0u, 1u, 3u, 5u}) s.deliver(i, microseconds{10}, microseconds{1}, microseconds{10});
+    for (std::uint32_t i : {0u, 1u, 3u, 5u})
+        s.deliver(i, microseconds{10}, microseconds{1}, microseconds{10});
     const auto& st = s.snd.stats();
     CHECK(st.lost() == 2);
     // The echoed numbers 0,1,3,5 look like a stateful reflector that lost replies 2 and 4.
@@ -131,14 +134,21 @@ TEST_CASE("late, duplicate, reordered and unknown replies are counted, never fat
 {
     scripted s(cfg(milliseconds{100}));
     s.send(6);
-    CHECK(s.deliver(0, microseconds{10}, microseconds{1}, microseconds{10}).status == reply_status::sample);
-    CHECK(s.deliver(2, microseconds{10}, microseconds{1}, microseconds{10}).status == reply_status::sample);
-    CHECK(s.deliver(1, microseconds{10}, microseconds{1}, microseconds{10}).status == reply_status::sample); // reordered
-    CHECK(s.deliver(1, microseconds{10}, microseconds{1}, microseconds{10}).status == reply_status::duplicate);
+    CHECK(s.deliver(0, microseconds{10}, microseconds{1}, microseconds{10}).status ==
+          reply_status::sample);
+    CHECK(s.deliver(2, microseconds{10}, microseconds{1}, microseconds{10}).status ==
+          reply_status::sample);
+    CHECK(s.deliver(1, microseconds{10}, microseconds{1}, microseconds{10}).status ==
+          reply_status::sample); // reordered
+    CHECK(s.deliver(1, microseconds{10}, microseconds{1}, microseconds{10}).status ==
+          reply_status::duplicate);
     // Probe 3's reply after 150 ms: beyond the 100 ms timeout.
-    CHECK(s.deliver(3, milliseconds{100}, microseconds{1}, milliseconds{50}).status == reply_status::late);
-    CHECK(s.deliver(3, milliseconds{100}, microseconds{1}, milliseconds{50}).status == reply_status::duplicate);
-    CHECK(s.deliver(4, microseconds{10}, microseconds{1}, microseconds{10}).status == reply_status::sample);
+    CHECK(s.deliver(3, milliseconds{100}, microseconds{1}, milliseconds{50}).status ==
+          reply_status::late);
+    CHECK(s.deliver(3, milliseconds{100}, microseconds{1}, milliseconds{50}).status ==
+          reply_status::duplicate);
+    CHECK(s.deliver(4, microseconds{10}, microseconds{1}, microseconds{10}).status ==
+          reply_status::sample);
     const auto& st = s.snd.stats();
     CHECK(st.received == 4);
     CHECK(st.late == 1);
@@ -167,7 +177,8 @@ TEST_CASE("replies older than the tracking window count as late")
     c.window = 16;
     scripted s(c);
     s.send(100, milliseconds{1});
-    CHECK(s.deliver(3, microseconds{10}, microseconds{1}, milliseconds{200}).status == reply_status::late);
+    CHECK(s.deliver(3, microseconds{10}, microseconds{1}, milliseconds{200}).status ==
+          reply_status::late);
     CHECK(s.snd.stats().late == 1);
 }
 
@@ -214,7 +225,8 @@ TEST_CASE("STAMP: SSID carried and checked; SSID 0 from old reflectors accepted"
     scripted s(c);
     s.send(3, milliseconds{10}, 44);
     CHECK(wire::load16(s.probes[0].data() + 14) == 7);
-    CHECK(s.deliver(0, microseconds{10}, microseconds{1}, microseconds{10}).status == reply_status::sample);
+    CHECK(s.deliver(0, microseconds{10}, microseconds{1}, microseconds{10}).status ==
+          reply_status::sample);
     // A reply with another session's SSID is dropped.
     std::vector<std::uint8_t> reply(100);
     auto n = s.refl.reflect(s.probes[1], peer_key{}, s.t1s[1], 255, reply);
@@ -247,11 +259,14 @@ TEST_CASE("a probe duplicated on the way out is not an inbound loss")
 {
     scripted s(cfg());
     s.send(3);
-    CHECK(s.deliver(0, microseconds{10}, microseconds{1}, microseconds{10}).status == reply_status::sample);
+    CHECK(s.deliver(0, microseconds{10}, microseconds{1}, microseconds{10}).status ==
+          reply_status::sample);
     // The reflector sees probe 0 again and numbers the copy 1.
-    CHECK(s.deliver(0, microseconds{12}, microseconds{1}, microseconds{10}).status == reply_status::duplicate);
+    CHECK(s.deliver(0, microseconds{12}, microseconds{1}, microseconds{10}).status ==
+          reply_status::duplicate);
     s.lose_inbound(1); // reflector number 2, its reply lost
-    CHECK(s.deliver(2, microseconds{10}, microseconds{1}, microseconds{10}).status == reply_status::sample);
+    CHECK(s.deliver(2, microseconds{10}, microseconds{1}, microseconds{10}).status ==
+          reply_status::sample);
     const auto& st = s.snd.stats();
     CHECK(st.duplicates == 1);
     CHECK(st.outbound_duplicates == 1);

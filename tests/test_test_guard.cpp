@@ -35,13 +35,20 @@ using bytes = std::vector<std::uint8_t>;
 using twamp_guard = twamp::net::twamp_test_guard<C>;
 using stamp_guard = twamp::net::stamp_auth_guard<C>;
 
-std::uint32_t be32(const bytes& b, std::size_t off) { return twamp::wire::load32(b.data() + off); }
-std::uint64_t be64(const bytes& b, std::size_t off) { return twamp::wire::load64(b.data() + off); }
+std::uint32_t be32(const bytes& b, std::size_t off)
+{
+    return twamp::wire::load32(b.data() + off);
+}
+std::uint64_t be64(const bytes& b, std::size_t off)
+{
+    return twamp::wire::load64(b.data() + off);
+}
 
 bytes slice(const bytes& b, std::size_t off, std::size_t n)
 {
     REQUIRE(off + n <= b.size());
-    return bytes(b.begin() + static_cast<std::ptrdiff_t>(off), b.begin() + static_cast<std::ptrdiff_t>(off + n));
+    return bytes(b.begin() + static_cast<std::ptrdiff_t>(off),
+                 b.begin() + static_cast<std::ptrdiff_t>(off + n));
 }
 
 bool all_zero(const bytes& b, std::size_t off, std::size_t n)
@@ -90,14 +97,14 @@ bytes open_reply(protected_format f, std::size_t extra, std::uint32_t seq = 0x0A
     bytes b(base + extra, 0);
     std::uint8_t* o = b.data();
     twamp::wire::store32(o, seq);
-    twamp::wire::store64(o + 4, 0xE8F1000000000033ull);  // T3
-    twamp::wire::store16(o + 12, 0x8001);                // error estimate
+    twamp::wire::store64(o + 4, 0xE8F1000000000033ull); // T3
+    twamp::wire::store16(o + 12, 0x8001);               // error estimate
     if (f == protected_format::stamp) twamp::wire::store16(o + 14, 0xBEEF);
     twamp::wire::store64(o + 16, 0xE8F1000000000022ull); // T2
     twamp::wire::store32(o + 24, sender_seq);
     twamp::wire::store64(o + 28, 0xE8F1A2B3C4D5E6F7ull); // T1 echoed
     twamp::wire::store16(o + 36, 0x8123);
-    o[40] = 251;                                         // Sender TTL
+    o[40] = 251; // Sender TTL
     fill_pattern(b, base, 0x55);
     return b;
 }
@@ -116,7 +123,7 @@ const std::array<std::uint8_t, 16> kAesSk = {0x11, 0x22, 0x33, 0x44, 0x55, 0x66,
 const std::array<std::uint8_t, 32> kHmacSk = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
                                               12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
                                               23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
-const std::array<std::uint8_t, 16> kSid = {0x7f, 0, 0, 1, 0xee, 0xb5, 0x90, 0x98,
+const std::array<std::uint8_t, 16> kSid = {0x7f, 0,    0,    1,    0xee, 0xb5, 0x90, 0x98,
                                            0xcd, 0xab, 0x29, 0xe4, 0xd7, 0x7e, 0x26, 0x11};
 
 } // namespace
@@ -150,7 +157,8 @@ TEST_CASE("translation: TWAMP sender packets round-trip through the protected la
     CHECK(twamp::sender_from_protected(bytes(47), protected_format::twamp, out) == 0);
     CHECK(twamp::sender_to_protected(bytes(13), protected_format::twamp, out) == 0);
     bytes small(47);
-    CHECK(twamp::sender_to_protected(open_probe(protected_format::twamp, 0), protected_format::twamp, small) == 0);
+    CHECK(twamp::sender_to_protected(open_probe(protected_format::twamp, 0),
+                                     protected_format::twamp, small) == 0);
     bytes small_open(14 + 9);
     CHECK(twamp::sender_from_protected(bytes(48 + 10), protected_format::twamp, small_open) == 0);
 }
@@ -187,14 +195,16 @@ TEST_CASE("translation: TWAMP replies are max(request, 112) octets, the request'
     };
     // 48 (no padding) and 112 (symmetric padding 64) give 112; 148 (padding 100) gives 148 with
     // the first 36 padding octets of the request.
-    for (const row r : {row{48, 112}, row{64, 112}, row{112, 112}, row{148, 148}, row{1048, 1048}}) {
+    for (const row r :
+         {row{48, 112}, row{64, 112}, row{112, 112}, row{148, 148}, row{1048, 1048}}) {
         CAPTURE(r.request_len);
         const bytes req = protected_request(protected_format::twamp, r.request_len);
         const std::size_t extra = r.reply_len - 112;
         // The open reply's own padding is ignored for TWAMP: the request's is used.
         const bytes open = open_reply(protected_format::twamp, 5);
         bytes prot(r.reply_len + 16, 0xEE);
-        const std::size_t n = twamp::reflector_to_protected(open, req, protected_format::twamp, prot);
+        const std::size_t n =
+            twamp::reflector_to_protected(open, req, protected_format::twamp, prot);
         REQUIRE(n == r.reply_len);
         prot.resize(n);
         // RFC 5357 §4.2.1 (EID 5045) layout.
@@ -239,7 +249,8 @@ TEST_CASE("translation: STAMP replies carry the SSID and the reflected TLVs")
         const bytes req = protected_request(protected_format::stamp, 112 + tlvs);
         const bytes open = open_reply(protected_format::stamp, tlvs); // the core's reflected TLVs
         bytes prot(112 + tlvs);
-        REQUIRE(twamp::reflector_to_protected(open, req, protected_format::stamp, prot) == 112 + tlvs);
+        REQUIRE(twamp::reflector_to_protected(open, req, protected_format::stamp, prot) ==
+                112 + tlvs);
         CHECK(be32(prot, 0) == 0x0A0B0C0D);
         CHECK(twamp::wire::load16(prot.data() + 26) == 0xBEEF);
         CHECK(be64(prot, 32) == 0xE8F1000000000022ull);
@@ -250,7 +261,8 @@ TEST_CASE("translation: STAMP replies carry the SSID and the reflected TLVs")
         CHECK(slice(prot, 112, tlvs) == slice(open, 44, tlvs));
 
         bytes back(open.size());
-        REQUIRE(twamp::reflector_from_protected(prot, protected_format::stamp, back) == open.size());
+        REQUIRE(twamp::reflector_from_protected(prot, protected_format::stamp, back) ==
+                open.size());
         CHECK(back == open);
     }
 }
@@ -263,7 +275,10 @@ namespace {
 // The Session-Sender's and the Session-Reflector's guards of one session (same keys, same SID).
 struct guard_pair {
     twamp_guard sender, reflector;
-    explicit guard_pair(test_protection p) : sender(p, kAesSk, kHmacSk, kSid), reflector(p, kAesSk, kHmacSk, kSid) {}
+    explicit guard_pair(test_protection p)
+        : sender(p, kAesSk, kHmacSk, kSid), reflector(p, kAesSk, kHmacSk, kSid)
+    {
+    }
 };
 
 struct exchange {
@@ -309,8 +324,10 @@ TEST_CASE("twamp_test_guard: seal_probe/open_request and seal_reply/open_reply a
             // The padding is never encrypted (RFC 4656 §4.1.2).
             CHECK(slice(x.probe_wire, 48, pad) == slice(probe, 14, pad));
             // Authenticated mode leaves T1 in clear; encrypted mode does not.
-            if (p == test_protection::authenticated) CHECK(be64(x.probe_wire, 16) == 0xE8F1A2B3C4D5E6F7ull);
-            else CHECK(be64(x.probe_wire, 16) != 0xE8F1A2B3C4D5E6F7ull);
+            if (p == test_protection::authenticated)
+                CHECK(be64(x.probe_wire, 16) == 0xE8F1A2B3C4D5E6F7ull);
+            else
+                CHECK(be64(x.probe_wire, 16) != 0xE8F1A2B3C4D5E6F7ull);
 
             bytes got(41 + x.reply_wire.size() - 112);
             bytes wire = x.reply_wire;
@@ -342,7 +359,8 @@ TEST_CASE("twamp_test_guard: a flipped byte in the protected region or the HMAC 
             CHECK(g.reflector.open_request(t, out) == 0);
         }
         std::vector<std::size_t> reflector_pos = {0, 7, 15, 96, 103, 111};
-        if (reflector_prot == 96) reflector_pos.insert(reflector_pos.end(), {16, 23, 32, 48, 64, 80, 95});
+        if (reflector_prot == 96)
+            reflector_pos.insert(reflector_pos.end(), {16, 23, 32, 48, 64, 80, 95});
         for (std::size_t pos : reflector_pos) {
             CAPTURE(pos);
             bytes t = x.reply_wire;
@@ -388,7 +406,8 @@ TEST_CASE("twamp_test_guard: authenticated mode does not protect the timestamps 
     t[60] ^= 0xFF; // padding
     REQUIRE(g.reflector.open_request(t, out) == probe.size());
     CHECK(be32(bytes(out.begin(), out.begin() + 14), 0) == 0x01020304);
-    CHECK(twamp::wire::load64(out.data() + 4) == (0xE8F1A2B3C4D5E6F7ull ^ (std::uint64_t{0x40} << 24)));
+    CHECK(twamp::wire::load64(out.data() + 4) ==
+          (0xE8F1A2B3C4D5E6F7ull ^ (std::uint64_t{0x40} << 24)));
     CHECK(out[13] == (0x23 ^ 0x01));
 
     bytes r = x.reply_wire;
@@ -396,7 +415,8 @@ TEST_CASE("twamp_test_guard: authenticated mode does not protect the timestamps 
     r[35] ^= 0x10; // T2: outside block 0 too
     r[80] ^= 0x01; // Sender TTL
     REQUIRE(g.sender.open_reply(r, out) == 41);
-    CHECK(twamp::wire::load64(out.data() + 4) == (0xE8F1000000000033ull ^ (std::uint64_t{0x10} << 32)));
+    CHECK(twamp::wire::load64(out.data() + 4) ==
+          (0xE8F1000000000033ull ^ (std::uint64_t{0x10} << 32)));
     CHECK(out[40] == (251 ^ 0x01));
 
     // In encrypted mode the same change to T1 is refused.
@@ -422,7 +442,8 @@ TEST_CASE("twamp_test_guard: out buffers too small and an unusable guard refuse"
     bytes tiny(13);
     CHECK(g.reflector.open_request(wire, tiny) == 0);
     bytes reply_out(111);
-    CHECK(g.reflector.seal_reply(open_reply(protected_format::twamp, 0), bytes(48), reply_out) == 0);
+    CHECK(g.reflector.seal_reply(open_reply(protected_format::twamp, 0), bytes(48), reply_out) ==
+          0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -526,9 +547,12 @@ replay load_replay(const std::string& name)
     bytes sv, cl;
     std::vector<twamp_test::pcap_packet> udp;
     for (auto& p : twamp_test::read_pcap(std::string(TWAMP_TEST_DATA_DIR) + "/" + name)) {
-        if (p.udp) udp.push_back(std::move(p));
-        else if (p.src_port == kControlPort) sv.insert(sv.end(), p.payload.begin(), p.payload.end());
-        else if (p.dst_port == kControlPort) cl.insert(cl.end(), p.payload.begin(), p.payload.end());
+        if (p.udp)
+            udp.push_back(std::move(p));
+        else if (p.src_port == kControlPort)
+            sv.insert(sv.end(), p.payload.begin(), p.payload.end());
+        else if (p.dst_port == kControlPort)
+            cl.insert(cl.end(), p.payload.begin(), p.payload.end());
     }
     REQUIRE(sv.size() >= 64 + 48 + 48);
     REQUIRE(cl.size() >= 164);
@@ -538,7 +562,8 @@ replay load_replay(const std::string& name)
     REQUIRE_FALSE(twamp::verify_token<C>(k, fixed<64>(cl, 84), fixed<16>(sv, 16), r.token));
 
     twamp::control_cipher<C> from_server;
-    REQUIRE_FALSE(from_server.init(r.token.aes_sk.span(), r.token.hmac_sk.span(), fixed<16>(sv, 80)));
+    REQUIRE_FALSE(
+        from_server.init(r.token.aes_sk.span(), r.token.hmac_sk.span(), fixed<16>(sv, 80)));
     bytes server_start = slice(sv, 64, 48);
     REQUIRE_FALSE(from_server.unprotect_server_start(server_start));
     bytes accept = slice(sv, 112, 48);
@@ -548,8 +573,10 @@ replay load_replay(const std::string& name)
     r.sid = slice(accept, 4, 16);
 
     for (auto& p : udp) {
-        if (p.dst_port == r.port) r.sent.push_back(std::move(p));
-        else if (p.src_port == r.port) r.reflected.push_back(std::move(p));
+        if (p.dst_port == r.port)
+            r.sent.push_back(std::move(p));
+        else if (p.src_port == r.port)
+            r.reflected.push_back(std::move(p));
     }
     REQUIRE(r.sent.size() == 3);
     REQUIRE(r.reflected.size() == 3);
@@ -598,8 +625,8 @@ void replay_through_guard(const std::string& name, test_protection p, std::strin
         CHECK(rp.sender_err.encode() == sp.err.encode());
         CHECK(rp.sender_ttl == 255);
         CHECK(rp.sender_ttl == r.sent[i].ttl);
-        CHECK(sp.timestamp <= rp.receive_timestamp);     // T1 <= T2
-        CHECK(rp.receive_timestamp <= rp.timestamp);     // T2 <= T3
+        CHECK(sp.timestamp <= rp.receive_timestamp); // T1 <= T2
+        CHECK(rp.receive_timestamp <= rp.timestamp); // T2 <= T3
 
         // Our seal of the same open probe reproduces twping's request bytes.
         bytes resealed_probe(112);

@@ -19,7 +19,10 @@ std::vector<std::uint8_t> hex(const std::string& s)
         out.push_back(static_cast<std::uint8_t>(std::stoi(s.substr(i, 2), nullptr, 16)));
     return out;
 }
-std::string data(const char* name) { return std::string(TWAMP_TEST_DATA_DIR) + "/" + name; }
+std::string data(const char* name)
+{
+    return std::string(TWAMP_TEST_DATA_DIR) + "/" + name;
+}
 } // namespace
 
 TEST_CASE("sender packet: golden bytes, 14 octets and padding")
@@ -121,7 +124,7 @@ TEST_CASE("twping <-> twampd capture: every 41-octet test packet decodes to its 
     for (const auto& p : pkts) {
         if (!p.udp) continue;
         REQUIRE(p.payload.size() == 41);
-        CHECK(p.ttl == 255); // owamp sends test packets with TTL 255
+        CHECK(p.ttl == 255);       // owamp sends test packets with TTL 255
         if (p.dst_port >= 18700) { // towards the reflector
             sender_packet s;
             REQUIRE_FALSE(decode_sender(p.payload, test_format::twamp, s));
@@ -143,8 +146,9 @@ TEST_CASE("twping <-> twampd capture: every 41-octet test packet decodes to its 
     CHECK(senders == 3);
     CHECK(replies == 3);
     // The first reply, field by field (bytes from the capture).
-    const auto first = hex("00000000eeb59094bca19c9d00010000eeb59094bca1059e00000000eeb59094bc9d4951"
-                           "00010000ff");
+    const auto first =
+        hex("00000000eeb59094bca19c9d00010000eeb59094bca1059e00000000eeb59094bc9d4951"
+            "00010000ff");
     reflector_packet r;
     REQUIRE_FALSE(decode_reflector(first, test_format::twamp, r));
     CHECK(r.timestamp == 0xeeb59094bca19c9dull);
@@ -166,7 +170,7 @@ TEST_CASE("twampy capture: 38-octet replies decode, zero-filled and flagged")
             reflector_packet r;
             REQUIRE_FALSE(decode_reflector(p.payload, test_format::twamp, r));
             CHECK(r.truncated);
-            CHECK(r.sender_ttl == 0); // not sent: reads as unknown
+            CHECK(r.sender_ttl == 0);                  // not sent: reads as unknown
             CHECK(r.timestamp == r.receive_timestamp); // twampy stamps T3 == T2
             CHECK(r.err.encode() == 0x0001);
             CHECK(r.sender_err.encode() == 0x3fff);

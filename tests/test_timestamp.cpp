@@ -11,7 +11,10 @@ using std::chrono::nanoseconds;
 
 namespace {
 constexpr std::int64_t kEra1StartUnix = kNtpEraSeconds - kNtpUnixOffset; // 2036-02-07 06:28:16 UTC
-nanoseconds sec(std::int64_t s, std::int64_t ns = 0) { return nanoseconds{s * kNsPerSec + ns}; }
+nanoseconds sec(std::int64_t s, std::int64_t ns = 0)
+{
+    return nanoseconds{s * kNsPerSec + ns};
+}
 } // namespace
 
 TEST_CASE("NTP: the Unix epoch and whole seconds")
@@ -19,7 +22,8 @@ TEST_CASE("NTP: the Unix epoch and whole seconds")
     CHECK(to_ntp(nanoseconds{0}) == ntp_timestamp{2208988800u, 0});
     CHECK(to_ntp(sec(1)) == ntp_timestamp{2208988801u, 0});
     CHECK(from_ntp(ntp_timestamp{2208988800u, 0}) == nanoseconds{0});
-    CHECK(ntp_timestamp::from_u64(0x83AA7E8080000000ull) == ntp_timestamp{0x83AA7E80u, 0x80000000u});
+    CHECK(ntp_timestamp::from_u64(0x83AA7E8080000000ull) ==
+          ntp_timestamp{0x83AA7E80u, 0x80000000u});
     CHECK(ntp_timestamp{0x83AA7E80u, 0x80000000u}.to_u64() == 0x83AA7E8080000000ull);
     // Half a second is exactly 2^31 in the fraction.
     CHECK(to_ntp(sec(0, 500'000'000)).fraction == 0x80000000u);

@@ -33,7 +33,8 @@ public:
     key_store& operator=(const key_store&) = delete;
     ~key_store()
     {
-        for (auto& k : keys_) wipe_bytes(k.second);
+        for (auto& k : keys_)
+            wipe_bytes(k.second);
     }
 
     // Adds a key; the KeyID is at most 80 octets (RFC 4656 §3.1).
@@ -53,20 +54,25 @@ public:
             const auto nl = text.find('\n');
             std::string_view line = text.substr(0, nl);
             text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
-            if (const auto hash = line.find('#'); hash != std::string_view::npos) line = line.substr(0, hash);
+            if (const auto hash = line.find('#'); hash != std::string_view::npos)
+                line = line.substr(0, hash);
             auto trim = [](std::string_view v) {
-                while (!v.empty() && std::isspace(static_cast<unsigned char>(v.front()))) v.remove_prefix(1);
-                while (!v.empty() && std::isspace(static_cast<unsigned char>(v.back()))) v.remove_suffix(1);
+                while (!v.empty() && std::isspace(static_cast<unsigned char>(v.front())))
+                    v.remove_prefix(1);
+                while (!v.empty() && std::isspace(static_cast<unsigned char>(v.back())))
+                    v.remove_suffix(1);
                 return v;
             };
             line = trim(line);
             if (line.empty()) continue;
             std::size_t sp = 0;
-            while (sp < line.size() && !std::isspace(static_cast<unsigned char>(line[sp]))) ++sp;
+            while (sp < line.size() && !std::isspace(static_cast<unsigned char>(line[sp])))
+                ++sp;
             const std::string_view id = line.substr(0, sp);
             const std::string_view hex = trim(line.substr(sp));
             std::vector<std::uint8_t> secret;
-            bool ok = !hex.empty() && hex.size() % 2 == 0 && hex.find_first_of(" \t") == std::string_view::npos;
+            bool ok = !hex.empty() && hex.size() % 2 == 0 &&
+                      hex.find_first_of(" \t") == std::string_view::npos;
             for (std::size_t i = 0; ok && i < hex.size(); i += 2) {
                 auto val = [](char c) -> int {
                     if (c >= '0' && c <= '9') return c - '0';
@@ -75,12 +81,15 @@ public:
                     return -1;
                 };
                 const int hi = val(hex[i]), lo = val(hex[i + 1]);
-                if (hi < 0 || lo < 0) ok = false;
-                else secret.push_back(static_cast<std::uint8_t>(hi << 4 | lo));
+                if (hi < 0 || lo < 0)
+                    ok = false;
+                else
+                    secret.push_back(static_cast<std::uint8_t>(hi << 4 | lo));
             }
             if (!ok || !add(std::string(id), std::move(secret))) {
                 wipe_bytes(secret);
-                error = "line " + std::to_string(line_no) + ": expected 'KEYID HEXSECRET' (KeyID of 1-80 octets)";
+                error = "line " + std::to_string(line_no) +
+                        ": expected 'KEYID HEXSECRET' (KeyID of 1-80 octets)";
                 return false;
             }
         }
@@ -111,7 +120,10 @@ public:
             if (k.first == id) return &k.second;
         return nullptr;
     }
-    const std::vector<std::pair<std::string, std::vector<std::uint8_t>>>& keys() const noexcept { return keys_; }
+    const std::vector<std::pair<std::string, std::vector<std::uint8_t>>>& keys() const noexcept
+    {
+        return keys_;
+    }
 
 private:
     std::vector<std::pair<std::string, std::vector<std::uint8_t>>> keys_;
@@ -128,8 +140,7 @@ inline std::string key_id_from_field(std::span<const std::uint8_t, 80> f)
     return id;
 }
 
-template <crypto_policy C>
-class keyed_security {
+template <crypto_policy C> class keyed_security {
 public:
     using crypto_type = C;
     static constexpr std::uint32_t security_modes =
@@ -205,15 +216,18 @@ public:
         const auto* secret = keys_ ? keys_->find(id) : nullptr;
         static const std::vector<std::uint8_t> stand_in(32, 0xA5);
         aes_key k;
-        if (derive_shared_key<C>(secret ? *secret : stand_in, g.salt, g.count, k)) return accept_code::internal_error;
+        if (derive_shared_key<C>(secret ? *secret : stand_in, g.salt, g.count, k))
+            return accept_code::internal_error;
         token_contents t;
         const auto ec = verify_token<C>(k, sr.token, g.challenge, t);
         if (ec || !secret) return accept_code::failure;
         aes_sk_ = t.aes_sk;
         hmac_sk_ = t.hmac_sk;
         key_id_ = id;
-        if (rx_.init(aes_sk_.span(), hmac_sk_.span(), sr.client_iv)) return accept_code::internal_error;
-        if (tx_.init(aes_sk_.span(), hmac_sk_.span(), server_iv)) return accept_code::internal_error;
+        if (rx_.init(aes_sk_.span(), hmac_sk_.span(), sr.client_iv))
+            return accept_code::internal_error;
+        if (tx_.init(aes_sk_.span(), hmac_sk_.span(), server_iv))
+            return accept_code::internal_error;
         return accept_code::ok;
     }
 

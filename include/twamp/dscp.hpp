@@ -38,13 +38,17 @@ inline std::optional<int> parse_dscp(std::string_view s)
         return std::nullopt;
     }
     std::string lower;
-    for (char c : s) lower += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+    for (char c : s)
+        lower += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
     for (int d = 0; d < 64; ++d)
         if (dscp_name(d) == lower) return d;
     return std::nullopt;
 }
 
-inline constexpr int dscp_to_tos(int dscp) noexcept { return (dscp & 0x3F) << 2; }
+inline constexpr int dscp_to_tos(int dscp) noexcept
+{
+    return (dscp & 0x3F) << 2;
+}
 
 // twampy's `dscptable` output, line for line.
 inline std::string dscp_table()
@@ -62,7 +66,8 @@ inline std::string dscp_table()
             if (b == 4) bin += ' ';
         }
         char line[96];
-        std::snprintf(line, sizeof line, "%-15s%-15d%-15s%02X\n", dscp_name(d).c_str(), d, bin.c_str(), tos);
+        std::snprintf(line, sizeof line, "%-15s%-15d%-15s%02X\n", dscp_name(d).c_str(), d,
+                      bin.c_str(), tos);
         out += line;
     }
     out += "============================================================\n";

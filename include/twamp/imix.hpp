@@ -15,7 +15,10 @@ namespace twamp {
 inline constexpr std::size_t kEthernetHeaderLen = 14;
 inline constexpr std::size_t kUdpHeaderLen = 8;
 
-inline constexpr std::size_t ip_header_len(int ip_version) noexcept { return ip_version == 6 ? 40 : 20; }
+inline constexpr std::size_t ip_header_len(int ip_version) noexcept
+{
+    return ip_version == 6 ? 40 : 20;
+}
 
 // The UDP payload length of a probe filling an Ethernet frame of `frame` octets, at least the
 // format's base. STAMP octets past the base travel as an Extra Padding TLV, which needs 4.

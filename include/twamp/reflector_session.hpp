@@ -59,14 +59,14 @@ struct peer_key {
 };
 
 struct reflector_counters {
-    std::uint64_t received = 0;     // datagrams handed to reflect()
-    std::uint64_t reflected = 0;    // replies built
-    std::uint64_t malformed = 0;    // too short to be a test packet; dropped
+    std::uint64_t received = 0;         // datagrams handed to reflect()
+    std::uint64_t reflected = 0;        // replies built
+    std::uint64_t malformed = 0;        // too short to be a test packet; dropped
     std::uint64_t too_short_strict = 0; // dropped by strict_size
-    std::uint64_t stamp = 0;        // replies built with the STAMP rule
+    std::uint64_t stamp = 0;            // replies built with the STAMP rule
     std::uint64_t sessions_created = 0;
     std::uint64_t sessions_expired = 0;
-    std::uint64_t table_full = 0;   // answered statelessly because the table was full
+    std::uint64_t table_full = 0; // answered statelessly because the table was full
 };
 
 class session_reflector {
@@ -95,8 +95,9 @@ public:
             ++counters_.malformed;
             return 0;
         }
-        const bool stamp = cfg_.format == reflector_format::stamp ||
-                           (cfg_.format == reflector_format::automatic && looks_like_stamp(request));
+        const bool stamp =
+            cfg_.format == reflector_format::stamp ||
+            (cfg_.format == reflector_format::automatic && looks_like_stamp(request));
         // A request shorter than the base is answered with the base (RFC 5357 §4.2.1, RFC 8762
         // §4.6); a STAMP-only reflector reads the sender octets it did not get as zero.
         const test_format f = stamp ? test_format::stamp : test_format::twamp;

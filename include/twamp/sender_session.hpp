@@ -137,7 +137,8 @@ public:
 
     // Handles one datagram from the reflector. `reply_ttl` is the TTL/hop limit it arrived with,
     // 0 when unknown.
-    reply_result on_reply(wire::const_byte_span data, nanoseconds t4, std::uint8_t reply_ttl) noexcept
+    reply_result on_reply(wire::const_byte_span data, nanoseconds t4,
+                          std::uint8_t reply_ttl) noexcept
     {
         reply_result r;
         reflector_packet p;
@@ -216,18 +217,20 @@ public:
             ++stats_.reordered;
             stats_.max_reorder_extent = std::max(stats_.max_reorder_extent, r.reorder_extent);
         }
-        ipdv_.add(seq, {m.outbound_ns, m.inbound_ns, m.roundtrip_ns}, [this](const delay_triple& v) {
-            stats_.ipdv.outbound.add(v[0]);
-            stats_.ipdv.inbound.add(v[1]);
-            stats_.ipdv.roundtrip.add(v[2]);
-        });
+        ipdv_.add(seq, {m.outbound_ns, m.inbound_ns, m.roundtrip_ns},
+                  [this](const delay_triple& v) {
+                      stats_.ipdv.outbound.add(v[0]);
+                      stats_.ipdv.inbound.add(v[1]);
+                      stats_.ipdv.roundtrip.add(v[2]);
+                  });
         stats_.outbound.add(m.outbound_ns);
         stats_.inbound.add(m.inbound_ns);
         stats_.roundtrip.add(m.roundtrip_ns);
         if (m.sender_ttl) stats_.forward_hops.add(static_cast<std::uint8_t>(255 - m.sender_ttl));
         if (reply_ttl) stats_.backward_hops.add(static_cast<std::uint8_t>(255 - reply_ttl));
         if (!p.err.synchronized) stats_.reflector_synchronized = false;
-        if (p.err.valid()) stats_.reflector_error_s = std::max(stats_.reflector_error_s, p.err.seconds());
+        if (p.err.valid())
+            stats_.reflector_error_s = std::max(stats_.reflector_error_s, p.err.seconds());
         r.status = reply_status::sample;
         return r;
     }
@@ -239,8 +242,7 @@ public:
     // passed at `now` (all of them with nanoseconds::max()): calls `on_lost(seq, t1)` once per
     // probe. A reply that still comes later is reported as late. Probes overwritten in the ring
     // before their turn (a window smaller than the timeout needs) are skipped.
-    template <class F>
-    void expire(nanoseconds now, F&& on_lost)
+    template <class F> void expire(nanoseconds now, F&& on_lost)
     {
         while (expire_cursor_ < next_seq_) {
             const slot& s = ring_[expire_cursor_ & mask_];

@@ -161,7 +161,7 @@ struct session_stats {
     std::uint64_t ssid_mismatch = 0;             // STAMP reply carrying another session's SSID
     std::uint64_t invalid_error_estimate = 0;    // reflector sent multiplier 0 (kept, counted)
     std::uint64_t reflected_octets_mismatch = 0; // RFC 6038: octets did not come back intact
-    std::uint64_t auth_failures = 0; // protected replies whose HMAC failed: dropped
+    std::uint64_t auth_failures = 0;             // protected replies whose HMAC failed: dropped
     std::uint64_t icmp_unreachable = 0; // ICMP errors (port/host unreachable) for our probes
 
     range_u8 forward_hops;  // 255 - Sender TTL in the reply

@@ -59,9 +59,9 @@ struct sender_packet {
 // Session-Reflector packet fields.
 struct reflector_packet {
     std::uint32_t seq = 0;
-    std::uint64_t timestamp = 0; // T3
-    error_estimate err{};        // applies to T2 and T3
-    std::uint16_t ssid = 0;      // STAMP; MBZ in TWAMP
+    std::uint64_t timestamp = 0;         // T3
+    error_estimate err{};                // applies to T2 and T3
+    std::uint16_t ssid = 0;              // STAMP; MBZ in TWAMP
     std::uint64_t receive_timestamp = 0; // T2
     std::uint32_t sender_seq = 0;
     std::uint64_t sender_timestamp = 0; // T1 as the sender wrote it
@@ -92,7 +92,8 @@ inline std::error_code encode_sender(const sender_packet& p, test_format f, std:
 
 // Decodes the fixed part of a Session-Sender packet. Anything after the base is padding (TWAMP)
 // or TLVs (STAMP) and is not interpreted here.
-inline std::error_code decode_sender(wire::const_byte_span in, test_format f, sender_packet& p) noexcept
+inline std::error_code decode_sender(wire::const_byte_span in, test_format f,
+                                     sender_packet& p) noexcept
 {
     if (in.size() < sender_base_len(f)) return errc::truncated;
     const std::uint8_t* b = in.data();

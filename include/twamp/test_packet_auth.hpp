@@ -90,8 +90,8 @@ inline std::size_t sender_to_protected(wire::const_byte_span in, protected_forma
 // the last 64 octets dropped (TWAMP), or the request's TLVs (STAMP), taken from
 // `protected_request` (plaintext), or the TLVs as the open reply carries them (STAMP).
 inline std::size_t reflector_to_protected(wire::const_byte_span open_reply,
-                                          wire::const_byte_span protected_request, protected_format f,
-                                          wire::byte_span out) noexcept
+                                          wire::const_byte_span protected_request,
+                                          protected_format f, wire::byte_span out) noexcept
 {
     if (open_reply.size() < open_reflector_base(f)) return 0;
     const std::size_t sbase = protected_sender_base(f);
@@ -112,11 +112,13 @@ inline std::size_t reflector_to_protected(wire::const_byte_span open_reply,
     if (len > kReflectorAuthLen) {
         if (f == protected_format::stamp) {
             // The TLVs as the core reflected them (with its U/M marks).
-            const std::size_t n = std::min(len - kReflectorAuthLen, open_reply.size() - kStampBaseLen);
+            const std::size_t n =
+                std::min(len - kReflectorAuthLen, open_reply.size() - kStampBaseLen);
             std::copy_n(r + kStampBaseLen, n, o + kReflectorAuthLen);
         } else {
             // The request's padding from octet 48, its last 64 octets dropped.
-            const std::size_t n = std::min(len - kReflectorAuthLen, protected_request.size() - kSenderAuthLen);
+            const std::size_t n =
+                std::min(len - kReflectorAuthLen, protected_request.size() - kSenderAuthLen);
             std::copy_n(protected_request.data() + kSenderAuthLen, n, o + kReflectorAuthLen);
         }
     }

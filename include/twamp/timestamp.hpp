@@ -63,7 +63,8 @@ constexpr ntp_timestamp to_ntp(nanoseconds since_unix) noexcept
 constexpr std::int64_t ntp_fraction_to_ns(std::uint32_t fraction) noexcept
 {
     return static_cast<std::int64_t>(
-        (std::uint64_t{fraction} * static_cast<std::uint64_t>(kNsPerSec) + (std::uint64_t{1} << 31)) >>
+        (std::uint64_t{fraction} * static_cast<std::uint64_t>(kNsPerSec) +
+         (std::uint64_t{1} << 31)) >>
         32);
 }
 
@@ -71,12 +72,15 @@ constexpr std::int64_t ntp_fraction_to_ns(std::uint32_t fraction) noexcept
 // (within ±68 years). Use the time of reception as the reference when one is at hand.
 constexpr nanoseconds from_ntp(ntp_timestamp ts, nanoseconds reference) noexcept
 {
-    const std::int64_t ref_ntp_sec = detail::floor_div(reference.count(), kNsPerSec) + kNtpUnixOffset;
+    const std::int64_t ref_ntp_sec =
+        detail::floor_div(reference.count(), kNsPerSec) + kNtpUnixOffset;
     const std::int64_t era = detail::floor_div(ref_ntp_sec, kNtpEraSeconds);
     std::int64_t best = era * kNtpEraSeconds + ts.seconds;
     // Move by one era if that lands nearer the reference.
-    if (best - ref_ntp_sec > kNtpEraSeconds / 2) best -= kNtpEraSeconds;
-    else if (ref_ntp_sec - best > kNtpEraSeconds / 2) best += kNtpEraSeconds;
+    if (best - ref_ntp_sec > kNtpEraSeconds / 2)
+        best -= kNtpEraSeconds;
+    else if (ref_ntp_sec - best > kNtpEraSeconds / 2)
+        best += kNtpEraSeconds;
     return nanoseconds{(best - kNtpUnixOffset) * kNsPerSec + ntp_fraction_to_ns(ts.fraction)};
 }
 
@@ -115,9 +119,9 @@ constexpr nanoseconds wire_to_ns(std::uint64_t wire, bool ptp, nanoseconds refer
 // Error Estimate (RFC 4656 §4.1.2; Z bit from RFC 8186):
 //   S(1) Z(1) Scale(6) Multiplier(8); error = Multiplier * 2^(Scale-32) seconds.
 struct error_estimate {
-    bool synchronized = false; // S: clock synchronised to UTC by an external source
-    bool ptp = false;          // Z: timestamps in PTPv2 truncated format
-    std::uint8_t scale = 0;    // 0..63
+    bool synchronized = false;   // S: clock synchronised to UTC by an external source
+    bool ptp = false;            // Z: timestamps in PTPv2 truncated format
+    std::uint8_t scale = 0;      // 0..63
     std::uint8_t multiplier = 1; // never 0 when sending
 
     static constexpr std::uint16_t kS = 0x8000;
@@ -140,7 +144,8 @@ struct error_estimate {
 
     // The smallest (scale, multiplier) whose error is at least `err_seconds`; the multiplier is
     // always at least 1. Errors beyond the format's range saturate at scale 63, multiplier 255.
-    static error_estimate from_seconds(double err_seconds, bool synced, bool ptp_format = false) noexcept
+    static error_estimate from_seconds(double err_seconds, bool synced,
+                                       bool ptp_format = false) noexcept
     {
         error_estimate e{synced, ptp_format, 0, 1};
         if (!(err_seconds > 0)) return e; // includes NaN

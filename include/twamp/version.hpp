@@ -7,5 +7,8 @@
 #define TWAMP_VERSION_STRING "0.1.0"
 
 namespace twamp {
-inline constexpr const char* version() noexcept { return TWAMP_VERSION_STRING; }
+inline constexpr const char* version() noexcept
+{
+    return TWAMP_VERSION_STRING;
+}
 } // namespace twamp

@@ -91,8 +91,7 @@ public:
         pos_ += n;
         return s;
     }
-    template <std::size_t N>
-    constexpr std::array<std::uint8_t, N> array() noexcept
+    template <std::size_t N> constexpr std::array<std::uint8_t, N> array() noexcept
     {
         std::array<std::uint8_t, N> out{};
         auto s = bytes(N);

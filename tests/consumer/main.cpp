@@ -16,6 +16,7 @@ int main()
     const auto n = snd.make_probe(t1, 41, probe);
     const auto m = refl.reflect(std::span(probe).first(n), {}, t1 + 100us, 255, reply);
     const auto r = snd.on_reply(std::span(reply).first(m), t1 + 250us, 255);
-    std::printf("twamp %s: round trip %lld ns\n", twamp::version(), static_cast<long long>(r.sample.roundtrip_ns));
+    std::printf("twamp %s: round trip %lld ns\n", twamp::version(),
+                static_cast<long long>(r.sample.roundtrip_ns));
     return r.status == twamp::reply_status::sample && r.sample.roundtrip_ns == 250000 ? 0 : 1;
 }

@@ -161,4 +161,4 @@ def body(twamp):
 
 
 if __name__ == "__main__":
-    itlib.main(body)
+    itlib.main_capture(body)

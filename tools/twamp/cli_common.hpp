@@ -52,8 +52,7 @@ public:
     {
         if (out_ && out_ != stderr) std::fclose(out_);
     }
-    template <class... A>
-    void log(level l, const char* fmt, A... args)
+    template <class... A> void log(level l, const char* fmt, A... args)
     {
         if (l > level_) return;
         char stamp[32];
@@ -63,8 +62,10 @@ public:
         std::strftime(stamp, sizeof stamp, "%y/%m/%d %H:%M:%S", &tm);
         static constexpr const char* names[] = {"", "WARNING", "INFO", "DEBUG"};
         std::fprintf(out_, "%s %-8s ", stamp, names[l]);
-        if constexpr (sizeof...(A) == 0) std::fputs(fmt, out_);
-        else std::fprintf(out_, fmt, args...);
+        if constexpr (sizeof...(A) == 0)
+            std::fputs(fmt, out_);
+        else
+            std::fprintf(out_, fmt, args...);
         std::fputc('\n', out_);
         std::fflush(out_);
     }
@@ -102,18 +103,24 @@ inline void add_ip_options(CLI::App* sc, common_options& o)
 {
     sc->add_option("--tos", o.tos, "IP TOS / traffic class octet (0-255, decimal or 0x..)");
     sc->add_option("--dscp", o.dscp, "DSCP name (be, ef, af41, cs5, ...) or number 0-63");
-    sc->add_option("--ttl", o.ttl, "IP TTL / hop limit of test packets (1-255)")->capture_default_str();
-    sc->add_option("--padding", o.padding,
-                   "Padding octets after the base packet (default 27; -1 = IMIX 64/590/1514 in 7:4:1)");
-    sc->add_flag("--do-not-fragment", o.do_not_fragment, "Set don't-fragment (IPv4 DF, IPv6 DONTFRAG)");
+    sc->add_option("--ttl", o.ttl, "IP TTL / hop limit of test packets (1-255)")
+        ->capture_default_str();
+    sc->add_option(
+        "--padding", o.padding,
+        "Padding octets after the base packet (default 27; -1 = IMIX 64/590/1514 in 7:4:1)");
+    sc->add_flag("--do-not-fragment", o.do_not_fragment,
+                 "Set don't-fragment (IPv4 DF, IPv6 DONTFRAG)");
 }
 
 inline void apply_logging(const common_options& o)
 {
     logger::level l = logger::warning;
-    if (o.quiet) l = logger::quiet;
-    else if (o.debug) l = logger::debug;
-    else if (o.verbose) l = logger::info;
+    if (o.quiet)
+        l = logger::quiet;
+    else if (o.debug)
+        l = logger::debug;
+    else if (o.verbose)
+        l = logger::info;
     g_log.configure(l, o.logfile);
 }
 
@@ -155,7 +162,7 @@ inline twamp::net::socket_options socket_options_from(const common_options& o)
 }
 
 inline twamp::net::host_port parse_endpoint_arg(const std::string& what, const std::string& s,
-                                         std::uint16_t default_port)
+                                                std::uint16_t default_port)
 {
     twamp::net::host_port hp;
     if (twamp::net::parse_host_port(s, default_port, hp))
@@ -167,8 +174,7 @@ inline twamp::net::host_port parse_endpoint_arg(const std::string& what, const s
 // Installs SIGINT/SIGTERM handling for the lifetime of a run.
 class signal_guard {
 public:
-    template <class F>
-    signal_guard(asio::io_context& io, F on_signal) : set_(io, SIGINT, SIGTERM)
+    template <class F> signal_guard(asio::io_context& io, F on_signal) : set_(io, SIGINT, SIGTERM)
     {
         arm(std::function<void(int)>(std::move(on_signal)));
     }

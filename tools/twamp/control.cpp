@@ -57,18 +57,28 @@ std::uint32_t parse_modes(const std::vector<std::string>& names, std::uint32_t d
     if (names.empty()) return dflt;
     std::uint32_t m = 0;
     for (const auto& n : names) {
-        if (n == "open" || n == "unauthenticated") m |= mode::unauthenticated;
-        else if (n == "authenticated") m |= mode::authenticated;
-        else if (n == "encrypted") m |= mode::encrypted;
-        else if (n == "mixed") m |= mode::mixed;
-        else if (n == "individual") m |= mode::individual_session_control;
-        else if (n == "reflect-octets") m |= mode::reflect_octets;
-        else if (n == "symmetric") m |= mode::symmetrical_size;
-        else throw usage_error("--modes: unknown mode '" + n +
-                               "' (open, authenticated, encrypted, mixed, individual, reflect-octets, symmetric)");
+        if (n == "open" || n == "unauthenticated")
+            m |= mode::unauthenticated;
+        else if (n == "authenticated")
+            m |= mode::authenticated;
+        else if (n == "encrypted")
+            m |= mode::encrypted;
+        else if (n == "mixed")
+            m |= mode::mixed;
+        else if (n == "individual")
+            m |= mode::individual_session_control;
+        else if (n == "reflect-octets")
+            m |= mode::reflect_octets;
+        else if (n == "symmetric")
+            m |= mode::symmetrical_size;
+        else
+            throw usage_error(
+                "--modes: unknown mode '" + n +
+                "' (open, authenticated, encrypted, mixed, individual, reflect-octets, symmetric)");
     }
     if (!(m & mode::security_mask))
-        throw usage_error("--modes: name at least one security mode (open, authenticated, encrypted, mixed)");
+        throw usage_error(
+            "--modes: name at least one security mode (open, authenticated, encrypted, mixed)");
     return m;
 }
 
@@ -78,7 +88,8 @@ int run_server(const server_cli_options& o)
     auto hp = parse_endpoint_arg("local-ip:port", o.local, twamp::control::kControlPort);
     twamp::net::server_options so;
     if (!(o.servwait >= 0) || o.servwait > 604800)
-        throw usage_error("--servwait: invalid value " + num(o.servwait) + " (seconds, 0-604800; 0 = never)");
+        throw usage_error("--servwait: invalid value " + num(o.servwait) +
+                          " (seconds, 0-604800; 0 = never)");
     if (!(o.refwait > 0) || o.refwait > 604800)
         throw usage_error("--refwait: invalid value " + num(o.refwait) + " (seconds, 1-604800)");
     if (o.max_connections < 1) throw usage_error("--max-connections: must be at least 1");
@@ -89,21 +100,26 @@ int run_server(const server_cli_options& o)
     so.control.max_sessions = o.max_sessions;
     // RFC 4656 §3.1: a power of 2, at least 1024.
     if (o.count < 1024 || (o.count & (o.count - 1)) != 0)
-        throw usage_error("--count: invalid value " + std::to_string(o.count) + " (a power of 2, at least 1024)");
+        throw usage_error("--count: invalid value " + std::to_string(o.count) +
+                          " (a power of 2, at least 1024)");
     so.control.count = o.count;
     using namespace twamp::control;
-    const std::uint32_t features = mode::individual_session_control | mode::reflect_octets | mode::symmetrical_size;
+    const std::uint32_t features =
+        mode::individual_session_control | mode::reflect_octets | mode::symmetrical_size;
     std::shared_ptr<key_store> keys;
     if (!o.key_file.empty()) keys = load_keys(o.key_file);
     // With a key file: every mode; without one: the open mode only.
     const std::uint32_t security_default =
-        keys ? (mode::unauthenticated | mode::authenticated | mode::encrypted | mode::mixed) : mode::unauthenticated;
+        keys ? (mode::unauthenticated | mode::authenticated | mode::encrypted | mode::mixed)
+             : mode::unauthenticated;
     so.control.modes = parse_modes(o.modes, security_default | features);
     if (!keys && (so.control.modes & (mode::authenticated | mode::encrypted | mode::mixed)))
         throw usage_error("--modes: authenticated, encrypted and mixed need --key-file");
     for (const auto& a : o.allow) {
         auto p = twamp::net::address_prefix::parse(a);
-        if (!p) throw usage_error("--allow: invalid prefix '" + a + "' (such as 10.0.0.0/8 or 2001:db8::/32)");
+        if (!p)
+            throw usage_error("--allow: invalid prefix '" + a +
+                              "' (such as 10.0.0.0/8 or 2001:db8::/32)");
         so.allow.push_back(*p);
     }
     if (!o.test_ports.empty()) {
@@ -111,7 +127,8 @@ int run_server(const server_cli_options& o)
         std::uint16_t lo = 0, hi = 0;
         if (dash == std::string::npos || twamp::net::parse_port(o.test_ports.substr(0, dash), lo) ||
             twamp::net::parse_port(o.test_ports.substr(dash + 1), hi) || lo == 0 || hi < lo)
-            throw usage_error("--test-ports: invalid range '" + o.test_ports + "' (LO-HI, 1-65535)");
+            throw usage_error("--test-ports: invalid range '" + o.test_ports +
+                              "' (LO-HI, 1-65535)");
         so.test_port_low = lo;
         so.test_port_high = hi;
     }
@@ -127,7 +144,8 @@ int run_server(const server_cli_options& o)
         asio::ip::tcp::resolver res(io);
         auto r = res.resolve(hp.host, std::to_string(hp.port), ec);
         if (ec || r.empty()) {
-            std::fprintf(stderr, "twamp server: cannot resolve '%s': %s\n", o.local.c_str(), ec.message().c_str());
+            std::fprintf(stderr, "twamp server: cannot resolve '%s': %s\n", o.local.c_str(),
+                         ec.message().c_str());
             return kExitRuntime;
         }
         so.local = r.begin()->endpoint();
@@ -141,7 +159,8 @@ int run_server(const server_cli_options& o)
         ec = server->open();
     }
     if (ec) {
-        std::fprintf(stderr, "twamp server: cannot listen on %s: %s\n", o.local.c_str(), ec.message().c_str());
+        std::fprintf(stderr, "twamp server: cannot listen on %s: %s\n", o.local.c_str(),
+                     ec.message().c_str());
         return kExitRuntime;
     }
     const auto ep = server->local_endpoint();
@@ -155,13 +174,16 @@ int run_server(const server_cli_options& o)
     });
     io.run();
     const auto& c = server->counters();
-    g_log.log(logger::info,
-              "server stopped: %llu connections (%llu refused), %llu sessions accepted, %llu refused, "
-              "%llu ended by REFWAIT, %llu test packets failed authentication",
-              static_cast<unsigned long long>(c.connections), static_cast<unsigned long long>(c.refused_connections),
-              static_cast<unsigned long long>(c.sessions_accepted), static_cast<unsigned long long>(c.sessions_rejected),
-              static_cast<unsigned long long>(c.sessions_ended_refwait),
-              static_cast<unsigned long long>(c.test_auth_failures));
+    g_log.log(
+        logger::info,
+        "server stopped: %llu connections (%llu refused), %llu sessions accepted, %llu refused, "
+        "%llu ended by REFWAIT, %llu test packets failed authentication",
+        static_cast<unsigned long long>(c.connections),
+        static_cast<unsigned long long>(c.refused_connections),
+        static_cast<unsigned long long>(c.sessions_accepted),
+        static_cast<unsigned long long>(c.sessions_rejected),
+        static_cast<unsigned long long>(c.sessions_ended_refwait),
+        static_cast<unsigned long long>(c.test_auth_failures));
     return kExitOk;
 }
 
@@ -191,27 +213,36 @@ struct controller_cli_options {
     output_options output;
 };
 
-twamp::net::controller_options controller_options_from(asio::io_context& io, const controller_cli_options& o,
+twamp::net::controller_options controller_options_from(asio::io_context& io,
+                                                       const controller_cli_options& o,
                                                        const twamp::net::host_port& server_hp)
 {
     twamp::net::controller_options co;
     if (o.control_port < 1 || o.control_port > 65535)
-        throw usage_error("--control-port: invalid value " + std::to_string(o.control_port) + " (1-65535)");
-    if (o.sessions < 1 || o.sessions > 64) throw usage_error("--sessions: invalid value " + std::to_string(o.sessions) + " (1-64)");
+        throw usage_error("--control-port: invalid value " + std::to_string(o.control_port) +
+                          " (1-65535)");
+    if (o.sessions < 1 || o.sessions > 64)
+        throw usage_error("--sessions: invalid value " + std::to_string(o.sessions) + " (1-64)");
     if (!(o.session_timeout >= 0) || o.session_timeout > 3600)
-        throw usage_error("--session-timeout: invalid value " + num(o.session_timeout) + " (seconds, 0-3600)");
+        throw usage_error("--session-timeout: invalid value " + num(o.session_timeout) +
+                          " (seconds, 0-3600)");
     if (!(o.connect_timeout > 0) || o.connect_timeout > 600)
-        throw usage_error("--connect-timeout: invalid value " + num(o.connect_timeout) + " (seconds)");
+        throw usage_error("--connect-timeout: invalid value " + num(o.connect_timeout) +
+                          " (seconds)");
     if (o.reflect_octets && (o.reflect_length < 2 || o.reflect_length > 1024))
-        throw usage_error("--reflect-length: invalid value " + std::to_string(o.reflect_length) + " (2-1024)");
+        throw usage_error("--reflect-length: invalid value " + std::to_string(o.reflect_length) +
+                          " (2-1024)");
 
     std::error_code ec;
     asio::ip::tcp::resolver res(io);
-    auto r = res.resolve(server_hp.host.empty() ? "127.0.0.1" : server_hp.host, std::to_string(o.control_port), ec);
-    if (ec || r.empty()) throw std::runtime_error("cannot resolve '" + server_hp.host + "': " + ec.message());
+    auto r = res.resolve(server_hp.host.empty() ? "127.0.0.1" : server_hp.host,
+                         std::to_string(o.control_port), ec);
+    if (ec || r.empty())
+        throw std::runtime_error("cannot resolve '" + server_hp.host + "': " + ec.message());
     co.server = r.begin()->endpoint();
     for (const auto& e : r)
-        if (server_hp.family_hint == 0 || (server_hp.family_hint == 4) == e.endpoint().address().is_v4()) {
+        if (server_hp.family_hint == 0 ||
+            (server_hp.family_hint == 4) == e.endpoint().address().is_v4()) {
             co.server = e.endpoint();
             break;
         }
@@ -220,23 +251,35 @@ twamp::net::controller_options controller_options_from(asio::io_context& io, con
     co.individual = o.individual;
     co.symmetric = o.symmetric;
     co.zero_addresses = o.zero_addresses;
-    co.session_timeout = std::chrono::nanoseconds{static_cast<std::int64_t>(o.session_timeout * 1e9)};
-    co.connect_timeout = std::chrono::nanoseconds{static_cast<std::int64_t>(o.connect_timeout * 1e9)};
+    co.session_timeout =
+        std::chrono::nanoseconds{static_cast<std::int64_t>(o.session_timeout * 1e9)};
+    co.connect_timeout =
+        std::chrono::nanoseconds{static_cast<std::int64_t>(o.connect_timeout * 1e9)};
     if (!(o.reply_timeout > 0) || o.reply_timeout > 3600)
-        throw usage_error("--reply-timeout: invalid value " + num(o.reply_timeout) + " (seconds, > 0)");
-    co.control.reply_timeout = std::chrono::nanoseconds{static_cast<std::int64_t>(o.reply_timeout * 1e9)};
+        throw usage_error("--reply-timeout: invalid value " + num(o.reply_timeout) +
+                          " (seconds, > 0)");
+    co.control.reply_timeout =
+        std::chrono::nanoseconds{static_cast<std::int64_t>(o.reply_timeout * 1e9)};
     using namespace twamp::control;
     co.control.security_modes = 0;
     for (const auto& m : o.auth_modes.empty() ? std::vector<std::string>{"open"} : o.auth_modes) {
-        if (m == "open" || m == "unauthenticated") co.control.security_modes |= mode::unauthenticated;
-        else if (m == "authenticated") co.control.security_modes |= mode::authenticated;
-        else if (m == "encrypted") co.control.security_modes |= mode::encrypted;
-        else if (m == "mixed") co.control.security_modes |= mode::mixed;
-        else throw usage_error("--auth-mode: unknown mode '" + m + "' (open, authenticated, encrypted, mixed)");
+        if (m == "open" || m == "unauthenticated")
+            co.control.security_modes |= mode::unauthenticated;
+        else if (m == "authenticated")
+            co.control.security_modes |= mode::authenticated;
+        else if (m == "encrypted")
+            co.control.security_modes |= mode::encrypted;
+        else if (m == "mixed")
+            co.control.security_modes |= mode::mixed;
+        else
+            throw usage_error("--auth-mode: unknown mode '" + m +
+                              "' (open, authenticated, encrypted, mixed)");
     }
-    const bool keyed = co.control.security_modes & (mode::authenticated | mode::encrypted | mode::mixed);
+    const bool keyed =
+        co.control.security_modes & (mode::authenticated | mode::encrypted | mode::mixed);
     if (keyed && (o.key_id.empty() || o.key_file.empty()))
-        throw usage_error("--auth-mode: authenticated, encrypted and mixed need --key-id and --key-file");
+        throw usage_error(
+            "--auth-mode: authenticated, encrypted and mixed need --key-id and --key-file");
     if (!(o.max_count >= 1024) || o.max_count > 4294967295.0)
         throw usage_error("--max-count: invalid value " + num(o.max_count) + " (1024-4294967295)");
     co.control.max_count = static_cast<std::uint32_t>(o.max_count);
@@ -293,16 +336,20 @@ int run_controller(const controller_cli_options& o)
     const int family = co.server.address().is_v4() ? 4 : 6;
     std::error_code ec;
     co.test.local = twamp::net::resolve_udp(io, local_hp, family, ec);
-    if (ec) throw usage_error("local-ip:port: '" + o.near_end + "' does not fit the server's IPv" + std::to_string(family));
+    if (ec)
+        throw usage_error("local-ip:port: '" + o.near_end + "' does not fit the server's IPv" +
+                          std::to_string(family));
     fill_sender_options(o.common, o.probes, twamp::test_format::twamp, family, co.test);
     if (o.common.padding) // explicit padding (or IMIX); otherwise the agreed mode chooses 27 or 64
-        for (auto sz : co.test.sizes) co.paddings.push_back(sz - twamp::kSenderUnauthLen);
+        for (auto sz : co.test.sizes)
+            co.paddings.push_back(sz - twamp::kSenderUnauthLen);
     const auto tos = co.test.sock.tos;
     co.dscp = static_cast<std::uint8_t>(tos ? (*tos >> 2) : 0);
     if (o.symmetric && co.test.sizes.front() < twamp::kReflectorUnauthLen)
         throw usage_error("--symmetric: needs --padding of at least 27");
     if (o.reflect_octets) {
-        const std::size_t pad_start = o.symmetric ? twamp::kReflectorUnauthLen : twamp::kSenderUnauthLen;
+        const std::size_t pad_start =
+            o.symmetric ? twamp::kReflectorUnauthLen : twamp::kSenderUnauthLen;
         for (auto sz : co.test.sizes)
             if (sz < pad_start + static_cast<std::size_t>(o.reflect_length) ||
                 sz < twamp::kReflectorUnauthLen + static_cast<std::size_t>(o.reflect_length))
@@ -336,14 +383,17 @@ int run_controlclient(const controller_cli_options& o)
     co.run_senders = false;
     std::error_code ec;
     co.external_sender = twamp::net::resolve_udp(io, sender_hp, family, ec);
-    if (ec) throw usage_error("twamp-sender-ip:port: cannot use '" + o.far_end + "' with the server's IPv" + std::to_string(family));
+    if (ec)
+        throw usage_error("twamp-sender-ip:port: cannot use '" + o.far_end +
+                          "' with the server's IPv" + std::to_string(family));
     if (sender_hp.host.empty()) co.zero_addresses = true;
     if (o.duration < 0) throw usage_error("--duration: must not be negative");
     // Without --duration: as long as the other sender needs for -c probes every -i ms, plus the
     // loss timeout; with neither, until Ctrl-C.
     double hold = o.duration;
     if (hold == 0 && o.probes.count_given)
-        hold = static_cast<double>(o.probes.count) * o.probes.interval_ms / 1000.0 + o.probes.timeout_s;
+        hold = static_cast<double>(o.probes.count) * o.probes.interval_ms / 1000.0 +
+               o.probes.timeout_s;
     co.hold = std::chrono::nanoseconds{static_cast<std::int64_t>(hold * 1e9)};
 
     twamp::net::controller<security> ctl(io, co, make_client_security(o));
@@ -359,16 +409,20 @@ int run_controlclient(const controller_cli_options& o)
             std::printf("session started: send test packets to [%s]:%u (SID %s)\n",
                         co.server.address().to_string().c_str(), unsigned(s.port), sid.c_str());
         }
-        if (co.hold.count() > 0) std::printf("holding the sessions for %s s\n", num(hold).c_str());
-        else std::printf("holding the sessions until Ctrl-C\n");
+        if (co.hold.count() > 0)
+            std::printf("holding the sessions for %s s\n", num(hold).c_str());
+        else
+            std::printf("holding the sessions until Ctrl-C\n");
         std::fflush(stdout);
     });
     int rc = kExitRuntime;
     ctl.start([&](const twamp::net::controller_result& r) {
         sig.cancel();
         rc = r.ok || r.interrupted ? kExitOk : kExitRuntime;
-        if (!r.ok && !r.interrupted) std::fprintf(stderr, "twamp: %s\n", r.error.c_str());
-        else std::printf("sessions stopped\n");
+        if (!r.ok && !r.interrupted)
+            std::fprintf(stderr, "twamp: %s\n", r.error.c_str());
+        else
+            std::printf("sessions stopped\n");
         io.stop();
     });
     io.run();
@@ -377,25 +431,35 @@ int run_controlclient(const controller_cli_options& o)
 
 void add_controller_options(CLI::App* sc, controller_cli_options& o, bool with_output)
 {
-    sc->add_option("--control-port", o.control_port, "TCP port of the TWAMP server")->capture_default_str();
+    sc->add_option("--control-port", o.control_port, "TCP port of the TWAMP server")
+        ->capture_default_str();
     sc->add_option("--sessions", o.sessions, "Test sessions to run at once")->capture_default_str();
-    sc->add_flag("--individual", o.individual, "Start and stop sessions one by one (RFC 5938, mode 16)");
-    sc->add_flag("--reflect-octets", o.reflect_octets, "Ask the reflector to return octets (RFC 6038, mode 32)");
-    sc->add_option("--reflect-length", o.reflect_length, "Octets to return with --reflect-octets")->capture_default_str();
+    sc->add_flag("--individual", o.individual,
+                 "Start and stop sessions one by one (RFC 5938, mode 16)");
+    sc->add_flag("--reflect-octets", o.reflect_octets,
+                 "Ask the reflector to return octets (RFC 6038, mode 32)");
+    sc->add_option("--reflect-length", o.reflect_length, "Octets to return with --reflect-octets")
+        ->capture_default_str();
     sc->add_flag("--symmetric", o.symmetric, "Symmetrical Size test packets (RFC 6038, mode 64)");
     sc->add_flag("--zero-addresses", o.zero_addresses, "Send zero addresses (use from behind NAT)");
-    sc->add_option("--session-timeout", o.session_timeout, "Reflect this long after Stop-Sessions, seconds")
+    sc->add_option("--session-timeout", o.session_timeout,
+                   "Reflect this long after Stop-Sessions, seconds")
         ->capture_default_str();
-    sc->add_option("--connect-timeout", o.connect_timeout, "Give up connecting after this long, seconds")
+    sc->add_option("--connect-timeout", o.connect_timeout,
+                   "Give up connecting after this long, seconds")
         ->capture_default_str();
-    sc->add_option("--reply-timeout", o.reply_timeout, "Give up when the server does not answer for this long, seconds")
+    sc->add_option("--reply-timeout", o.reply_timeout,
+                   "Give up when the server does not answer for this long, seconds")
         ->capture_default_str();
-    sc->add_option("--auth-mode", o.auth_modes,
-                   "Security modes to accept, strongest used: open, authenticated, encrypted, mixed")
+    sc->add_option(
+          "--auth-mode", o.auth_modes,
+          "Security modes to accept, strongest used: open, authenticated, encrypted, mixed")
         ->delimiter(',');
     sc->add_option("--key-id", o.key_id, "KeyID to authenticate with (from --key-file)");
-    sc->add_option("--key-file", o.key_file, "Key file, lines of 'KEYID HEXSECRET' (perfSONAR pfs format)");
-    sc->add_option("--max-count", o.max_count, "Refuse a server PBKDF2 Count above this")->capture_default_str();
+    sc->add_option("--key-file", o.key_file,
+                   "Key file, lines of 'KEYID HEXSECRET' (perfSONAR pfs format)");
+    sc->add_option("--max-count", o.max_count, "Refuse a server PBKDF2 Count above this")
+        ->capture_default_str();
     if (with_output) add_output_options(sc, o.output);
 }
 
@@ -408,29 +472,43 @@ std::vector<subcommand> register_control(CLI::App& app)
     auto sv = std::make_shared<server_cli_options>();
     auto* server = app.add_subcommand("server", "TWAMP Server and Session-Reflector (RFC 5357)");
     add_debug_options(server, sv->common);
-    server->add_option("--ttl", sv->common.ttl, "TTL / hop limit of reflected packets")->capture_default_str();
-    server->add_option("local-ip:port", sv->local, "Address to listen on")->capture_default_str();
-    server->add_option("--servwait", sv->servwait, "Close idle control connections after this long, seconds")
+    server->add_option("--ttl", sv->common.ttl, "TTL / hop limit of reflected packets")
         ->capture_default_str();
-    server->add_option("--refwait", sv->refwait, "End test sessions silent this long, seconds")->capture_default_str();
-    server->add_option("--max-connections", sv->max_connections, "Control connections at most")->capture_default_str();
-    server->add_option("--max-sessions", sv->max_sessions, "Test sessions per connection at most")->capture_default_str();
+    server->add_option("local-ip:port", sv->local, "Address to listen on")->capture_default_str();
+    server
+        ->add_option("--servwait", sv->servwait,
+                     "Close idle control connections after this long, seconds")
+        ->capture_default_str();
+    server->add_option("--refwait", sv->refwait, "End test sessions silent this long, seconds")
+        ->capture_default_str();
+    server->add_option("--max-connections", sv->max_connections, "Control connections at most")
+        ->capture_default_str();
+    server->add_option("--max-sessions", sv->max_sessions, "Test sessions per connection at most")
+        ->capture_default_str();
     server->add_option("--allow", sv->allow, "Accept clients from this prefix only (repeatable)");
-    server->add_option("--test-ports", sv->test_ports, "Reflector port range LO-HI when the requested port is taken");
-    server->add_option("--modes", sv->modes,
-                       "Modes to offer: open, authenticated, encrypted, mixed, individual, reflect-octets, symmetric")
+    server->add_option("--test-ports", sv->test_ports,
+                       "Reflector port range LO-HI when the requested port is taken");
+    server
+        ->add_option("--modes", sv->modes,
+                     "Modes to offer: open, authenticated, encrypted, mixed, individual, "
+                     "reflect-octets, symmetric")
         ->delimiter(',');
-    server->add_option("--key-file", sv->key_file, "Key file, lines of 'KEYID HEXSECRET' (perfSONAR pfs format)");
-    server->add_option("--count", sv->count, "PBKDF2 iteration count offered in the greeting")->capture_default_str();
+    server->add_option("--key-file", sv->key_file,
+                       "Key file, lines of 'KEYID HEXSECRET' (perfSONAR pfs format)");
+    server->add_option("--count", sv->count, "PBKDF2 iteration count offered in the greeting")
+        ->capture_default_str();
     out.push_back({server, [sv] { return run_server(*sv); }});
 
     auto co = std::make_shared<controller_cli_options>();
     auto* controller = app.add_subcommand("controller", "TWAMP Control-Client and Session-Sender");
     add_debug_options(controller, co->common);
     add_ip_options(controller, co->common);
-    controller->add_option("remote-ip:port", co->far_end, "Server address; the port is the reflector port to ask for")
+    controller
+        ->add_option("remote-ip:port", co->far_end,
+                     "Server address; the port is the reflector port to ask for")
         ->capture_default_str();
-    controller->add_option("local-ip:port", co->near_end, "Local test address")->capture_default_str();
+    controller->add_option("local-ip:port", co->near_end, "Local test address")
+        ->capture_default_str();
     add_probe_options(controller, co->probes);
     add_controller_options(controller, *co, true);
     out.push_back({controller, [co] { return run_controller(*co); }});
@@ -438,16 +516,20 @@ std::vector<subcommand> register_control(CLI::App& app)
     auto cc = std::make_shared<controller_cli_options>();
     cc->far_end = "127.0.0.1:20000";
     cc->near_end = "127.0.0.1:20001";
-    auto* controlclient = app.add_subcommand("controlclient", "TWAMP Control-Client for another Session-Sender");
+    auto* controlclient =
+        app.add_subcommand("controlclient", "TWAMP Control-Client for another Session-Sender");
     add_debug_options(controlclient, cc->common);
     add_ip_options(controlclient, cc->common);
-    controlclient->add_option("twamp-sender-ip:port", cc->far_end, "The Session-Sender that will send")
+    controlclient
+        ->add_option("twamp-sender-ip:port", cc->far_end, "The Session-Sender that will send")
         ->capture_default_str();
-    controlclient->add_option("twamp-server-ip:port", cc->near_end,
-                              "Server address; the port is the reflector port to ask for")
+    controlclient
+        ->add_option("twamp-server-ip:port", cc->near_end,
+                     "Server address; the port is the reflector port to ask for")
         ->capture_default_str();
     add_probe_options(controlclient, cc->probes);
-    controlclient->add_option("--duration", cc->duration, "Keep the sessions this long, seconds (0: -c x -i, or until Ctrl-C)");
+    controlclient->add_option("--duration", cc->duration,
+                              "Keep the sessions this long, seconds (0: -c x -i, or until Ctrl-C)");
     add_controller_options(controlclient, *cc, false);
     out.push_back({controlclient, [cc] { return run_controlclient(*cc); }});
     return out;

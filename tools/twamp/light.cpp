@@ -54,8 +54,10 @@ int run_responder(const responder_options& o)
     ro.sock = socket_options_from(o.common);
     if (o.common.padding) {
         if (*o.common.padding < 0)
-            throw usage_error("--padding: IMIX (-1) is a sender option; the responder mirrors sizes");
-        ro.core.min_reply_len = twamp::kReflectorUnauthLen + static_cast<std::size_t>(*o.common.padding);
+            throw usage_error(
+                "--padding: IMIX (-1) is a sender option; the responder mirrors sizes");
+        ro.core.min_reply_len =
+            twamp::kReflectorUnauthLen + static_cast<std::size_t>(*o.common.padding);
         if (ro.core.min_reply_len > twamp::kMaxTestPacketLen)
             throw usage_error("--padding: " + std::to_string(*o.common.padding) + " is too large");
     }
@@ -66,10 +68,14 @@ int run_responder(const responder_options& o)
     ro.core.max_sessions = o.max_sessions;
     ro.core.strict_size = o.strict_size;
     std::string fmt = o.stamp ? "stamp" : o.format;
-    if (fmt == "auto") ro.core.format = twamp::reflector_format::automatic;
-    else if (fmt == "twamp") ro.core.format = twamp::reflector_format::twamp;
-    else if (fmt == "stamp") ro.core.format = twamp::reflector_format::stamp;
-    else throw usage_error("--format: invalid value '" + fmt + "' (auto, twamp or stamp)");
+    if (fmt == "auto")
+        ro.core.format = twamp::reflector_format::automatic;
+    else if (fmt == "twamp")
+        ro.core.format = twamp::reflector_format::twamp;
+    else if (fmt == "stamp")
+        ro.core.format = twamp::reflector_format::stamp;
+    else
+        throw usage_error("--format: invalid value '" + fmt + "' (auto, twamp or stamp)");
     if (o.max_sessions < 1) throw usage_error("--max-sessions: must be at least 1");
 
     asio::io_context io;
@@ -115,7 +121,8 @@ int run_responder(const responder_options& o)
     g_log.log(logger::info,
               "reflector stopped: received %llu, reflected %llu, malformed %llu, oversize %llu, "
               "sessions %llu (expired %llu, table full %llu)",
-              static_cast<unsigned long long>(c.received), static_cast<unsigned long long>(c.reflected),
+              static_cast<unsigned long long>(c.received),
+              static_cast<unsigned long long>(c.reflected),
               static_cast<unsigned long long>(c.malformed),
               static_cast<unsigned long long>(refl.io_counters().oversize),
               static_cast<unsigned long long>(c.sessions_created),
@@ -149,7 +156,8 @@ struct sender_cli_options {
 std::chrono::nanoseconds interval_period(const sender_cli_options& o)
 {
     if (o.output.report_interval_s > 0)
-        return std::chrono::nanoseconds{static_cast<std::int64_t>(o.output.report_interval_s * 1e9)};
+        return std::chrono::nanoseconds{
+            static_cast<std::int64_t>(o.output.report_interval_s * 1e9)};
     const double run_ns = static_cast<double>(o.count) * o.interval_ms * 1e6;
     const double p = std::max({run_ns / 60, o.interval_ms * 1e6, 1e7});
     return std::chrono::nanoseconds{static_cast<std::int64_t>(p)};
@@ -165,12 +173,16 @@ int run_sender(const sender_cli_options& o)
     if (o.count < 1 || o.count > 0xFFFFFFFFLL)
         throw usage_error("--count: invalid value " + std::to_string(o.count) + " (1-4294967295)");
     if (!(o.timeout_s > 0) || o.timeout_s > 3600)
-        throw usage_error("--timeout: invalid value " + num(o.timeout_s) + " (seconds, > 0, at most 3600)");
-    if (o.ssid < 0 || o.ssid > 65535) throw usage_error("--ssid: invalid value " + std::to_string(o.ssid) + " (0-65535)");
+        throw usage_error("--timeout: invalid value " + num(o.timeout_s) +
+                          " (seconds, > 0, at most 3600)");
+    if (o.ssid < 0 || o.ssid > 65535)
+        throw usage_error("--ssid: invalid value " + std::to_string(o.ssid) + " (0-65535)");
     if (o.ssid != 0 && !o.stamp) throw usage_error("--ssid: only with --stamp");
     if (o.distribution != "periodic" && o.distribution != "poisson")
-        throw usage_error("--distribution: invalid value '" + o.distribution + "' (periodic or poisson)");
-    if (o.seed && o.distribution != "poisson") throw usage_error("--seed: only with --distribution poisson");
+        throw usage_error("--distribution: invalid value '" + o.distribution +
+                          "' (periodic or poisson)");
+    if (o.seed && o.distribution != "poisson")
+        throw usage_error("--seed: only with --distribution poisson");
 
     const auto remote_hp = parse_endpoint_arg("remote-ip:port", o.far_end, 20001);
     auto local_hp = parse_endpoint_arg("local-ip:port", o.near_end, 20000);
@@ -184,14 +196,16 @@ int run_sender(const sender_cli_options& o)
     so.core.timeout = std::chrono::nanoseconds{static_cast<std::int64_t>(o.timeout_s * 1e9)};
     so.distribution = o.distribution == "poisson" ? twamp::net::send_distribution::poisson
                                                   : twamp::net::send_distribution::periodic;
-    so.seed = o.seed ? *o.seed : (std::uint64_t{std::random_device{}()} << 32 | std::random_device{}());
+    so.seed =
+        o.seed ? *o.seed : (std::uint64_t{std::random_device{}()} << 32 | std::random_device{}());
 
     asio::io_context io;
     std::error_code ec;
     const int fam = remote_hp.family_hint ? remote_hp.family_hint : local_hp.family_hint;
     so.remote = twamp::net::resolve_udp(io, remote_hp, fam, ec);
     if (ec) {
-        std::fprintf(stderr, "twamp sender: cannot resolve '%s': %s\n", o.far_end.c_str(), ec.message().c_str());
+        std::fprintf(stderr, "twamp sender: cannot resolve '%s': %s\n", o.far_end.c_str(),
+                     ec.message().c_str());
         return kExitRuntime;
     }
     const int remote_family = so.remote.address().is_v4() ? 4 : 6;
@@ -210,23 +224,27 @@ int run_sender(const sender_cli_options& o)
             throw usage_error("--padding: invalid value " + std::to_string(pad) + " (-1, or 0-" +
                               std::to_string(twamp::kMaxTestPacketLen - base) + ")");
         if (o.stamp && pad > 0 && pad < 4)
-            throw usage_error("--padding: with --stamp, padding travels in a TLV and is 0 or at least 4");
+            throw usage_error(
+                "--padding: with --stamp, padding travels in a TLV and is 0 or at least 4");
         so.sizes = {base + static_cast<std::size_t>(pad)};
     }
 
     const bool stamp_auth = !o.key_file.empty();
-    if (stamp_auth && !o.stamp) throw usage_error("--key-file: the sender authenticates STAMP only (add --stamp)");
+    if (stamp_auth && !o.stamp)
+        throw usage_error("--key-file: the sender authenticates STAMP only (add --stamp)");
     if (!stamp_auth && !o.key_id.empty()) throw usage_error("--key-id: needs --key-file");
     if (stamp_auth) {
         // Authenticated STAMP probes are 112 octets plus the same extra octets (as a TLV).
-        for (auto& sz : so.sizes) sz += twamp::kStampAuthLen - twamp::kStampBaseLen;
+        for (auto& sz : so.sizes)
+            sz += twamp::kStampAuthLen - twamp::kStampBaseLen;
     }
     twamp::net::udp_sender sender(io, so);
     if (stamp_auth)
         sender.set_guard(std::make_unique<twamp::net::stamp_auth_guard<twamp::openssl_crypto>>(
             stamp_key(o.key_file, o.key_id)));
     if ((ec = sender.open())) {
-        std::fprintf(stderr, "twamp sender: cannot bind %s: %s\n", o.near_end.c_str(), ec.message().c_str());
+        std::fprintf(stderr, "twamp sender: cannot bind %s: %s\n", o.near_end.c_str(),
+                     ec.message().c_str());
         return kExitRuntime;
     }
     const auto local = sender.local_endpoint();
@@ -255,7 +273,8 @@ int run_sender(const sender_cli_options& o)
     std::optional<twamp::interval_recorder> intervals;
     const bool print_intervals = o.output.report_interval_s > 0;
     if (print_intervals || !o.output.svg.empty()) {
-        intervals.emplace(interval_period(o), so.core.timeout, report_options_of(o.output).percentiles);
+        intervals.emplace(interval_period(o), so.core.timeout,
+                          report_options_of(o.output).percentiles);
         info.report_interval_ns = intervals->period().count();
     }
     auto interval_sink = [&](const twamp::interval_summary& b) {
@@ -267,10 +286,11 @@ int run_sender(const sender_cli_options& o)
             const auto& m = r.sample;
             if (log_replies) {
                 if (r.status == twamp::reply_status::sample)
-                    g_log.log(logger::info,
-                              "Reply from %s [rseq=%u sseq=%u rtt=%.3fms outbound=%.3fms inbound=%.3fms]",
-                              so.remote.address().to_string().c_str(), m.reflector_seq, m.sender_seq,
-                              m.roundtrip_ns / 1e6, m.outbound_ns / 1e6, m.inbound_ns / 1e6);
+                    g_log.log(
+                        logger::info,
+                        "Reply from %s [rseq=%u sseq=%u rtt=%.3fms outbound=%.3fms inbound=%.3fms]",
+                        so.remote.address().to_string().c_str(), m.reflector_seq, m.sender_seq,
+                        m.roundtrip_ns / 1e6, m.outbound_ns / 1e6, m.inbound_ns / 1e6);
                 else
                     g_log.log(logger::info, "Reply from %s dropped [sseq=%u status=%d]",
                               so.remote.address().to_string().c_str(), m.sender_seq, int(r.status));
@@ -285,9 +305,11 @@ int run_sender(const sender_cli_options& o)
     if (per_packet.is_open())
         sender.on_lost([&](std::uint32_t seq, twamp::nanoseconds t1) { per_packet.lost(seq, t1); });
     if (intervals) {
-        sender.on_sent([&](std::uint32_t seq, twamp::nanoseconds t1) { intervals->on_sent(seq, t1, interval_sink); });
-        const auto tick = std::clamp<std::chrono::nanoseconds>(intervals->period() / 10, std::chrono::milliseconds{10},
-                                                               std::chrono::seconds{1});
+        sender.on_sent([&](std::uint32_t seq, twamp::nanoseconds t1) {
+            intervals->on_sent(seq, t1, interval_sink);
+        });
+        const auto tick = std::clamp<std::chrono::nanoseconds>(
+            intervals->period() / 10, std::chrono::milliseconds{10}, std::chrono::seconds{1});
         sender.on_tick(tick, [&](twamp::nanoseconds now) { intervals->poll(now, interval_sink); });
     }
     g_log.log(logger::info, "Sending %u probes to [%s]:%u from [%s]:%u every %.3f ms", so.count,
@@ -312,7 +334,8 @@ int run_sender(const sender_cli_options& o)
     info.end_time_ns = twamp::net::realtime_now().count();
 
     static const std::vector<twamp::interval_summary> no_intervals;
-    const bool files_ok = emit_report(st, info, o.output, intervals ? intervals->closed() : no_intervals);
+    const bool files_ok =
+        emit_report(st, info, o.output, intervals ? intervals->closed() : no_intervals);
     if (per_packet.failed()) std::fprintf(stderr, "twamp sender: --per-packet: write error\n");
     if (!files_ok || per_packet.failed()) return kExitRuntime;
     return st.received > 0 ? kExitOk : kExitNoReply;
@@ -328,17 +351,25 @@ std::vector<subcommand> register_light(CLI::App& app)
     responder->alias("reflector");
     add_debug_options(responder, ropt->common);
     add_ip_options(responder, ropt->common);
-    responder->add_option("local-ip:port", ropt->near_end, "Address to listen on")->capture_default_str();
-    responder->add_option("--timer", ropt->timer, "twampy's session reset timer, seconds (sets --refwait)");
-    responder->add_option("--refwait", ropt->refwait, "Drop sessions idle this long, seconds")->capture_default_str();
-    responder->add_flag("--stateless", ropt->stateless, "Echo the sender's sequence numbers (RFC 8762 stateless)");
-    responder->add_flag("--stamp", ropt->stamp, "Answer every request as STAMP (same as --format stamp)");
+    responder->add_option("local-ip:port", ropt->near_end, "Address to listen on")
+        ->capture_default_str();
+    responder->add_option("--timer", ropt->timer,
+                          "twampy's session reset timer, seconds (sets --refwait)");
+    responder->add_option("--refwait", ropt->refwait, "Drop sessions idle this long, seconds")
+        ->capture_default_str();
+    responder->add_flag("--stateless", ropt->stateless,
+                        "Echo the sender's sequence numbers (RFC 8762 stateless)");
+    responder->add_flag("--stamp", ropt->stamp,
+                        "Answer every request as STAMP (same as --format stamp)");
     responder->add_option("--format", ropt->format, "auto, twamp or stamp")->capture_default_str();
-    responder->add_option("--max-sessions", ropt->max_sessions, "Per-sender state kept at most")->capture_default_str();
-    responder->add_flag("--strict-size", ropt->strict_size, "Drop requests shorter than their reply");
+    responder->add_option("--max-sessions", ropt->max_sessions, "Per-sender state kept at most")
+        ->capture_default_str();
+    responder->add_flag("--strict-size", ropt->strict_size,
+                        "Drop requests shorter than their reply");
     responder->add_option("--key-file", ropt->key_file,
                           "Authenticated STAMP: key file of 'KEYID HEXSECRET' lines (pfs format)");
-    responder->add_option("--key-id", ropt->key_id, "Authenticated STAMP: which key (default: the first)");
+    responder->add_option("--key-id", ropt->key_id,
+                          "Authenticated STAMP: which key (default: the first)");
     out.push_back({responder, [ropt] { return run_responder(*ropt); }});
 
     auto sopt = std::make_shared<sender_cli_options>();
@@ -347,19 +378,26 @@ std::vector<subcommand> register_light(CLI::App& app)
     add_ip_options(sender, sopt->common);
     sender->add_option("remote-ip:port", sopt->far_end, "Reflector address")->capture_default_str();
     sender->add_option("local-ip:port", sopt->near_end, "Local address")->capture_default_str();
-    sender->add_option("-i,--interval", sopt->interval_ms, "Interval between probes, ms (fractions allowed)")
+    sender
+        ->add_option("-i,--interval", sopt->interval_ms,
+                     "Interval between probes, ms (fractions allowed)")
         ->capture_default_str();
     sender->add_option("-c,--count", sopt->count, "Number of probes")->capture_default_str();
-    sender->add_option("--timeout", sopt->timeout_s, "Per-probe loss timeout, seconds")->capture_default_str();
+    sender->add_option("--timeout", sopt->timeout_s, "Per-probe loss timeout, seconds")
+        ->capture_default_str();
     sender->add_flag("--stamp", sopt->stamp, "Send STAMP (RFC 8762) instead of TWAMP Light");
     sender->add_option("--ssid", sopt->ssid, "STAMP Session-Sender Identifier (RFC 8972)");
     sender->add_option("--key-file", sopt->key_file,
                        "Authenticated STAMP: key file of 'KEYID HEXSECRET' lines (pfs format)");
-    sender->add_option("--key-id", sopt->key_id, "Authenticated STAMP: which key (default: the first)");
-    sender->add_option("--distribution", sopt->distribution,
-                       "Send schedule: periodic (RFC 3432) or poisson (RFC 2330; mean gap = --interval)")
+    sender->add_option("--key-id", sopt->key_id,
+                       "Authenticated STAMP: which key (default: the first)");
+    sender
+        ->add_option(
+            "--distribution", sopt->distribution,
+            "Send schedule: periodic (RFC 3432) or poisson (RFC 2330; mean gap = --interval)")
         ->capture_default_str();
-    sender->add_option("--seed", sopt->seed, "Seed of the Poisson schedule (default: random, shown in --json)");
+    sender->add_option("--seed", sopt->seed,
+                       "Seed of the Poisson schedule (default: random, shown in --json)");
     add_output_options(sender, sopt->output, /*live=*/true);
     out.push_back({sender, [sopt] { return run_sender(*sopt); }});
     return out;

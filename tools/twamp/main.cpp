@@ -32,7 +32,8 @@ int main(int argc, char** argv)
     app.require_subcommand(1);
 
     std::vector<subcommand> commands = register_light(app);
-    for (auto& c : register_control(app)) commands.push_back(std::move(c));
+    for (auto& c : register_control(app))
+        commands.push_back(std::move(c));
 
     auto* dscptable = app.add_subcommand("dscptable", "Print the DSCP table");
     common_options dopt;

@@ -20,9 +20,9 @@
 namespace twamp::net {
 
 struct host_port {
-    std::string host;     // empty: any local address
+    std::string host; // empty: any local address
     std::uint16_t port = 0;
-    int family_hint = 0;  // 4, 6 or 0 (not told by the syntax)
+    int family_hint = 0; // 4, 6 or 0 (not told by the syntax)
 };
 
 inline std::error_code parse_port(std::string_view s, std::uint16_t& port) noexcept

@@ -33,12 +33,18 @@ namespace twamp::net {
 inline const char* accept_code_text(control::accept_code a)
 {
     switch (a) {
-    case control::accept_code::ok: return "OK";
-    case control::accept_code::failure: return "failure, reason unspecified";
-    case control::accept_code::internal_error: return "internal error";
-    case control::accept_code::not_supported: return "some aspect of the request is not supported";
-    case control::accept_code::permanent_limit: return "cannot perform the request due to permanent resource limitations";
-    case control::accept_code::temporary_limit: return "cannot perform the request due to temporary resource limitations";
+    case control::accept_code::ok:
+        return "OK";
+    case control::accept_code::failure:
+        return "failure, reason unspecified";
+    case control::accept_code::internal_error:
+        return "internal error";
+    case control::accept_code::not_supported:
+        return "some aspect of the request is not supported";
+    case control::accept_code::permanent_limit:
+        return "cannot perform the request due to permanent resource limitations";
+    case control::accept_code::temporary_limit:
+        return "cannot perform the request due to temporary resource limitations";
     }
     return "unknown Accept code";
 }
@@ -46,19 +52,19 @@ inline const char* accept_code_text(control::accept_code a)
 struct controller_options {
     asio::ip::tcp::endpoint server;
     std::chrono::nanoseconds connect_timeout = std::chrono::seconds{10};
-    control::client_config control{};   // security modes, features (16/32/64), timeouts, max count
+    control::client_config control{}; // security modes, features (16/32/64), timeouts, max count
     unsigned sessions = 1;
-    sender_options test{};               // per-session sender template (remote port filled in)
-    std::uint16_t requested_port = 0;    // Receiver Port to ask for (the server may offer another)
+    sender_options test{};            // per-session sender template (remote port filled in)
+    std::uint16_t requested_port = 0; // Receiver Port to ask for (the server may offer another)
     std::chrono::nanoseconds session_timeout = std::chrono::seconds{2}; // reflect after Stop
-    std::uint8_t dscp = 0;               // Type-P Descriptor (and the probes' DS field)
-    bool individual = false;             // RFC 5938: Start-N/Stop-N (needs mode 16)
-    std::uint16_t reflect_length = 0;    // RFC 6038 Reflect Octets: octets to reflect per probe
-    bool symmetric = false;              // RFC 6038 Symmetrical Size
-    bool zero_addresses = false;         // send zero Sender/Receiver Address (behind NAT)
-    bool run_senders = true;             // false: controlclient (another sender sends)
+    std::uint8_t dscp = 0;            // Type-P Descriptor (and the probes' DS field)
+    bool individual = false;          // RFC 5938: Start-N/Stop-N (needs mode 16)
+    std::uint16_t reflect_length = 0; // RFC 6038 Reflect Octets: octets to reflect per probe
+    bool symmetric = false;           // RFC 6038 Symmetrical Size
+    bool zero_addresses = false;      // send zero Sender/Receiver Address (behind NAT)
+    bool run_senders = true;          // false: controlclient (another sender sends)
     asio::ip::udp::endpoint external_sender{}; // controlclient: the other sender's address/port
-    std::chrono::nanoseconds hold{0};    // controlclient: keep sessions up this long (0 = until stop)
+    std::chrono::nanoseconds hold{0}; // controlclient: keep sessions up this long (0 = until stop)
     // Probe padding, used in turn (the test sizes follow from it and the agreed mode); empty:
     // 27 octets in open and mixed mode, 64 in authenticated and encrypted mode, so requests and
     // replies are the same size (RFC 5357 §4.1.2).
@@ -66,24 +72,23 @@ struct controller_options {
 };
 
 struct controller_session_result {
-    std::uint16_t port = 0;           // the reflector port the server named
+    std::uint16_t port = 0; // the reflector port the server named
     control::session_id sid{};
-    asio::ip::udp::endpoint local;    // our sender's address
+    asio::ip::udp::endpoint local; // our sender's address
     session_stats stats{};
 };
 
 struct controller_result {
     bool ok = false;
-    std::string error;                      // one line, for the user
+    std::string error; // one line, for the user
     std::optional<control::accept_code> accept;
-    std::uint32_t mode = 0;                 // agreed mode
+    std::uint32_t mode = 0; // agreed mode
     std::vector<controller_session_result> sessions;
     bool interrupted = false;
     std::uint64_t auth_failures = 0; // replies that failed authentication (all sessions)
 };
 
-template <class Security = control::open_security>
-class controller {
+template <class Security = control::open_security> class controller {
 public:
     controller(asio::io_context& io, controller_options o, Security security = {})
         : io_(io), opts_(std::move(o)), sock_(io), timer_(io), hold_timer_(io),
@@ -113,8 +118,10 @@ public:
                 // Control traffic gets the same DS field as the test (a twampy habit).
                 const int tos = (opts_.dscp & 0x3F) << 2;
                 const int fd = sock_.native_handle();
-                if (opts_.server.address().is_v6()) (void)detail::set_opt(fd, IPPROTO_IPV6, IPV6_TCLASS, tos);
-                else (void)detail::set_opt(fd, IPPROTO_IP, IP_TOS, tos);
+                if (opts_.server.address().is_v6())
+                    (void)detail::set_opt(fd, IPPROTO_IPV6, IPV6_TCLASS, tos);
+                else
+                    (void)detail::set_opt(fd, IPPROTO_IP, IP_TOS, tos);
             }
             fsm_.emplace(opts_.control, realtime_now(), std::move(security_));
             read();
@@ -148,19 +155,23 @@ public:
 private:
     std::string where() const
     {
-        return "[" + opts_.server.address().to_string() + "]:" + std::to_string(opts_.server.port());
+        return "[" + opts_.server.address().to_string() +
+               "]:" + std::to_string(opts_.server.port());
     }
 
     void read()
     {
-        sock_.async_read_some(asio::buffer(rbuf_), [this](const std::error_code& ec, std::size_t n) {
-            if (finished_) return;
-            const auto now = realtime_now();
-            if (ec) fsm_->on_eof(now);
-            else fsm_->receive(std::span<const std::uint8_t>(rbuf_.data(), n), now);
-            pump();
-            if (!ec && !finished_ && !fsm_->closed()) read();
-        });
+        sock_.async_read_some(
+            asio::buffer(rbuf_), [this](const std::error_code& ec, std::size_t n) {
+                if (finished_) return;
+                const auto now = realtime_now();
+                if (ec)
+                    fsm_->on_eof(now);
+                else
+                    fsm_->receive(std::span<const std::uint8_t>(rbuf_.data(), n), now);
+                pump();
+                if (!ec && !finished_ && !fsm_->closed()) read();
+            });
     }
 
     void pump()
@@ -179,22 +190,25 @@ private:
         if (writing_ || finished_) return;
         const auto out = fsm_->pending_output();
         if (out.empty()) {
-            if (fail_after_write_) fail(std::move(*fail_after_write_));
-            else if (closing_after_write_) finish_ok();
+            if (fail_after_write_)
+                fail(std::move(*fail_after_write_));
+            else if (closing_after_write_)
+                finish_ok();
             return;
         }
         wbuf_.assign(out.begin(), out.end());
         fsm_->consume_output(out.size());
         writing_ = true;
-        asio::async_write(sock_, asio::buffer(wbuf_), [this](const std::error_code& ec, std::size_t) {
-            writing_ = false;
-            if (finished_) return;
-            if (ec) {
-                fail("control connection to " + where() + " failed: " + ec.message());
-                return;
-            }
-            write();
-        });
+        asio::async_write(
+            sock_, asio::buffer(wbuf_), [this](const std::error_code& ec, std::size_t) {
+                writing_ = false;
+                if (finished_) return;
+                if (ec) {
+                    fail("control connection to " + where() + " failed: " + ec.message());
+                    return;
+                }
+                write();
+            });
     }
 
     void arm_timer()
@@ -210,7 +224,10 @@ private:
     }
 
     // ---- events
-    void on_event(control::client_events::greeting_received& e) { selected_mode_ = e.selected_mode; }
+    void on_event(control::client_events::greeting_received& e)
+    {
+        selected_mode_ = e.selected_mode;
+    }
 
     void on_event(control::client_events::control_ready& e)
     {
@@ -224,7 +241,8 @@ private:
             std::vector<std::size_t> pads = opts_.paddings;
             if (pads.empty()) pads = {protected_test_ ? kSymmetricPaddingAuth : kSymmetricPadding};
             opts_.test.sizes.clear();
-            for (auto p : pads) opts_.test.sizes.push_back(base + p);
+            for (auto p : pads)
+                opts_.test.sizes.push_back(base + p);
         }
         const bool v4 = opts_.server.address().is_v4();
         for (unsigned i = 0; i < opts_.sessions; ++i) {
@@ -251,11 +269,12 @@ private:
             req.sender_port = sender_port;
             req.receiver_port = opts_.requested_port;
             if (!opts_.zero_addresses) {
-                req.sender_address = to_bytes(sender_addr.is_unspecified() ? local_address() : sender_addr);
+                req.sender_address =
+                    to_bytes(sender_addr.is_unspecified() ? local_address() : sender_addr);
                 req.receiver_address = to_bytes(opts_.server.address());
             }
-            req.padding_length = static_cast<std::uint32_t>(opts_.test.sizes.front() -
-                                                            (protected_test_ ? kSenderAuthLen : kSenderUnauthLen));
+            req.padding_length = static_cast<std::uint32_t>(
+                opts_.test.sizes.front() - (protected_test_ ? kSenderAuthLen : kSenderUnauthLen));
             req.timeout = control::ntp_from_duration(opts_.session_timeout);
             req.type_p = control::type_p_from_dscp(opts_.dscp);
             if (opts_.reflect_length) {
@@ -281,7 +300,8 @@ private:
     static control::address_bytes to_bytes(asio::ip::address a)
     {
         control::address_bytes b{};
-        if (a.is_v6() && a.to_v6().is_v4_mapped()) a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+        if (a.is_v6() && a.to_v6().is_v4_mapped())
+            a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
         if (a.is_v4()) {
             const auto v = a.to_v4().to_bytes();
             std::copy(v.begin(), v.end(), b.begin());
@@ -307,11 +327,13 @@ private:
             if constexpr (requires { typename Security::crypto_type; }) {
                 if (protected_test_) {
                     auto& sec = fsm_->security();
-                    senders_[*i]->set_guard(std::make_unique<twamp_test_guard<typename Security::crypto_type>>(
-                        (result_.mode & control::mode::authenticated) ? test_protection::authenticated
-                                                                      : test_protection::encrypted,
-                        sec.aes_session_key().span(), sec.hmac_session_key().span(),
-                        std::span<const std::uint8_t, 16>(e.sid)));
+                    senders_[*i]->set_guard(
+                        std::make_unique<twamp_test_guard<typename Security::crypto_type>>(
+                            (result_.mode & control::mode::authenticated)
+                                ? test_protection::authenticated
+                                : test_protection::encrypted,
+                            sec.aes_session_key().span(), sec.hmac_session_key().span(),
+                            std::span<const std::uint8_t, 16>(e.sid)));
                 }
             }
             if (e.server_octets) senders_[*i]->set_server_octets(e.server_octets);
@@ -324,8 +346,8 @@ private:
     void on_event(control::client_events::session_rejected& e)
     {
         result_.accept = e.accept;
-        fail("the server refused the session: Accept " + std::to_string(static_cast<int>(e.accept)) +
-             " (" + accept_code_text(e.accept) + ")");
+        fail("the server refused the session: Accept " +
+             std::to_string(static_cast<int>(e.accept)) + " (" + accept_code_text(e.accept) + ")");
     }
 
     void maybe_start()
@@ -335,7 +357,8 @@ private:
         std::error_code ec;
         if (opts_.individual) {
             std::vector<control::session_id> sids;
-            for (const auto& s : result_.sessions) sids.push_back(s.sid);
+            for (const auto& s : result_.sessions)
+                sids.push_back(s.sid);
             ec = fsm_->start_n_sessions(sids, now);
         } else {
             ec = fsm_->start_sessions(now);
@@ -349,7 +372,8 @@ private:
         if (e.accept != control::accept_code::ok) {
             result_.accept = e.accept;
             fail("the server refused to start the sessions: Accept " +
-                 std::to_string(static_cast<int>(e.accept)) + " (" + accept_code_text(e.accept) + ")");
+                 std::to_string(static_cast<int>(e.accept)) + " (" + accept_code_text(e.accept) +
+                 ")");
             return;
         }
         started_n_ += e.sids.size();
@@ -371,18 +395,20 @@ private:
             return;
         }
         const bool protected_mode =
-            (selected_mode_ & (control::mode::authenticated | control::mode::encrypted | control::mode::mixed)) != 0;
+            (selected_mode_ &
+             (control::mode::authenticated | control::mode::encrypted | control::mode::mixed)) != 0;
         if (!ready_ && protected_mode && e.accept == control::accept_code::failure) {
             result_.accept = e.accept;
-            fail("the server at " + where() + " refused the key (Server-Start Accept 1: unknown KeyID or wrong secret)");
+            fail("the server at " + where() +
+                 " refused the key (Server-Start Accept 1: unknown KeyID or wrong secret)");
             return;
         }
         if (!ready_ && !e.accept && !fsm_->pending_output().empty()) {
             // We declined the greeting (no common mode, a Count above --max-count, a missing
             // feature, no usable key): the server did not close anything. Send the Mode-0
             // Set-Up-Response that says so (RFC 4656 §3.1) before closing.
-            fail_after_write_ = "cannot use the server at " + where() + ": " + std::string(e.reason) +
-                                " (declined with Set-Up-Response Mode 0)";
+            fail_after_write_ = "cannot use the server at " + where() + ": " +
+                                std::string(e.reason) + " (declined with Set-Up-Response Mode 0)";
             write();
             return;
         }
@@ -433,7 +459,8 @@ private:
         std::error_code ec;
         if (opts_.individual) {
             std::vector<control::session_id> sids;
-            for (const auto& s : result_.sessions) sids.push_back(s.sid);
+            for (const auto& s : result_.sessions)
+                sids.push_back(s.sid);
             ec = fsm_->stop_n_sessions(sids, now);
         } else {
             ec = fsm_->stop_sessions(now);

@@ -17,8 +17,8 @@
 #include <asio.hpp>
 
 #include <chrono>
-#include <cstring>
 #include <cstdint>
+#include <cstring>
 #include <system_error>
 
 namespace twamp::net {
@@ -29,13 +29,13 @@ struct reflector_options {
     reflector_config core{};
     std::size_t batch = 32;
     std::size_t max_datagram = 9216 + 512; // jumbo frames; larger datagrams are counted and dropped
-    std::chrono::seconds housekeeping{10};  // REFWAIT sweep and clock-state refresh period
+    std::chrono::seconds housekeeping{10}; // REFWAIT sweep and clock-state refresh period
 };
 
 struct reflector_io_counters {
-    std::uint64_t oversize = 0;    // larger than max_datagram
+    std::uint64_t oversize = 0;     // larger than max_datagram
     std::uint64_t not_accepted = 0; // from another sender, or outside the session's active time
-    std::uint64_t send_errors = 0; // sendmmsg refused a reply
+    std::uint64_t send_errors = 0;  // sendmmsg refused a reply
     std::uint64_t receive_errors = 0;
     std::uint64_t kernel_timestamps = 0; // T2 from SO_TIMESTAMPNS
     std::uint64_t auth_failures = 0;     // protected requests that failed their HMAC: dropped
@@ -153,8 +153,10 @@ public:
                         continue;
                     }
                     const std::size_t slot = tx_.size();
-                    auto stage = std::span(open_tx_).subspan(slot * (opts_.max_datagram + 64), opts_.max_datagram + 64);
-                    len = core_.reflect(std::span(open_rx_).first(n), from, m.rx_time, m.ttl ? m.ttl : 255, stage);
+                    auto stage = std::span(open_tx_).subspan(slot * (opts_.max_datagram + 64),
+                                                             opts_.max_datagram + 64);
+                    len = core_.reflect(std::span(open_rx_).first(n), from, m.rx_time,
+                                        m.ttl ? m.ttl : 255, stage);
                     if (len == 0) continue;
                     staged_len_[slot] = len;
                     plain_rx_[slot] = req;
@@ -174,7 +176,8 @@ public:
                 if (guard_) {
                     // Sealing needs T3 first in encrypted mode; we take it once for the batch.
                     for (std::size_t i = 0; i < tx_.size(); ++i) {
-                        auto stage = std::span(open_tx_).subspan(i * (opts_.max_datagram + 64), staged_len_[i]);
+                        auto stage = std::span(open_tx_).subspan(i * (opts_.max_datagram + 64),
+                                                                 staged_len_[i]);
                         stamp_reflector_timestamp(stage, w);
                         const std::size_t n = guard_->seal_reply(stage, plain_rx_[i], tx_.slot(i));
                         if (n == 0) {
@@ -185,7 +188,8 @@ public:
                         tx_.set_length(i, n);
                     }
                 } else {
-                    for (std::size_t i = 0; i < tx_.size(); ++i) stamp_reflector_timestamp(tx_.slot(i), w);
+                    for (std::size_t i = 0; i < tx_.size(); ++i)
+                        stamp_reflector_timestamp(tx_.slot(i), w);
                 }
                 const std::size_t queued = tx_.live();
                 const std::size_t sent = tx_.send(fd, ec);

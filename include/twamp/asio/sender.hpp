@@ -57,8 +57,8 @@ public:
 
     udp_sender(asio::io_context& io, sender_options o)
         : opts_(std::move(o)), sock_(io), send_timer_(io), end_timer_(io),
-          core_(with_window(opts_)), rx_(opts_.batch, 65536),
-          tx_buf_(max_size(opts_.sizes)), tick_timer_(io), rng_(opts_.seed)
+          core_(with_window(opts_)), rx_(opts_.batch, 65536), tx_buf_(max_size(opts_.sizes)),
+          tick_timer_(io), rng_(opts_.seed)
     {
         if (opts_.sizes.empty()) opts_.sizes.push_back(sender_base_len(opts_.core.format));
     }
@@ -155,13 +155,15 @@ private:
                                        ? static_cast<double>(c.timeout.count()) / o.interval.count()
                                        : 1e9;
         const double want = std::min<double>(std::max(2 * per_timeout + 64, 64.0), 1 << 22);
-        c.window = std::min<std::size_t>(static_cast<std::size_t>(want), std::max<std::size_t>(o.count, 16));
+        c.window = std::min<std::size_t>(static_cast<std::size_t>(want),
+                                         std::max<std::size_t>(o.count, 16));
         return c;
     }
     static std::size_t max_size(const std::vector<std::size_t>& sizes)
     {
         std::size_t m = kStampBaseLen;
-        for (auto s : sizes) m = std::max(m, s);
+        for (auto s : sizes)
+            m = std::max(m, s);
         return m;
     }
 
@@ -196,7 +198,8 @@ private:
         // Exponential gap by inversion: -mean · ln(1 - U), U uniform in [0, 1) from 53 bits.
         const double u = static_cast<double>(rng_() >> 11) * 0x1.0p-53;
         poisson_offset_ns_ += -static_cast<double>(opts_.interval.count()) * std::log1p(-u);
-        next_deadline_ = start_ + std::chrono::nanoseconds{static_cast<std::int64_t>(poisson_offset_ns_)};
+        next_deadline_ =
+            start_ + std::chrono::nanoseconds{static_cast<std::int64_t>(poisson_offset_ns_)};
     }
 
     void expire_lost()
@@ -224,7 +227,8 @@ private:
         if (guard_) {
             // Sizes are protected sizes; the core builds the open probe, the guard seals it.
             t1 = realtime_now();
-            const std::size_t open_len = core_.make_probe(t1, size - guard_->sender_overhead(), open_buf_);
+            const std::size_t open_len =
+                core_.make_probe(t1, size - guard_->sender_overhead(), open_buf_);
             if (open_len == 0) return;
             len = guard_->seal_probe(std::span(open_buf_).first(open_len), tx_buf_);
             if (len == 0) {
@@ -241,8 +245,10 @@ private:
             r = ::sendto(sock_.native_handle(), tx_buf_.data(), len, 0,
                          reinterpret_cast<const sockaddr*>(&remote_), from_len_);
         } while (r < 0 && errno == EINTR);
-        if (r < 0) core_.unsend_last();
-        else if (sent_handler_) sent_handler_(core_.next_sequence() - 1, t1);
+        if (r < 0)
+            core_.unsend_last();
+        else if (sent_handler_)
+            sent_handler_(core_.next_sequence() - 1, t1);
         last_send_ = std::chrono::steady_clock::now();
     }
 
@@ -288,7 +294,8 @@ private:
             }
             if (n < rx_.capacity()) break;
         }
-        for (std::size_t e = drain_error_queue(fd); e > 0; --e) core_.on_icmp_error();
+        for (std::size_t e = drain_error_queue(fd); e > 0; --e)
+            core_.on_icmp_error();
         // Done sending (the schedule ran out or stop() ended it) and nothing outstanding.
         if (!sending_ && core_.all_answered()) finish();
     }

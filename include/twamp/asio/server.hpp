@@ -82,13 +82,13 @@ struct address_prefix {
 
 struct server_options {
     asio::ip::tcp::endpoint local{asio::ip::address_v6::any(), control::kControlPort};
-    control::server_config control{};          // modes, SERVWAIT, sessions per connection, ...
-    std::size_t max_connections = 1024;         // beyond it: a Modes 0 greeting, then close
-    std::vector<address_prefix> allow;          // empty: everybody
-    std::uint16_t test_port_low = 0;            // range for reflector ports when the requested
-    std::uint16_t test_port_high = 0;           // one is taken; 0/0: let the kernel choose
+    control::server_config control{};   // modes, SERVWAIT, sessions per connection, ...
+    std::size_t max_connections = 1024; // beyond it: a Modes 0 greeting, then close
+    std::vector<address_prefix> allow;  // empty: everybody
+    std::uint16_t test_port_low = 0;    // range for reflector ports when the requested
+    std::uint16_t test_port_high = 0;   // one is taken; 0/0: let the kernel choose
     std::chrono::nanoseconds refwait = std::chrono::seconds{900};
-    socket_options test_socket{};               // TTL etc. of reflector sockets
+    socket_options test_socket{};                // TTL etc. of reflector sockets
     std::function<void(const std::string&)> log; // optional; called off the packet path
 };
 
@@ -99,12 +99,12 @@ struct server_counters {
     std::uint64_t sessions_accepted = 0;
     std::uint64_t sessions_rejected = 0;
     std::uint64_t sessions_ended_refwait = 0;
-    std::uint64_t packets_reflected = 0;   // by sessions that have ended
-    std::uint64_t test_auth_failures = 0;  // protected test packets that failed their HMAC (ended sessions)
+    std::uint64_t packets_reflected = 0; // by sessions that have ended
+    std::uint64_t test_auth_failures =
+        0; // protected test packets that failed their HMAC (ended sessions)
 };
 
-template <class Security = control::open_security>
-class twamp_server {
+template <class Security = control::open_security> class twamp_server {
 public:
     using security_factory = std::function<Security()>;
 
@@ -125,7 +125,8 @@ public:
         acceptor_.bind(opts_.local, ec);
         if (ec) return ec;
         acceptor_.listen(asio::socket_base::max_listen_connections, ec);
-        if (!opts_.control.server_start_time.count()) opts_.control.server_start_time = realtime_now();
+        if (!opts_.control.server_start_time.count())
+            opts_.control.server_start_time = realtime_now();
         return ec;
     }
 
@@ -143,14 +144,16 @@ public:
         acceptor_.close(ec);
         accept_retry_.cancel();
         auto conns = connections_;
-        for (auto& c : conns) c->shutdown("server stopping");
+        for (auto& c : conns)
+            c->shutdown("server stopping");
     }
 
     std::size_t connection_count() const noexcept { return connections_.size(); }
     std::size_t session_count() const noexcept
     {
         std::size_t n = 0;
-        for (const auto& c : connections_) n += c->sessions.size();
+        for (const auto& c : connections_)
+            n += c->sessions.size();
         return n;
     }
     const server_counters& counters() const noexcept { return counters_; }
@@ -183,7 +186,8 @@ private:
 
         std::size_t backlog() const { return wbuf.size() * writing + fsm->pending_output().size(); }
         std::map<control::session_id, test_session> sessions;
-        std::map<std::uint16_t, std::unique_ptr<udp_reflector>> pending; // ports allocated, not yet claimed
+        std::map<std::uint16_t, std::unique_ptr<udp_reflector>>
+            pending; // ports allocated, not yet claimed
         asio::ip::address local_addr, peer_addr;
         std::string peer;
 
@@ -244,7 +248,8 @@ private:
                 // Reflector sockets are opened with SO_REUSEADDR (open_udp_socket), so on Linux a
                 // second bind to a port one of our sessions holds would succeed and steal its
                 // packets: never hand out a port we already use or have just allocated.
-                if (p != 0 && (server.ports_in_use_.count(p) || pending.count(p))) return std::nullopt;
+                if (p != 0 && (server.ports_in_use_.count(p) || pending.count(p)))
+                    return std::nullopt;
                 reflector_options ro;
                 ro.local = {local_addr, p};
                 ro.sock = server.opts_.test_socket;
@@ -278,24 +283,30 @@ private:
         void read()
         {
             auto self = this->shared_from_this();
-            sock.async_read_some(asio::buffer(rbuf), [self](const std::error_code& ec, std::size_t n) {
+            sock.async_read_some(asio::buffer(rbuf), [self](const std::error_code& ec,
+                                                            std::size_t n) {
                 if (self->closing) return;
                 const auto now = realtime_now();
-                if (ec) self->fsm->on_eof(now);
-                else self->fsm->receive(std::span<const std::uint8_t>(self->rbuf.data(), n), now);
+                if (ec)
+                    self->fsm->on_eof(now);
+                else
+                    self->fsm->receive(std::span<const std::uint8_t>(self->rbuf.data(), n), now);
                 self->pump();
                 if (ec || self->fsm->closed()) return;
                 // A client that sends without reading its answers is not read from until they
                 // are written out, so its backlog cannot grow our memory.
-                if (self->backlog() > kMaxBacklog) self->read_paused = true;
-                else self->read();
+                if (self->backlog() > kMaxBacklog)
+                    self->read_paused = true;
+                else
+                    self->read();
             });
         }
 
         // After every input or timer: handle events, write output, re-arm the timer, close.
         void pump()
         {
-            while (auto ev = fsm->next_event()) std::visit([this](auto& e) { this->on_event(e); }, *ev);
+            while (auto ev = fsm->next_event())
+                std::visit([this](auto& e) { this->on_event(e); }, *ev);
             pending.clear(); // allocated for requests that were then refused
             write();
             arm_timer();
@@ -311,22 +322,23 @@ private:
             fsm->consume_output(out.size());
             writing = true;
             auto self = this->shared_from_this();
-            asio::async_write(sock, asio::buffer(wbuf), [self](const std::error_code& ec, std::size_t) {
-                self->writing = false;
-                if (ec) {
-                    self->finish();
-                    return;
-                }
-                self->write();
-                if (self->fsm->closed() && !self->writing) {
-                    self->finish();
-                    return;
-                }
-                if (self->read_paused && self->backlog() <= kMaxBacklog) {
-                    self->read_paused = false;
-                    self->read();
-                }
-            });
+            asio::async_write(sock, asio::buffer(wbuf),
+                              [self](const std::error_code& ec, std::size_t) {
+                                  self->writing = false;
+                                  if (ec) {
+                                      self->finish();
+                                      return;
+                                  }
+                                  self->write();
+                                  if (self->fsm->closed() && !self->writing) {
+                                      self->finish();
+                                      return;
+                                  }
+                                  if (self->read_paused && self->backlog() <= kMaxBacklog) {
+                                      self->read_paused = false;
+                                      self->read();
+                                  }
+                              });
         }
 
         void arm_timer()
@@ -439,7 +451,8 @@ private:
                 s.started_at = now;
                 // RFC 4656 §3.7: reflect from the session's Start Time if that is later.
                 nanoseconds from = now;
-                if (s.request.start_time.to_u64() != 0) from = std::max(now, from_ntp(s.request.start_time, now));
+                if (s.request.start_time.to_u64() != 0)
+                    from = std::max(now, from_ntp(s.request.start_time, now));
                 s.active_from = from;
                 if (from <= now) s.reflector->set_active(true);
             }
@@ -465,10 +478,11 @@ private:
             server.counters_.packets_reflected += s.reflector->session().counters().reflected;
             const auto failures = s.reflector->io_counters().auth_failures;
             server.counters_.test_auth_failures += failures;
-            server.log("session on UDP port " + std::to_string(s.port) + " from " + peer + " ended: reflected " +
-                       std::to_string(s.reflector->session().counters().reflected) + ", not accepted " +
-                       std::to_string(s.reflector->io_counters().not_accepted) + ", authentication failures " +
-                       std::to_string(failures));
+            server.log("session on UDP port " + std::to_string(s.port) + " from " + peer +
+                       " ended: reflected " +
+                       std::to_string(s.reflector->session().counters().reflected) +
+                       ", not accepted " + std::to_string(s.reflector->io_counters().not_accepted) +
+                       ", authentication failures " + std::to_string(failures));
             s.reflector->stop();
             server.ports_in_use_.erase(s.port);
             sessions.erase(it);
@@ -482,7 +496,8 @@ private:
             timer.cancel();
             sock.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
             sock.close(ec);
-            while (!sessions.empty()) end_session(sessions.begin());
+            while (!sessions.empty())
+                end_session(sessions.begin());
             pending.clear();
             server.connections_.erase(this->shared_from_this());
         }
@@ -508,7 +523,8 @@ private:
                 // the acceptor readable, so accepting again at once would spin at full CPU.
                 // Retry after a pause; connections closing meanwhile free descriptors.
                 ++counters_.accept_errors;
-                if (!accept_failing_) log("accept failed: " + ec.message() + "; retrying every 100 ms");
+                if (!accept_failing_)
+                    log("accept failed: " + ec.message() + "; retrying every 100 ms");
                 accept_failing_ = true;
                 accept_retry_.expires_after(std::chrono::milliseconds{100});
                 accept_retry_.async_wait([this](const std::error_code& e) {

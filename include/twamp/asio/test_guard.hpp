@@ -32,16 +32,16 @@ public:
     virtual std::size_t open_reply(wire::byte_span wire_in, wire::byte_span open_out) = 0;
     // Session-Reflector: open a request (in place, then translated into `open_out`), seal a reply.
     virtual std::size_t open_request(wire::byte_span wire_in, wire::byte_span open_out) = 0;
-    virtual std::size_t seal_reply(wire::const_byte_span open_reply, wire::const_byte_span request_plain,
-                                   wire::byte_span out) = 0;
+    virtual std::size_t seal_reply(wire::const_byte_span open_reply,
+                                   wire::const_byte_span request_plain, wire::byte_span out) = 0;
 };
 
 // TWAMP-Test with per-SID keys derived from the control connection's session keys.
-template <crypto_policy C>
-class twamp_test_guard final : public test_guard {
+template <crypto_policy C> class twamp_test_guard final : public test_guard {
 public:
     twamp_test_guard(test_protection p, std::span<const std::uint8_t, 16> aes_sk,
-                     std::span<const std::uint8_t, 32> hmac_sk, std::span<const std::uint8_t, 16> sid)
+                     std::span<const std::uint8_t, 32> hmac_sk,
+                     std::span<const std::uint8_t, 16> sid)
         : prot_(p)
     {
         ok_ = !keys_.init(aes_sk, hmac_sk, sid);
@@ -68,7 +68,8 @@ public:
     std::size_t seal_reply(wire::const_byte_span open_reply, wire::const_byte_span request_plain,
                            wire::byte_span out) override
     {
-        const std::size_t n = reflector_to_protected(open_reply, request_plain, protected_format::twamp, out);
+        const std::size_t n =
+            reflector_to_protected(open_reply, request_plain, protected_format::twamp, out);
         if (n == 0 || keys_.seal_reflector(out.first(n), prot_)) return 0;
         return n;
     }
@@ -80,8 +81,7 @@ private:
 };
 
 // Authenticated STAMP with a pre-shared key.
-template <crypto_policy C>
-class stamp_auth_guard final : public test_guard {
+template <crypto_policy C> class stamp_auth_guard final : public test_guard {
 public:
     explicit stamp_auth_guard(std::vector<std::uint8_t> key) : key_(std::move(key)) {}
     ~stamp_auth_guard() override { wipe_bytes(key_); }
@@ -115,7 +115,8 @@ public:
     std::size_t seal_reply(wire::const_byte_span open_reply, wire::const_byte_span request_plain,
                            wire::byte_span out) override
     {
-        const std::size_t n = reflector_to_protected(open_reply, request_plain, protected_format::stamp, out);
+        const std::size_t n =
+            reflector_to_protected(open_reply, request_plain, protected_format::stamp, out);
         if (n == 0) return 0;
         // The reply's own HMAC TLV: a TLV we understand (not U), recomputed over the reply's
         // TLVs unless the request's failed (then it goes back flagged I, as received).
@@ -154,8 +155,10 @@ private:
             const std::uint8_t type = pkt[pos + 1];
             const std::size_t len = wire::load16(pkt.data() + pos + 2);
             if (type == 0 || len > pkt.size() - pos - kStampTlvHeaderLen) break;
-            if (type == stamp_tlv::kTypeHmac) at = pos;
-            else if (at && type != stamp_tlv::kTypeExtraPadding) misplaced = true;
+            if (type == stamp_tlv::kTypeHmac)
+                at = pos;
+            else if (at && type != stamp_tlv::kTypeExtraPadding)
+                misplaced = true;
             pos += kStampTlvHeaderLen + len;
         }
         return at;

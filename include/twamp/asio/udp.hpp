@@ -28,12 +28,12 @@
 namespace twamp::net {
 
 struct socket_options {
-    std::optional<int> tos;       // IPv4 TOS / IPv6 traffic class octet; unset = leave default
-    int ttl = 255;                // IPv4 TTL / IPv6 unicast hop limit
+    std::optional<int> tos; // IPv4 TOS / IPv6 traffic class octet; unset = leave default
+    int ttl = 255;          // IPv4 TTL / IPv6 unicast hop limit
     bool dont_fragment = false;
-    int buffer_bytes = 4 << 20;   // SO_RCVBUF / SO_SNDBUF request (the kernel may cap it)
-    bool v6only = false;          // for IPv6 sockets: refuse IPv4-mapped traffic
-    bool icmp_errors = false;     // queue ICMP errors (IP_RECVERR) so they can be counted
+    int buffer_bytes = 4 << 20; // SO_RCVBUF / SO_SNDBUF request (the kernel may cap it)
+    bool v6only = false;        // for IPv6 sockets: refuse IPv4-mapped traffic
+    bool icmp_errors = false;   // queue ICMP errors (IP_RECVERR) so they can be counted
 };
 
 // Reads and counts the socket's queued ICMP errors (IP_RECVERR / IPV6_RECVERR), which also
@@ -69,7 +69,8 @@ inline std::error_code set_opt(int fd, int level, int name, int value) noexcept
 } // namespace detail
 
 // Opens and binds a UDP socket with the options above, plus the receive-side ancillary data.
-inline std::error_code open_udp_socket(asio::ip::udp::socket& sock, const asio::ip::udp::endpoint& local,
+inline std::error_code open_udp_socket(asio::ip::udp::socket& sock,
+                                       const asio::ip::udp::endpoint& local,
                                        const socket_options& o)
 {
     std::error_code ec;
@@ -121,11 +122,11 @@ inline std::error_code open_udp_socket(asio::ip::udp::socket& sock, const asio::
 // One received datagram with what the kernel told us about it.
 struct rx_meta {
     std::size_t len = 0;
-    bool truncated = false;     // larger than our buffer: dropped by the caller
-    nanoseconds rx_time{0};     // kernel timestamp, or the clock right after recv
+    bool truncated = false; // larger than our buffer: dropped by the caller
+    nanoseconds rx_time{0}; // kernel timestamp, or the clock right after recv
     bool kernel_time = false;
-    std::uint8_t ttl = 0;       // 0 = not reported
-    int tos = -1;               // -1 = not reported
+    std::uint8_t ttl = 0; // 0 = not reported
+    int tos = -1;         // -1 = not reported
     sockaddr_storage from{};
     socklen_t from_len = 0;
 };
@@ -194,7 +195,8 @@ public:
         }
         int n;
         do {
-            n = ::recvmmsg(fd, msgs_.data(), static_cast<unsigned>(msgs_.size()), MSG_DONTWAIT, nullptr);
+            n = ::recvmmsg(fd, msgs_.data(), static_cast<unsigned>(msgs_.size()), MSG_DONTWAIT,
+                           nullptr);
         } while (n < 0 && errno == EINTR);
         if (n < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK) ec = {errno, std::system_category()};
@@ -236,14 +238,21 @@ class tx_batch {
 public:
     tx_batch(std::size_t count, std::size_t buffer_size)
         : bufs_(count * buffer_size), buf_size_(buffer_size), lens_(count), to_(count),
-          to_len_(count), tos_(count), iov_(count), msgs_(count), ctrl_(count * CMSG_SPACE(sizeof(int)))
+          to_len_(count), tos_(count), iov_(count), msgs_(count),
+          ctrl_(count * CMSG_SPACE(sizeof(int)))
     {
     }
     std::size_t capacity() const noexcept { return lens_.size(); }
     std::size_t size() const noexcept { return n_; }
     void clear() noexcept { n_ = 0; }
-    std::span<std::uint8_t> slot(std::size_t i) noexcept { return {bufs_.data() + i * buf_size_, buf_size_}; }
-    std::span<std::uint8_t> sent_data(std::size_t i) noexcept { return {bufs_.data() + i * buf_size_, lens_[i]}; }
+    std::span<std::uint8_t> slot(std::size_t i) noexcept
+    {
+        return {bufs_.data() + i * buf_size_, buf_size_};
+    }
+    std::span<std::uint8_t> sent_data(std::size_t i) noexcept
+    {
+        return {bufs_.data() + i * buf_size_, lens_[i]};
+    }
 
     // Commits slot size() with `len` octets to `to`; tos < 0 sends with the socket's setting.
     void push(std::size_t len, const sockaddr_storage& to, socklen_t to_len, int tos) noexcept
@@ -259,7 +268,8 @@ public:
     std::size_t live() const noexcept
     {
         std::size_t n = 0;
-        for (std::size_t i = 0; i < n_; ++i) n += lens_[i] != 0;
+        for (std::size_t i = 0; i < n_; ++i)
+            n += lens_[i] != 0;
         return n;
     }
     // Changes the length of queued datagram i (a protected reply is longer than its staging).
