@@ -34,6 +34,9 @@ USAGE_ERRORS = [
     (["responder", "127.0.0.1:0", "--dscp", "foo"], ["--dscp"]),
     (["responder", "127.0.0.1:0", "--tos", "300"], ["--tos"]),
     (["responder", "127.0.0.1:0", "--ttl", "0"], ["--ttl"]),
+    # controlclient sends no test packets: options only a sender can apply are refused.
+    (["controlclient", "127.0.0.1:20000", "127.0.0.1", "--ttl", "5"], ["--ttl"]),
+    (["controlclient", "127.0.0.1:20000", "127.0.0.1", "--do-not-fragment"], ["--do-not-fragment"]),
     (["responder", "127.0.0.1:0", "--format", "xyz"], ["--format"]),
     (["responder", "127.0.0.1:0", "--padding", "-1"], ["--padding"]),
     (["sender", *TARGET, "--no-such-flag"], ["--no-such-flag"]),

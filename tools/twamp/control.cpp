@@ -381,6 +381,14 @@ int run_controlclient(const controller_cli_options& o)
     const auto tos = co.test.sock.tos;
     co.dscp = static_cast<std::uint8_t>(tos ? (*tos >> 2) : 0);
     co.run_senders = false;
+    // The other sender sends the probes: what we can pass on is the DSCP (Type-P) and the
+    // padding (Padding Length); TTL and don't-fragment are that sender's own settings.
+    if (o.common.ttl != 255 || o.common.do_not_fragment)
+        throw usage_error("--ttl/--do-not-fragment: set them on the Session-Sender; controlclient "
+                          "sends no test packets");
+    if (o.common.padding)
+        for (auto sz : co.test.sizes)
+            co.paddings.push_back(sz - twamp::kSenderUnauthLen);
     std::error_code ec;
     co.external_sender = twamp::net::resolve_udp(io, sender_hp, family, ec);
     if (ec)

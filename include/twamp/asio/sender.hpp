@@ -268,8 +268,11 @@ private:
             std::error_code ec;
             const std::size_t n = rx_.receive(fd, ec);
             if (ec) {
-                // An ICMP error surfaced as the socket's pending error (now cleared); the
-                // individual errors are counted from the error queue below.
+                // An ICMP error surfaced as the socket's pending error (now cleared); each one
+                // is counted from the error queue, read only then, so the normal receive path
+                // costs no extra system call.
+                for (std::size_t e = drain_error_queue(fd); e > 0; --e)
+                    core_.on_icmp_error();
                 continue;
             }
             if (n == 0) break;
@@ -294,8 +297,6 @@ private:
             }
             if (n < rx_.capacity()) break;
         }
-        for (std::size_t e = drain_error_queue(fd); e > 0; --e)
-            core_.on_icmp_error();
         // Done sending (the schedule ran out or stop() ended it) and nothing outstanding.
         if (!sending_ && core_.all_answered()) finish();
     }
