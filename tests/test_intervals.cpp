@@ -106,3 +106,32 @@ TEST_CASE("open intervals are bounded: the oldest closes early")
     CHECK(out.back().received == 1);
     CHECK(out[0].received == 0);
 }
+
+TEST_CASE("a refused send leaves a gap in sequence numbers: the interval keeps all its replies")
+{
+    // 10 probes in interval 0 with sequence numbers 0..10, number 4 refused by the socket (it
+    // was never sent); 3 probes in interval 1 (11..13). Every sent probe is answered.
+    interval_recorder rec(1s, 500ms, {50});
+    std::vector<interval_summary> out;
+    auto sink = [&](const interval_summary& b) { out.push_back(b); };
+    std::vector<std::uint32_t> sent;
+    for (std::uint32_t q = 0; q <= 10; ++q) {
+        if (q == 4) continue;
+        rec.on_sent(q, nanoseconds{kT0 + q * 50'000'000LL}, sink);
+        sent.push_back(q);
+    }
+    for (std::uint32_t q = 11; q <= 13; ++q) {
+        rec.on_sent(q, nanoseconds{kT0 + 1'000'000'000LL + (q - 11) * 100'000'000LL}, sink);
+        sent.push_back(q);
+    }
+    for (auto q : sent)
+        rec.on_reply(sample(q, 1'000'000));
+    rec.finish(sink);
+    REQUIRE(out.size() == 2);
+    CHECK(out[0].sent == 10);
+    CHECK(out[0].received == 10); // 9 and 10 are not dropped
+    CHECK(out[0].lost() == 0);
+    CHECK(out[0].roundtrip.count == 10);
+    CHECK(out[1].sent == 3);
+    CHECK(out[1].received == 3);
+}

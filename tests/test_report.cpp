@@ -27,6 +27,10 @@ session_stats sample_stats()
     s.have_reflector_seq = true;
     s.min_reflector_seq = 0;
     s.max_reflector_seq = 8; // the reflector saw 9: the missing one was lost outbound
+    // Probes 0 and 9 (send ordinals) were answered: the missing one lies between them, where
+    // the direction split is exact.
+    s.first_answered_ordinal = 0;
+    s.last_answered_ordinal = 9;
     for (std::int64_t v : {150'000, 250'000, 2'500'000})
         s.outbound.add(v);
     for (std::int64_t v : {800, 900, 1000})
@@ -152,7 +156,9 @@ TEST_CASE("Influx line protocol: one line per direction, tags escaped, integer c
     session_stats empty;
     empty.sent = 1;
     const auto e = lines(report::influx(empty, info));
-    CHECK(e[0].find(" loss=100.000,sent=1i") != std::string::npos);
+    // Nothing came back: the round trip lost everything, and no loss can be put on a direction.
+    CHECK(e[2].find(" loss=100.000,sent=1i") != std::string::npos);
+    CHECK(e[0].find(" loss=0.000,sent=1i") != std::string::npos);
     CHECK(e[0].find("min=") == std::string::npos);
 }
 

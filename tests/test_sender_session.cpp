@@ -4,7 +4,12 @@
 
 #include <doctest/doctest.h>
 
+#include "twamp/intervals.hpp"
+
+#include <algorithm>
+#include <map>
 #include <ostream>
+#include <random>
 #include <vector>
 
 using namespace twamp;
@@ -157,7 +162,10 @@ TEST_CASE("late, duplicate, reordered and unknown replies are counted, never fat
     CHECK(st.roundtrip.count() == 4); // a late reply is not a delay sample
     CHECK(st.lost() == 2);            // 3 (late) and 5 (no reply)
     CHECK(st.missing() == 1);
-    CHECK(st.outbound_lost() + st.inbound_lost() == 1); // late is a round-trip loss only
+    // Late is a round-trip loss only; probe 5 is after the last answered one, so its direction
+    // is unknown.
+    CHECK(st.outbound_lost() + st.inbound_lost() == 0);
+    CHECK(st.unknown_direction_lost() == 1);
 
     // A reply echoing a sequence number never sent.
     std::vector<std::uint8_t> reply(41);
@@ -273,4 +281,172 @@ TEST_CASE("a probe duplicated on the way out is not an inbound loss")
     CHECK(st.lost() == 1);
     CHECK(st.inbound_lost() == 1); // only the reply to probe 1
     CHECK(st.outbound_lost() == 0);
+}
+
+TEST_CASE("loss split at the edges: exact where the reflector counts from 0, unknown after the last reply")
+{
+    for (bool from_zero : {false, true}) {
+        sender_config c = cfg();
+        c.reflector_counts_from_zero = from_zero;
+        scripted s(c);
+        s.send(12);
+        // Reply to 0 lost on the way back, probe 1 never reaches the reflector; 2..8 fine except
+        // 5 (outbound) and 6 (inbound); 9 answered; 10 inbound, 11 outbound (after the last).
+        for (std::uint32_t i = 0; i < 12; ++i) {
+            if (i == 1 || i == 5 || i == 11) continue;
+            if (i == 0 || i == 6 || i == 10) {
+                s.lose_inbound(i);
+                continue;
+            }
+            REQUIRE(s.deliver(i, microseconds{10}, microseconds{1}, microseconds{10}).status ==
+                    reply_status::sample);
+        }
+        const auto& st = s.snd.stats();
+        INFO("reflector counts from zero: " << from_zero);
+        CHECK(st.missing() == 6);
+        CHECK(st.trailing_missing() == 2);
+        CHECK(st.leading_missing() == 2);
+        if (from_zero) {
+            // Reflector number 2 on probe 2's reply: it answered two earlier probes, one of them
+            // (probe 0) lost inbound, so probe 1 is the outbound one.
+            CHECK(st.inbound_lost() == 2);  // 0 and 6
+            CHECK(st.outbound_lost() == 2); // 1 and 5
+            CHECK(st.unknown_direction_lost() == 2);
+        } else {
+            CHECK(st.inbound_lost() == 1);  // 6
+            CHECK(st.outbound_lost() == 1); // 5
+            CHECK(st.unknown_direction_lost() == 4);
+        }
+        CHECK(st.inbound_lost() + st.outbound_lost() + st.unknown_direction_lost() ==
+              st.missing());
+    }
+    // Nothing came back: no direction can be told.
+    scripted none(cfg());
+    none.send(5);
+    CHECK(none.snd.stats().unknown_direction_lost() == 5);
+    CHECK(none.snd.stats().inbound_lost() + none.snd.stats().outbound_lost() == 0);
+}
+
+TEST_CASE("a failed send keeps the edges exact: ordinals skip it")
+{
+    sender_config c = cfg();
+    c.reflector_counts_from_zero = true;
+    session_sender snd(c);
+    session_reflector refl(reflector_config{});
+    std::vector<std::vector<std::uint8_t>> probes;
+    const nanoseconds t0{1'700'000'000'000'000'000};
+    for (int i = 0; i < 6; ++i) {
+        std::vector<std::uint8_t> b(41);
+        REQUIRE(snd.make_probe(t0 + milliseconds{i}, 41, b) == 41);
+        if (i == 2) {
+            snd.unsend_last(); // never left: not a loss of either direction
+            continue;
+        }
+        probes.push_back(b);
+    }
+    REQUIRE(probes.size() == 5);
+    std::vector<std::uint8_t> reply(100);
+    for (std::size_t k = 0; k < probes.size(); ++k) {
+        const auto n = refl.reflect(probes[k], peer_key{}, t0 + milliseconds{10}, 255, reply);
+        REQUIRE(n > 0);
+        if (k == 4) continue; // the reply to the last sent probe is lost: unknown direction
+        CHECK(snd.on_reply(std::span(reply).first(n), t0 + milliseconds{20}, 255).status ==
+              reply_status::sample);
+    }
+    const auto& st = snd.stats();
+    CHECK(st.sent == 5);
+    CHECK(st.missing() == 1);
+    CHECK(st.trailing_missing() == 1);
+    CHECK(st.unknown_direction_lost() == 1);
+    CHECK(st.inbound_lost() + st.outbound_lost() == 0);
+}
+
+// One probe, one fate. Replies arrive at random times around the loss deadline and are handed
+// over in random order, interleaved with expiry at random moments; whatever the order, every
+// probe ends as exactly one of ok / lost / lost-then-late / late, never lost-then-ok, and the
+// counters, a per-packet record and the interval bins agree.
+TEST_CASE("property: loss expiry and replies around the deadline never disagree")
+{
+    std::mt19937_64 rng(20261201);
+    for (int round = 0; round < 200; ++round) {
+        const milliseconds timeout{50};
+        scripted s(cfg(timeout));
+        const int n = 40;
+        s.send(n, milliseconds{2});
+        interval_recorder bins(milliseconds{20}, timeout, {50});
+        auto sink = [](const interval_summary&) {};
+        for (int i = 0; i < n; ++i)
+            bins.on_sent(static_cast<std::uint32_t>(i), s.t1s[static_cast<std::size_t>(i)], sink);
+
+        // Each probe's reply arrives with a round trip of timeout ± 2 ms (or never), and is
+        // handed to the sender up to 3 ms after it arrived.
+        struct event {
+            nanoseconds at;
+            int seq; // -1: an expiry pass at `at`
+            nanoseconds back;
+        };
+        std::vector<event> ev;
+        std::uniform_int_distribution<int> jitter(-2000, 2000), lag(0, 3000);
+        for (int i = 0; i < n; ++i) {
+            if (rng() % 8 == 0) continue; // lost
+            const nanoseconds rtt = timeout + microseconds{jitter(rng)};
+            const nanoseconds arrival = s.t1s[static_cast<std::size_t>(i)] + rtt;
+            ev.push_back({arrival + microseconds{lag(rng)}, i, rtt - microseconds{20}});
+        }
+        for (int k = 0; k < 60; ++k)
+            ev.push_back({s.t0 + microseconds{static_cast<int>(rng() % 140'000)}, -1, {}});
+        std::sort(ev.begin(), ev.end(), [](const event& a, const event& b) { return a.at < b.at; });
+
+        std::map<std::uint32_t, std::vector<std::string>> fate;
+        std::uint64_t ok = 0, late = 0;
+        for (const auto& e : ev) {
+            if (e.seq < 0) {
+                s.snd.expire(e.at, [&](std::uint32_t q, nanoseconds) { fate[q].push_back("lost"); });
+                continue;
+            }
+            // T2 = T1 + 10 µs, T3 = T2 + 10 µs, T4 = T1 + rtt.
+            const auto r = s.deliver(static_cast<std::uint32_t>(e.seq), microseconds{10},
+                                     microseconds{10}, e.back);
+            bins.on_reply(r);
+            if (r.status == reply_status::sample) {
+                ++ok;
+                fate[r.sample.sender_seq].push_back("ok");
+            } else if (r.status == reply_status::late) {
+                ++late;
+                fate[r.sample.sender_seq].push_back("late");
+            } else {
+                FAIL("unexpected status " << int(r.status));
+            }
+        }
+        s.snd.expire(nanoseconds::max(),
+                     [&](std::uint32_t q, nanoseconds) { fate[q].push_back("lost"); });
+        bins.finish(sink);
+
+        std::uint64_t lost_rows = 0;
+        for (int i = 0; i < n; ++i) {
+            const auto& f = fate[static_cast<std::uint32_t>(i)];
+            INFO("round " << round << " probe " << i);
+            REQUIRE_FALSE(f.empty());
+            const bool valid = (f.size() == 1 && (f[0] == "ok" || f[0] == "lost" || f[0] == "late")) ||
+                               (f.size() == 2 && f[0] == "lost" && f[1] == "late");
+            CHECK(valid);
+            if (f[0] == "lost") ++lost_rows;
+        }
+        const auto& st = s.snd.stats();
+        CHECK(st.received == ok);
+        CHECK(st.late == late);
+        CHECK(st.lost() == st.sent - ok);
+        CHECK(st.lost() == lost_rows + std::count_if(fate.begin(), fate.end(), [](auto& kv) {
+                               return kv.second.size() == 1 && kv.second[0] == "late";
+                           }));
+        std::uint64_t bin_sent = 0, bin_received = 0, bin_late = 0;
+        for (const auto& b : bins.closed()) {
+            bin_sent += b.sent;
+            bin_received += b.received;
+            bin_late += b.late;
+        }
+        CHECK(bin_sent == st.sent);
+        CHECK(bin_received == st.received);
+        CHECK(bin_late == st.late);
+    }
 }

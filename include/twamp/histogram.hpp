@@ -87,8 +87,7 @@ public:
         if (count_ == 0) return 0.0;
         if (!(p > 0)) return static_cast<double>(min_);
         if (p >= 100) return static_cast<double>(max_);
-        auto rank = static_cast<std::uint64_t>(std::ceil(p / 100.0 * static_cast<double>(count_)));
-        rank = std::clamp<std::uint64_t>(rank, 1, count_);
+        const std::uint64_t rank = nearest_rank(p, count_);
         std::uint64_t seen = 0;
         for (std::size_t i = 0; i < counts_.size(); ++i) {
             seen += counts_[i];
@@ -98,6 +97,24 @@ public:
             }
         }
         return static_cast<double>(max_);
+    }
+
+    // The nearest rank ceil(p/100 · n), in 1..n, computed exactly. p is read as a decimal with
+    // at most nine fractional digits (it is rounded to that first): in floating point,
+    // 99.9 / 100 · 1000 comes out a hair above 999 and its ceiling would be the maximum, not the
+    // 999th value. 0 < p < 100 is expected; anything else is clamped into 1..n.
+    static std::uint64_t nearest_rank(double p, std::uint64_t n) noexcept
+    {
+        if (n == 0) return 0;
+        constexpr std::uint64_t kScale = 1'000'000'000; // p in units of 1e-9 percent
+        constexpr std::uint64_t kWhole = 100 * kScale;  // 100 %
+        if (!(p > 0)) return 1;
+        if (p >= 100) return n;
+        const auto units = static_cast<std::uint64_t>(std::llround(p * static_cast<double>(kScale)));
+        __extension__ using u128 = unsigned __int128;
+        const u128 num = static_cast<u128>(units) * n;
+        const auto rank = static_cast<std::uint64_t>((num + kWhole - 1) / kWhole);
+        return std::clamp<std::uint64_t>(rank, 1, n);
     }
 
     // Counter storage in bytes: fixed at construction.

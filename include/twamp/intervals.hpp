@@ -2,6 +2,8 @@
 // kept as compact summaries for the final report and the SVG chart.
 //
 // A probe belongs to the interval in which it was sent (its T1), as in RFC 2330 §11.1 sampling:
+// the recorder learns each probe's interval from on_sent() and finds it again by its sequence
+// number, which gaps (probes the socket refused) do not confuse;
 // the interval's loss is then exact (probes sent in it that were not answered in time), and its
 // delays are those of its own probes. An interval is closed — summarised and handed to the sink —
 // once its time is over and every probe of it is answered, or the loss timeout has passed after
@@ -95,6 +97,7 @@ public:
             open_next(sink);
         open_bin& b = open_.back();
         if (b.sent == 0) b.first_seq = seq;
+        b.last_seq = seq;
         ++b.sent;
     }
 
@@ -151,7 +154,10 @@ private:
     };
     struct open_bin {
         std::uint64_t index = 0;
-        std::uint32_t first_seq = 0;
+        // The first and last sequence numbers sent in the interval. Numbers are handed out in
+        // send order, so a bin owns exactly the numbers between them; one that is missing there
+        // is a probe the socket refused (never sent, never answered).
+        std::uint32_t first_seq = 0, last_seq = 0;
         std::uint64_t sent = 0, received = 0, late = 0, answered = 0, duplicates = 0, reordered = 0;
         std::unique_ptr<bin_stats> d;
     };
@@ -174,8 +180,7 @@ private:
     {
         for (auto it = open_.rbegin(); it != open_.rend(); ++it) {
             if (it->sent == 0) continue;
-            if (seq >= it->first_seq && seq - it->first_seq < it->sent) return &*it;
-            if (seq > it->first_seq) return nullptr; // between bins: cannot happen, be safe
+            if (seq >= it->first_seq) return seq <= it->last_seq ? &*it : nullptr;
         }
         return nullptr;
     }

@@ -39,6 +39,11 @@ struct sender_config {
     std::uint16_t server_octets = 0;
     // RFC 6038 Symmetrical Size (mode 64): padding starts after 27 MBZ octets, at offset 41.
     bool symmetric = false;
+    // The reflector numbers this session's replies from 0 (a full TWAMP session is new on the
+    // server). Then a loss before the first reply can be split by direction too. A TWAMP Light or
+    // STAMP reflector may keep numbering from an earlier run that used the same source port, so
+    // there the origin is unknown and such losses are reported without a direction.
+    bool reflector_counts_from_zero = false;
 };
 
 enum class reply_status : std::uint8_t {
@@ -79,6 +84,7 @@ public:
         mask_ = ring_.size() - 1;
         stats_.sender_synchronized = cfg_.err.synchronized;
         stats_.sender_error_s = cfg_.err.seconds();
+        stats_.reflector_counts_from_zero = cfg_.reflector_counts_from_zero;
     }
 
     const sender_config& config() const noexcept { return cfg_; }
@@ -113,7 +119,7 @@ public:
             write_reflect_block(next_seq_, out.subspan(at, cfg_.reflect_length));
         }
         slot& s = ring_[next_seq_ & mask_];
-        s = slot{next_seq_, t1.count(), state::pending};
+        s = slot{next_seq_, t1.count(), state::pending, 0, stats_.sent};
         ++next_seq_;
         ++stats_.sent;
         return total_len;
@@ -187,6 +193,7 @@ public:
         if (cfg_.reflect_length && !reflected_ok(seq, data)) ++stats_.reflected_octets_mismatch;
         if (!p.err.valid()) ++stats_.invalid_error_estimate;
         note_reflector_seq(p.seq);
+        note_answered(s.ordinal);
         s.reflector_seq = p.seq;
         ++stats_.distinct_replies;
 
@@ -204,7 +211,10 @@ public:
         m.sender_ttl = p.truncated ? 0 : p.sender_ttl;
         m.reply_ttl = reply_ttl;
         m.truncated = p.truncated;
-        if (t4 - t1 > cfg_.timeout) {
+        // One probe, one fate: once expire() has declared it lost, a reply is late whatever its
+        // T4 says (the transport reads every queued reply before it expires probes, so this only
+        // happens to a reply that was still on its way at that moment).
+        if (s.st == state::expired || t4 - t1 > cfg_.timeout) {
             s.st = state::late;
             ++stats_.late;
             r.status = reply_status::late;
@@ -239,16 +249,20 @@ public:
     bool all_answered() const noexcept { return stats_.distinct_replies >= stats_.sent; }
 
     // Declares lost, in sequence order, every probe still unanswered whose loss timeout has
-    // passed at `now` (all of them with nanoseconds::max()): calls `on_lost(seq, t1)` once per
-    // probe. A reply that still comes later is reported as late. Probes overwritten in the ring
-    // before their turn (a window smaller than the timeout needs) are skipped.
+    // passed at `now` (T1 + timeout < now; all of them with nanoseconds::max()): calls
+    // `on_lost(seq, t1)` once per probe. The decision is final: a reply that still comes later
+    // is reported as late, never as a sample. Probes overwritten in the ring before their turn
+    // (a window smaller than the timeout needs) are skipped.
     template <class F> void expire(nanoseconds now, F&& on_lost)
     {
         while (expire_cursor_ < next_seq_) {
-            const slot& s = ring_[expire_cursor_ & mask_];
+            slot& s = ring_[expire_cursor_ & mask_];
             if (s.seq == expire_cursor_ && s.st != state::empty && s.st != state::failed) {
                 if (now != nanoseconds::max() && nanoseconds{s.t1} + cfg_.timeout >= now) break;
-                if (s.st == state::pending) on_lost(expire_cursor_, nanoseconds{s.t1});
+                if (s.st == state::pending) {
+                    s.st = state::expired;
+                    on_lost(expire_cursor_, nanoseconds{s.t1});
+                }
             }
             ++expire_cursor_;
         }
@@ -261,7 +275,7 @@ public:
     }
 
 private:
-    enum class state : std::uint8_t { empty, pending, answered, late, failed };
+    enum class state : std::uint8_t { empty, pending, expired, answered, late, failed };
 
     void write_reflect_block(std::uint32_t seq, wire::byte_span b) const noexcept
     {
@@ -287,7 +301,18 @@ private:
         std::int64_t t1 = 0;
         state st = state::empty;
         std::uint32_t reflector_seq = 0; // of the first reply
+        std::uint64_t ordinal = 0;       // probes sent before this one (failed sends excluded)
     };
+
+    void note_answered(std::uint64_t ordinal) noexcept
+    {
+        if (stats_.distinct_replies == 0) {
+            stats_.first_answered_ordinal = stats_.last_answered_ordinal = ordinal;
+            return;
+        }
+        stats_.first_answered_ordinal = std::min(stats_.first_answered_ordinal, ordinal);
+        stats_.last_answered_ordinal = std::max(stats_.last_answered_ordinal, ordinal);
+    }
 
     void note_reflector_seq(std::uint32_t rseq) noexcept
     {

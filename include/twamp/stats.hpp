@@ -180,6 +180,13 @@ struct session_stats {
     // Duplicates the reflector numbered on their own (so made on the way out); they take
     // reflector sequence numbers without being inbound losses.
     std::uint64_t outbound_duplicates = 0;
+    // Among the probes answered (in time or late), the lowest and highest send ordinal (the
+    // number of probes sent before it): probes before the first and after the last answered one
+    // are the edges of the run, where the reflector's numbers say less.
+    std::uint64_t first_answered_ordinal = 0;
+    std::uint64_t last_answered_ordinal = 0;
+    // The reflector numbers its replies from 0 (full TWAMP); see sender_config.
+    bool reflector_counts_from_zero = false;
 
     // Round-trip loss: probes without an in-time reply. Late replies count as lost (RFC 6673: a
     // reply after the waiting time is a loss), and are reported on their own as well.
@@ -191,19 +198,41 @@ struct session_stats {
         return sent > distinct_replies ? sent - distinct_replies : 0;
     }
 
-    // Replies the reflector sent that never reached us: gaps in its own sequence numbers among the
-    // replies that did. Exact with a stateful reflector. A stateless reflector echoes our
-    // sequence numbers, so every loss then shows as inbound and the split cannot be told.
-    // Late replies are not a direction's loss: they count in the round trip only.
+    // Loss by direction (RFC 5357 §4.2.1: a stateful reflector numbers its replies in its own
+    // sequence). Between the first and the last answered probe every gap in those numbers is a
+    // reply that was lost on the way back, and the rest of the missing probes there never reached
+    // the reflector: that split is exact. Before the first answered probe it is exact only when
+    // the reflector counted from 0 (full TWAMP): its first number then says how many earlier
+    // probes it answered. After the last answered probe nothing tells the two directions apart;
+    // those losses (and the leading ones without a known origin, and all of them when nothing
+    // came back) are counted in unknown_direction_lost(), never guessed. A stateless reflector
+    // echoes our sequence numbers, so every attributable loss then shows as inbound. Late replies
+    // are not a direction's loss: they count in the round trip only.
+    std::uint64_t leading_missing() const noexcept
+    {
+        return distinct_replies ? first_answered_ordinal : missing();
+    }
+    std::uint64_t trailing_missing() const noexcept
+    {
+        if (!distinct_replies) return 0;
+        return sent > last_answered_ordinal + 1 ? sent - last_answered_ordinal - 1 : 0;
+    }
     std::uint64_t inbound_lost() const noexcept
     {
-        if (!have_reflector_seq) return 0;
-        const std::uint64_t span = std::uint64_t{max_reflector_seq} - min_reflector_seq + 1;
+        if (!have_reflector_seq || !distinct_replies) return 0;
+        const std::uint64_t lo = reflector_counts_from_zero ? 0 : min_reflector_seq;
+        const std::uint64_t span =
+            max_reflector_seq >= lo ? std::uint64_t{max_reflector_seq} - lo + 1 : 0;
         const std::uint64_t seen = distinct_replies + outbound_duplicates;
         const std::uint64_t lost_in = span > seen ? span - seen : 0;
-        return std::min(lost_in, missing());
+        return std::min(lost_in, attributable_missing());
     }
-    std::uint64_t outbound_lost() const noexcept { return missing() - inbound_lost(); }
+    std::uint64_t outbound_lost() const noexcept { return attributable_missing() - inbound_lost(); }
+    // Missing probes whose direction cannot be told (see above).
+    std::uint64_t unknown_direction_lost() const noexcept
+    {
+        return missing() - attributable_missing();
+    }
 
     static double pct(std::uint64_t part, std::uint64_t whole) noexcept
     {
@@ -223,6 +252,15 @@ struct session_stats {
     // Error bound of a one-way delay: the sum of both ends' error estimates (RFC 7679 §3.7.1), s.
     double one_way_error_bound_s() const noexcept { return sender_error_s + reflector_error_s; }
     double outbound_loss_pct() const noexcept { return pct(outbound_lost(), sent); }
+    // Missing probes between the edges, plus the leading ones when the reflector counts from 0.
+    std::uint64_t attributable_missing() const noexcept
+    {
+        const std::uint64_t m = missing();
+        if (!distinct_replies) return 0;
+        std::uint64_t edge = trailing_missing();
+        if (!reflector_counts_from_zero) edge += leading_missing();
+        return m > edge ? m - edge : 0;
+    }
     double inbound_loss_pct() const noexcept { return pct(inbound_lost(), sent); }
 };
 

@@ -194,6 +194,7 @@ struct controller_cli_options {
     common_options common;
     std::string far_end = "127.0.0.1:20001";
     std::string near_end = ":20000";
+    bool near_end_given = false; // false: twampy's default port, with a fallback when busy
     int control_port = twamp::control::kControlPort;
     probe_cli_options probes;
     unsigned sessions = 1;
@@ -303,6 +304,8 @@ security make_client_security(const controller_cli_options& o)
 int finish_controller(const twamp::net::controller_result& r, bool print_reports,
                       const controller_cli_options& o, const twamp::net::controller_options& co)
 {
+    for (const auto& n : r.notices)
+        g_log.log(logger::warning, "%s", n.c_str());
     if (!r.ok && !r.interrupted) std::fprintf(stderr, "twamp: %s\n", r.error.c_str());
     if (!print_reports) return r.ok ? kExitOk : kExitRuntime;
     std::uint64_t received = 0;
@@ -314,11 +317,16 @@ int finish_controller(const twamp::net::controller_result& r, bool print_reports
         info.sender_port = s.local.port();
         info.reflector_address = twamp::net::display_address(co.server.address());
         info.reflector_port = s.port;
-        info.scheduled = co.test.count;
+        info.requested = co.test.count;
+        info.scheduled = s.scheduled;
+        info.skipped = s.skipped;
+        info.distribution = "periodic"; // the controller sends on a periodic schedule
+        info.interval_ns = co.test.interval.count();
         info.interrupted = r.interrupted;
         info.end_time_ns = twamp::net::realtime_now().count();
         if (s.stats.sent == 0 && !r.ok) continue; // never started
         emit_report(s.stats, info, o.output);
+        report_no_reply(s.stats);
         received += s.stats.received;
     }
     if (!r.ok && !r.interrupted) return kExitRuntime;
@@ -339,6 +347,7 @@ int run_controller(const controller_cli_options& o)
     if (ec)
         throw usage_error("local-ip:port: '" + o.near_end + "' does not fit the server's IPv" +
                           std::to_string(family));
+    co.test.ephemeral_port_fallback = !o.near_end_given;
     fill_sender_options(o.common, o.probes, twamp::test_format::twamp, family, co.test);
     if (o.common.padding) // explicit padding (or IMIX); otherwise the agreed mode chooses 27 or 64
         for (auto sz : co.test.sizes)
@@ -515,11 +524,17 @@ std::vector<subcommand> register_control(CLI::App& app)
         ->add_option("remote-ip:port", co->far_end,
                      "Server address; the port is the reflector port to ask for")
         ->capture_default_str();
-    controller->add_option("local-ip:port", co->near_end, "Local test address")
-        ->capture_default_str();
+    auto* near = controller
+                     ->add_option("local-ip:port", co->near_end,
+                                  "Local test address (a busy default port falls back to an "
+                                  "ephemeral one)")
+                     ->capture_default_str();
     add_probe_options(controller, co->probes);
     add_controller_options(controller, *co, true);
-    out.push_back({controller, [co] { return run_controller(*co); }});
+    out.push_back({controller, [co, near] {
+                       co->near_end_given = near->count() > 0;
+                       return run_controller(*co);
+                   }});
 
     auto cc = std::make_shared<controller_cli_options>();
     cc->far_end = "127.0.0.1:20000";

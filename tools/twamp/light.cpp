@@ -140,6 +140,7 @@ struct sender_cli_options {
     common_options common;
     std::string far_end = "127.0.0.1:20001";
     std::string near_end = ":20000";
+    bool near_end_given = false; // false: twampy's default port, with a fallback when busy
     double interval_ms = 100;
     long long count = 100;
     double timeout_s = 5;
@@ -238,6 +239,7 @@ int run_sender(const sender_cli_options& o)
         for (auto& sz : so.sizes)
             sz += twamp::kStampAuthLen - twamp::kStampBaseLen;
     }
+    so.ephemeral_port_fallback = !o.near_end_given;
     twamp::net::udp_sender sender(io, so);
     if (stamp_auth)
         sender.set_guard(std::make_unique<twamp::net::stamp_auth_guard<twamp::openssl_crypto>>(
@@ -248,11 +250,17 @@ int run_sender(const sender_cli_options& o)
         return kExitRuntime;
     }
     const auto local = sender.local_endpoint();
+    if (sender.busy_port())
+        g_log.log(logger::warning, "local port %u is in use: sending from port %u instead",
+                  unsigned(sender.busy_port()), unsigned(local.port()));
 
     twamp::report::session_info info;
     info.mode = o.stamp ? "stamp" : "twamp-light";
     info.ssid = so.core.ssid;
-    info.sender_address = twamp::net::display_address(local.address());
+    // Bound to the wildcard: report the address the probes leave from.
+    info.sender_address = twamp::net::display_address(
+        local.address().is_unspecified() ? twamp::net::source_address_for(so.remote)
+                                         : local.address());
     info.sender_port = local.port();
     info.reflector_address = twamp::net::display_address(so.remote.address());
     info.reflector_port = so.remote.port();
@@ -337,6 +345,7 @@ int run_sender(const sender_cli_options& o)
     const bool files_ok =
         emit_report(st, info, o.output, intervals ? intervals->closed() : no_intervals);
     if (per_packet.failed()) std::fprintf(stderr, "twamp sender: --per-packet: write error\n");
+    report_no_reply(st);
     if (!files_ok || per_packet.failed()) return kExitRuntime;
     return st.received > 0 ? kExitOk : kExitNoReply;
 }
@@ -377,7 +386,11 @@ std::vector<subcommand> register_light(CLI::App& app)
     add_debug_options(sender, sopt->common);
     add_ip_options(sender, sopt->common);
     sender->add_option("remote-ip:port", sopt->far_end, "Reflector address")->capture_default_str();
-    sender->add_option("local-ip:port", sopt->near_end, "Local address")->capture_default_str();
+    auto* near = sender
+                     ->add_option("local-ip:port", sopt->near_end,
+                                  "Local address (a busy default port falls back to an "
+                                  "ephemeral one)")
+                     ->capture_default_str();
     sender
         ->add_option("-i,--interval", sopt->interval_ms,
                      "Interval between probes, ms (fractions allowed)")
@@ -399,7 +412,10 @@ std::vector<subcommand> register_light(CLI::App& app)
     sender->add_option("--seed", sopt->seed,
                        "Seed of the Poisson schedule (default: random, shown in --json)");
     add_output_options(sender, sopt->output, /*live=*/true);
-    out.push_back({sender, [sopt] { return run_sender(*sopt); }});
+    out.push_back({sender, [sopt, near] {
+                       sopt->near_end_given = near->count() > 0;
+                       return run_sender(*sopt);
+                   }});
     return out;
 }
 

@@ -199,6 +199,20 @@ inline void emit_interval(const twamp::interval_summary& b, const twamp::report:
 // The final report on stdout, then the --prometheus and --svg files. `intervals` are the closed
 // interval bins (empty without --report-interval / --svg). Returns false when a file could not
 // be written (the message is on stderr); the stdout report is printed regardless.
+// When nothing came back, say why where we know it, on stderr whatever the output format.
+inline void report_no_reply(const twamp::session_stats& st)
+{
+    if (st.received > 0 || st.late > 0) return;
+    if (st.icmp_unreachable)
+        std::fprintf(stderr,
+                     "twamp: no reply; %llu ICMP destination-unreachable errors came back for "
+                     "the probes (is a reflector listening at that address and port?)\n",
+                     static_cast<unsigned long long>(st.icmp_unreachable));
+    else if (st.sent > 0)
+        std::fprintf(stderr, "twamp: no reply to any of the %llu probes sent\n",
+                     static_cast<unsigned long long>(st.sent));
+}
+
 inline bool emit_report(const twamp::session_stats& st, const twamp::report::session_info& info,
                         const output_options& o,
                         const std::vector<twamp::interval_summary>& intervals = {})

@@ -115,4 +115,22 @@ inline std::string display_address(const asio::ip::address& a)
     return a.to_string();
 }
 
+// The local address the kernel would send from to reach `remote` (its route's source), found
+// by connecting a throw-away UDP socket (no packet is sent). The wildcard address when that
+// fails.
+inline asio::ip::address source_address_for(const asio::ip::udp::endpoint& remote)
+{
+    asio::io_context io;
+    asio::ip::udp::socket s(io);
+    std::error_code ec;
+    s.open(remote.protocol(), ec);
+    if (!ec) s.connect(remote, ec);
+    if (!ec) {
+        const auto a = s.local_endpoint(ec).address();
+        if (!ec) return a;
+    }
+    return remote.address().is_v4() ? asio::ip::address(asio::ip::address_v4::any())
+                                    : asio::ip::address(asio::ip::address_v6::any());
+}
+
 } // namespace twamp::net

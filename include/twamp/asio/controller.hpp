@@ -74,8 +74,12 @@ struct controller_options {
 struct controller_session_result {
     std::uint16_t port = 0; // the reflector port the server named
     control::session_id sid{};
-    asio::ip::udp::endpoint local; // our sender's address
+    // Our sender's address as the request named it (the control connection's local address
+    // when the test socket is bound to the wildcard) and its port.
+    asio::ip::udp::endpoint local;
     session_stats stats{};
+    std::uint32_t scheduled = 0; // probes whose send time came
+    std::uint64_t skipped = 0;   // of those, refused by the socket
 };
 
 struct controller_result {
@@ -86,6 +90,8 @@ struct controller_result {
     std::vector<controller_session_result> sessions;
     bool interrupted = false;
     std::uint64_t auth_failures = 0; // replies that failed authentication (all sessions)
+    // Things the user should know that are no error (one line each), e.g. a busy default port.
+    std::vector<std::string> notices;
 };
 
 template <class Security = control::open_security> class controller {
@@ -256,6 +262,8 @@ private:
                 if (i > 0 && so.local.port() != 0) so.local.port(0); // one port per session
                 so.core.reflect_length = opts_.reflect_length;
                 so.core.symmetric = opts_.symmetric;
+                // Every session is new on the server, so its reflector numbers from 0.
+                so.core.reflector_counts_from_zero = true;
                 auto s = std::make_unique<udp_sender>(io_, so);
                 if (auto ec = s->open()) {
                     fail("cannot bind the test socket " + so.local.address().to_string() + ":" +
@@ -264,6 +272,10 @@ private:
                 }
                 sender_port = s->local_endpoint().port();
                 sender_addr = s->local_endpoint().address();
+                if (s->busy_port())
+                    result_.notices.push_back("local port " + std::to_string(s->busy_port()) +
+                                              " is in use: session " + std::to_string(i + 1) +
+                                              " sends from port " + std::to_string(sender_port));
                 senders_.push_back(std::move(s));
             }
             req.sender_port = sender_port;
@@ -338,6 +350,7 @@ private:
             }
             if (e.server_octets) senders_[*i]->set_server_octets(e.server_octets);
             r.local = senders_[*i]->local_endpoint();
+            if (r.local.address().is_unspecified()) r.local.address(local_address());
         }
         ++answered_;
         maybe_start();
@@ -478,6 +491,8 @@ private:
         result_.auth_failures = 0;
         for (std::size_t i = 0; i < senders_.size() && i < result_.sessions.size(); ++i) {
             result_.sessions[i].stats = senders_[i]->stats();
+            result_.sessions[i].scheduled = senders_[i]->scheduled();
+            result_.sessions[i].skipped = senders_[i]->skipped();
             result_.auth_failures += senders_[i]->auth_failures();
         }
     }

@@ -47,6 +47,9 @@ struct sender_options {
     // Payload sizes (octets), used in turn, probe after probe; one entry = a fixed size.
     std::vector<std::size_t> sizes{kReflectorUnauthLen};
     std::size_t batch = 32;
+    // When the local port is taken, bind an ephemeral port instead of failing (for a default
+    // port the user did not ask for; see busy_port()).
+    bool ephemeral_port_fallback = false;
 };
 
 class udp_sender {
@@ -68,8 +71,19 @@ public:
         core_.set_error_estimate(system_error_estimate());
         socket_options so = opts_.sock;
         so.icmp_errors = true; // count port/host unreachable answers to our probes
-        return open_udp_socket(sock_, opts_.local, so);
+        auto ec = open_udp_socket(sock_, opts_.local, so);
+        if (ec == asio::error::address_in_use && opts_.ephemeral_port_fallback &&
+            opts_.local.port() != 0) {
+            std::error_code ignored;
+            sock_.close(ignored);
+            busy_port_ = opts_.local.port();
+            opts_.local.port(0);
+            ec = open_udp_socket(sock_, opts_.local, so);
+        }
+        return ec;
     }
+    // The local port that was taken when open() fell back to an ephemeral one; 0 otherwise.
+    std::uint16_t busy_port() const noexcept { return busy_port_; }
 
     asio::ip::udp::endpoint local_endpoint() const
     {
@@ -202,10 +216,16 @@ private:
             start_ + std::chrono::nanoseconds{static_cast<std::int64_t>(poisson_offset_ns_)};
     }
 
+    // Declares lost the probes whose timeout has passed. The clock is read first and every
+    // reply already queued is handled before, so a reply that arrived in time (its T4 is the
+    // kernel's receive time, on the same clock) is never declared lost: one probe, one fate.
     void expire_lost()
     {
-        if (!lost_handler_) return;
-        core_.expire(realtime_now(), lost_handler_);
+        if (!lost_handler_ || finished_) return;
+        const nanoseconds now = realtime_now();
+        drain();
+        if (finished_) return;
+        core_.expire(now, lost_handler_);
     }
 
     void arm_tick()
@@ -240,16 +260,31 @@ private:
             len = core_.make_probe(t1, size, tx_buf_);
             if (len == 0) return;
         }
-        ssize_t r;
-        do {
-            r = ::sendto(sock_.native_handle(), tx_buf_.data(), len, 0,
-                         reinterpret_cast<const sockaddr*>(&remote_), from_len_);
-        } while (r < 0 && errno == EINTR);
+        ssize_t r = send_probe(len);
+        if (r < 0) {
+            // An ICMP error that an earlier probe caused (port unreachable, say) is reported by
+            // the next send, which then fails without sending. It is no error of this probe:
+            // count what the error queue holds and send it again, once.
+            const std::size_t queued = drain_error_queue(sock_.native_handle());
+            for (std::size_t e = 0; e < queued; ++e)
+                core_.on_icmp_error();
+            if (queued > 0) r = send_probe(len);
+        }
         if (r < 0)
             core_.unsend_last();
         else if (sent_handler_)
             sent_handler_(core_.next_sequence() - 1, t1);
         last_send_ = std::chrono::steady_clock::now();
+    }
+
+    ssize_t send_probe(std::size_t len) noexcept
+    {
+        ssize_t r;
+        do {
+            r = ::sendto(sock_.native_handle(), tx_buf_.data(), len, 0,
+                         reinterpret_cast<const sockaddr*>(&remote_), from_len_);
+        } while (r < 0 && errno == EINTR);
+        return r;
     }
 
     void wait_readable()
@@ -332,6 +367,8 @@ private:
         if (finished_) return;
         finished_ = true;
         sending_ = false;
+        // Replies already queued are handled before what is left is declared lost.
+        drain();
         std::error_code ec;
         send_timer_.cancel();
         end_timer_.cancel();
@@ -354,6 +391,7 @@ private:
     std::unique_ptr<test_guard> guard_;
     std::vector<std::uint8_t> open_buf_;
     std::uint64_t auth_failures_ = 0;
+    std::uint16_t busy_port_ = 0;
     sockaddr_storage remote_{};
     socklen_t from_len_ = 0;
     std::chrono::steady_clock::time_point start_{};

@@ -144,6 +144,7 @@ inline nlohmann::json to_json(const session_stats& s, const session_info& info,
     j["received"] = s.received;
     j["lost"] = s.lost();
     j["loss_pct"] = s.loss_pct();
+    j["lost_unknown_direction"] = s.unknown_direction_lost();
     j["late"] = s.late;
     j["duplicates"] = s.duplicates;
     j["reordered"] = s.reordered;

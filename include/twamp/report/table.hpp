@@ -82,6 +82,19 @@ inline std::string table(const session_stats& s, const session_info& info = {})
                       static_cast<unsigned long long>(s.inbound.negative()));
         out += buf;
     }
+    if (s.icmp_unreachable) {
+        std::snprintf(buf, sizeof buf,
+                      "  %llu ICMP unreachable errors came back for the probes\n",
+                      static_cast<unsigned long long>(s.icmp_unreachable));
+        out += buf;
+    }
+    if (s.received > 0 && s.unknown_direction_lost()) {
+        std::snprintf(buf, sizeof buf,
+                      "  %llu lost after the last reply (or before the first) with no known "
+                      "direction\n",
+                      static_cast<unsigned long long>(s.unknown_direction_lost()));
+        out += buf;
+    }
     if (s.short_replies) {
         std::snprintf(buf, sizeof buf, "  %llu replies shorter than 41 octets (zero-filled)\n",
                       static_cast<unsigned long long>(s.short_replies));
