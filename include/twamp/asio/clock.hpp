@@ -9,7 +9,10 @@
 
 #include <chrono>
 #include <ctime>
+#if defined(__linux__) || defined(__FreeBSD__)
 #include <sys/timex.h>
+#define TWAMP_HAVE_NTP_ADJTIME 1
+#endif
 
 namespace twamp::net {
 
@@ -27,8 +30,12 @@ struct clock_state {
     double max_error_s = 0;
 };
 
+// Where the system has no ntp_adjtime (macOS), nothing is known: unsynchronised.
 inline clock_state read_clock_state() noexcept
 {
+#ifndef TWAMP_HAVE_NTP_ADJTIME
+    return {};
+#else
     timex tx{};
     const int rc = ::ntp_adjtime(&tx);
     clock_state st;
@@ -37,6 +44,7 @@ inline clock_state read_clock_state() noexcept
     st.est_error_s = static_cast<double>(tx.esterror) * 1e-6;
     st.max_error_s = static_cast<double>(tx.maxerror) * 1e-6;
     return st;
+#endif
 }
 
 // The estimate to send: derived from the kernel's error; never multiplier 0.

@@ -2,10 +2,22 @@
 //
 // What RFC 5357 §4 needs from the socket layer: DSCP/TOS and TTL/hop limit on what we send (255 by
 // default, RFC 4656 §4.1.2), don't-fragment on request, the TTL/hop limit and DS field of each
-// received packet (Sender TTL, RFC 5357 §4.2.1), and the kernel's receive timestamp. Linux
-// specifics (recvmmsg/sendmmsg, SO_TIMESTAMPNS, IP_RECVTTL, IPV6_RECVHOPLIMIT, IP_MTU_DISCOVER,
-// IPV6_DONTFRAG) are used directly on asio's native handle; asio provides the reactor.
+// received packet (Sender TTL, RFC 5357 §4.2.1), and the kernel's receive timestamp. The socket
+// calls are made directly on asio's native handle; asio provides the reactor.
+//
+// Two I/O paths, chosen at build time. On Linux, batches go through recvmmsg/sendmmsg (one
+// system call per batch). Elsewhere (FreeBSD, macOS), or with TWAMP_PORTABLE_IO defined (the CI
+// builds it on Linux to test it), each datagram is one recvmsg/sendmsg with the same ancillary
+// data. Options are spelled per system: SO_TIMESTAMPNS or SO_TIMESTAMP, IP_MTU_DISCOVER or
+// IP_DONTFRAG, the TTL and TOS control messages as Linux or the BSDs deliver them; ICMP error
+// queues (IP_RECVERR) exist on Linux only.
 #pragma once
+
+#if defined(__linux__) && !defined(TWAMP_PORTABLE_IO)
+#define TWAMP_IO_MMSG 1
+#else
+#define TWAMP_IO_MMSG 0
+#endif
 
 #include "twamp/asio/clock.hpp"
 
@@ -14,6 +26,7 @@
 #include <netinet/in.h>
 #include <netinet/ip.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 #include <algorithm>
 #include <array>
@@ -40,6 +53,10 @@ struct socket_options {
 // clears the readiness they cause. Returns how many were read.
 inline std::size_t drain_error_queue(int fd) noexcept
 {
+#ifndef MSG_ERRQUEUE
+    (void)fd;
+    return 0;
+#else
     std::size_t n = 0;
     for (int i = 0; i < 1024; ++i) {
         unsigned char data[256];
@@ -57,6 +74,7 @@ inline std::size_t drain_error_queue(int fd) noexcept
         ++n;
     }
     return n;
+#endif
 }
 
 namespace detail {
@@ -84,9 +102,11 @@ inline std::error_code open_udp_socket(asio::ip::udp::socket& sock,
         if ((ec = set_opt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, o.ttl))) return ec;
         if (o.tos && (ec = set_opt(fd, IPPROTO_IPV6, IPV6_TCLASS, *o.tos))) return ec;
         if ((ec = set_opt(fd, IPPROTO_IPV6, IPV6_DONTFRAG, o.dont_fragment ? 1 : 0))) return ec;
+#ifdef IPV6_MTU_DISCOVER
         if ((ec = set_opt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER,
                           o.dont_fragment ? IPV6_PMTUDISC_DO : IPV6_PMTUDISC_DONT)))
             return ec;
+#endif
         if ((ec = set_opt(fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1))) return ec;
         if ((ec = set_opt(fd, IPPROTO_IPV6, IPV6_RECVTCLASS, 1))) return ec;
     }
@@ -95,20 +115,31 @@ inline std::error_code open_udp_socket(asio::ip::udp::socket& sock,
         std::error_code ec4;
         if ((ec4 = set_opt(fd, IPPROTO_IP, IP_TTL, o.ttl)) && !v6) return ec4;
         if (o.tos && (ec4 = set_opt(fd, IPPROTO_IP, IP_TOS, *o.tos)) && !v6) return ec4;
-        // Without don't-fragment we say so explicitly: Linux would otherwise set DF on UDP.
+            // Without don't-fragment we say so explicitly: Linux would otherwise set DF on UDP.
+#if defined(IP_MTU_DISCOVER)
         if ((ec4 = set_opt(fd, IPPROTO_IP, IP_MTU_DISCOVER,
                            o.dont_fragment ? IP_PMTUDISC_DO : IP_PMTUDISC_DONT)) &&
             !v6)
             return ec4;
+#elif defined(IP_DONTFRAG)
+        if ((ec4 = set_opt(fd, IPPROTO_IP, IP_DONTFRAG, o.dont_fragment ? 1 : 0)) && !v6)
+            return ec4;
+#endif
         if ((ec4 = set_opt(fd, IPPROTO_IP, IP_RECVTTL, 1)) && !v6) return ec4;
         if ((ec4 = set_opt(fd, IPPROTO_IP, IP_RECVTOS, 1)) && !v6) return ec4;
     }
+#ifdef IP_RECVERR
     if (o.icmp_errors) {
         (void)set_opt(fd, IPPROTO_IP, IP_RECVERR, 1);
         if (v6) (void)set_opt(fd, IPPROTO_IPV6, IPV6_RECVERR, 1);
     }
+#endif
     // Kernel receive timestamps; without them we fall back to reading the clock after recv.
+#ifdef SO_TIMESTAMPNS
     (void)set_opt(fd, SOL_SOCKET, SO_TIMESTAMPNS, 1);
+#else
+    (void)set_opt(fd, SOL_SOCKET, SO_TIMESTAMP, 1); // microseconds
+#endif
     (void)set_opt(fd, SOL_SOCKET, SO_RCVBUF, o.buffer_bytes);
     (void)set_opt(fd, SOL_SOCKET, SO_SNDBUF, o.buffer_bytes);
     // No SO_REUSEADDR: on UDP it lets a bind to port 0 return a port another socket holds, and
@@ -135,12 +166,31 @@ namespace detail {
 inline void parse_cmsgs(msghdr& mh, rx_meta& m) noexcept
 {
     for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+#ifdef SCM_TIMESTAMPNS
         if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS &&
             c->cmsg_len >= CMSG_LEN(sizeof(timespec))) {
             timespec ts;
             std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
             m.rx_time = nanoseconds{std::int64_t{ts.tv_sec} * kNsPerSec + ts.tv_nsec};
             m.kernel_time = true;
+            continue;
+        }
+#endif
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMP &&
+            c->cmsg_len >= CMSG_LEN(sizeof(timeval))) {
+            timeval tv;
+            std::memcpy(&tv, CMSG_DATA(c), sizeof tv);
+            m.rx_time = nanoseconds{std::int64_t{tv.tv_sec} * kNsPerSec + tv.tv_usec * 1000};
+            m.kernel_time = true;
+#if !defined(__linux__)
+        } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVTTL &&
+                   c->cmsg_len >= CMSG_LEN(1)) {
+            // The BSDs deliver the received TTL and TOS as one octet under the option's name.
+            m.ttl = *reinterpret_cast<const unsigned char*>(CMSG_DATA(c));
+        } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVTOS &&
+                   c->cmsg_len >= CMSG_LEN(1)) {
+            m.tos = *reinterpret_cast<const unsigned char*>(CMSG_DATA(c));
+#endif
         } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL &&
                    c->cmsg_len >= CMSG_LEN(sizeof(int))) {
             int v;
@@ -163,6 +213,15 @@ inline void parse_cmsgs(msghdr& mh, rx_meta& m) noexcept
     }
 }
 inline constexpr std::size_t kCmsgSpace = 256;
+
+#if TWAMP_IO_MMSG
+using batch_msg = mmsghdr;
+#else
+struct batch_msg {                                  // the part of mmsghdr the batches use
+    msghdr msg_hdr;
+    unsigned int msg_len;
+};
+#endif
 } // namespace detail
 
 // A fixed batch of receive buffers for recvmmsg; allocated once.
@@ -194,6 +253,7 @@ public:
             msgs_[i].msg_len = 0;
         }
         int n;
+#if TWAMP_IO_MMSG
         do {
             n = ::recvmmsg(fd, msgs_.data(), static_cast<unsigned>(msgs_.size()), MSG_DONTWAIT,
                            nullptr);
@@ -202,6 +262,23 @@ public:
             if (errno != EAGAIN && errno != EWOULDBLOCK) ec = {errno, std::system_category()};
             return 0;
         }
+#else
+        n = 0;
+        while (static_cast<std::size_t>(n) < msgs_.size()) {
+            const ssize_t r =
+                ::recvmsg(fd, &msgs_[static_cast<std::size_t>(n)].msg_hdr, MSG_DONTWAIT);
+            if (r < 0) {
+                if (errno == EINTR) continue;
+                // An error after some datagrams waits for the next call, as recvmmsg does.
+                if (n == 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+                    ec = {errno, std::system_category()};
+                break;
+            }
+            msgs_[static_cast<std::size_t>(n)].msg_len = static_cast<unsigned int>(r);
+            ++n;
+        }
+        if (n == 0) return 0;
+#endif
         const nanoseconds fallback = realtime_now();
         for (int i = 0; i < n; ++i) {
             rx_meta& m = meta_[static_cast<std::size_t>(i)];
@@ -222,14 +299,17 @@ public:
     {
         return {bufs_.data() + i * buf_size_, std::min(meta_[i].len, buf_size_)};
     }
-    const rx_meta& meta(std::size_t i) const noexcept { return meta_[i]; }
+    const rx_meta& meta(std::size_t i) const noexcept
+    {
+        return meta_[i];
+    }
 
 private:
     std::vector<std::uint8_t> bufs_;
     std::size_t buf_size_;
     std::vector<rx_meta> meta_;
     std::vector<iovec> iov_;
-    std::vector<mmsghdr> msgs_;
+    std::vector<detail::batch_msg> msgs_;
     std::vector<unsigned char> ctrl_;
 };
 
@@ -305,7 +385,11 @@ public:
         }
         std::size_t done = 0, ok = 0;
         while (done < m) {
+#if TWAMP_IO_MMSG
             const int r = ::sendmmsg(fd, msgs_.data() + done, static_cast<unsigned>(m - done), 0);
+#else
+            const int r = ::sendmsg(fd, &msgs_[done].msg_hdr, 0) < 0 ? -1 : 1;
+#endif
             if (r < 0) {
                 if (errno == EINTR) continue;
                 ec = {errno, std::system_category()};
@@ -335,7 +419,7 @@ private:
     std::vector<socklen_t> to_len_;
     std::vector<int> tos_;
     std::vector<iovec> iov_;
-    std::vector<mmsghdr> msgs_;
+    std::vector<detail::batch_msg> msgs_;
     std::vector<unsigned char> ctrl_;
     std::size_t n_ = 0;
 };
