@@ -195,6 +195,9 @@ public:
         if (!secret || key_id_.size() > sr.key_id.size()) return errc::auth_failed;
         sr.key_id = {};
         std::copy(key_id_.begin(), key_id_.end(), sr.key_id.begin());
+        // Client-IV from the same CSPRNG as the session keys, whatever the state machine's
+        // random_source put there (RFC 4656 §3.1: it must be unique).
+        if (auto ec = C::random_bytes(sr.client_iv)) return ec;
         aes_key k;
         if (auto ec = derive_shared_key<C>(*secret, g.salt, g.count, k)) return ec;
         if (auto ec = generate_session_keys<C>(aes_sk_, hmac_sk_)) return ec;

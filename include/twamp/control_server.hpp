@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <deque>
 #include <functional>
 #include <optional>
@@ -58,7 +59,20 @@ struct server_config {
     // Start-Time of Server-Start: when this server instance started (RFC 4656 §3.1).
     nanoseconds server_start_time{};
     port_allocator allocate_port; // empty: grant the requested port if non-zero, else Accept 5
-    random_source random;         // empty: system_random
+    // Challenge, Salt and Server-IV. Empty: the Security policy's crypto random_bytes (a CSPRNG,
+    // the same source as the keys) when it has one, else system_random.
+    random_source random;
+    // A further check of each request the state machine would accept (addresses filled in), run
+    // before a port is allocated: server-wide budgets, sessions still waiting out their Timeout,
+    // third-party Sender Addresses. Anything but Accept 0 refuses the request with that code.
+    std::function<accept_code(const request_tw_session&)> admit_session;
+    // Asked before the PBKDF2 key derivation of a protected Set-Up-Response (the expensive step
+    // a client can make us take); false refuses the client with Server-Start Accept 1 without
+    // that work. Empty: always allowed.
+    std::function<bool()> admit_key_derivation;
+    // Do not run that derivation inside receive(): wait for the transport to call derive_keys()
+    // (on a worker thread, say) and keys_derived() (see key_derivation_pending()).
+    bool offload_key_derivation = false;
     // Connection admission; empty admits everybody. A refused client gets a Modes 0 greeting.
     std::function<bool(const connection_addresses&)> admit;
 };
@@ -109,7 +123,16 @@ public:
                    Security security = {})
         : cfg_(std::move(cfg)), conn_(conn), security_(std::move(security)), idle_since_(now)
     {
-        if (!cfg_.random) cfg_.random = system_random;
+        if (!cfg_.random) {
+            if constexpr (requires { typename Security::crypto_type; }) {
+                // A failing CSPRNG must not leave predictable octets: stop rather than go on.
+                cfg_.random = [](std::span<std::uint8_t> out) {
+                    if (Security::crypto_type::random_bytes(out)) std::abort();
+                };
+            } else {
+                cfg_.random = system_random;
+            }
+        }
         offered_ = cfg_.modes & (Security::security_modes | mode::feature_mask);
         if ((offered_ & mode::security_mask) == 0 || (cfg_.admit && !cfg_.admit(conn_)))
             offered_ = 0;
@@ -128,6 +151,15 @@ public:
     void receive(std::span<const std::uint8_t> data, nanoseconds now)
     {
         if (state_ == state::closed || data.empty()) return;
+        if (deriving_) {
+            // Nothing is due before Server-Start; keep a little (pipelined requests), no more.
+            if (held_in_.size() + data.size() > kMaxHeldInput) {
+                close(errc::protocol_violation, std::nullopt, "too much input before Server-Start");
+                return;
+            }
+            held_in_.insert(held_in_.end(), data.begin(), data.end());
+            return;
+        }
         // SERVWAIT restarts only when a whole message has arrived (on_setup_response and
         // on_command), so a client dripping octets cannot hold a connection forever.
         while (!data.empty() && state_ != state::closed) {
@@ -177,6 +209,39 @@ public:
         if (state_ == state::closed || !monitoring_paused()) return;
         refwait_override_ = true;
         idle_since_ = now;
+    }
+
+    // With server_config::offload_key_derivation: a protected Set-Up-Response has arrived and
+    // its key derivation waits for derive_keys(). Meanwhile the machine holds its input.
+    bool key_derivation_pending() const noexcept { return deriving_; }
+
+    // The PBKDF2 derivation and Token check of the held Set-Up-Response. May run on another
+    // thread while the owner calls only receive(), on_eof(), on_timer(), deadline(), closed(),
+    // next_event(), pending_output() and consume_output(): none of them touches the Security
+    // policy or the held set-up while key_derivation_pending().
+    void derive_keys()
+    {
+        if constexpr (requires {
+                          security_.server_setup(greeting_, held_setup_, held_start_.server_iv);
+                      })
+            derived_accept_ = security_.server_setup(greeting_, held_setup_, held_start_.server_iv);
+    }
+
+    // Back on the owner's thread after derive_keys(): Server-Start (or the refusal), then the
+    // input held meanwhile.
+    void keys_derived(nanoseconds now)
+    {
+        if (!deriving_) return;
+        deriving_ = false;
+        if (state_ == state::closed) return;
+        if (derived_accept_ != accept_code::ok) {
+            refuse_key(derived_accept_);
+            return;
+        }
+        send_server_start(held_start_);
+        std::vector<std::uint8_t> held;
+        held.swap(held_in_);
+        receive(held, now);
     }
 
     std::span<const std::uint8_t> pending_output() const noexcept { return out_; }
@@ -328,16 +393,41 @@ private:
             // A keyed policy checks KeyID and Token (RFC 4656 §3.1) and starts both chains. A
             // refusal is a Server-Start with its Accept code, sent in the clear, then close.
             if ((mode_ & mode::unauthenticated) == 0) {
+                if (cfg_.admit_key_derivation && !cfg_.admit_key_derivation()) {
+                    server_start no;
+                    no.accept = accept_code::failure;
+                    queue(no);
+                    close(errc::auth_failed, accept_code::failure,
+                          "key derivation refused: too many set-ups");
+                    return;
+                }
+                if (cfg_.offload_key_derivation) {
+                    // The transport runs derive_keys() elsewhere, then keys_derived().
+                    held_setup_ = sr;
+                    held_start_ = ss;
+                    deriving_ = true;
+                    return;
+                }
                 const accept_code a = security_.server_setup(greeting_, sr, ss.server_iv);
                 if (a != accept_code::ok) {
-                    server_start no;
-                    no.accept = a;
-                    queue(no);
-                    close(errc::auth_failed, a, "the client's key was refused");
+                    refuse_key(a);
                     return;
                 }
             }
         }
+        send_server_start(ss);
+    }
+
+    void refuse_key(accept_code a)
+    {
+        server_start no;
+        no.accept = a;
+        queue(no);
+        close(errc::auth_failed, a, "the client's key was refused");
+    }
+
+    void send_server_start(server_start ss)
+    {
         ss.start_time = to_ntp(cfg_.server_start_time);
         const std::size_t at = out_.size();
         queue(ss);
@@ -478,6 +568,12 @@ private:
         if (sessions_.size() >= cfg_.max_sessions) {
             reject_request(accept_code::permanent_limit, req);
             return;
+        }
+        if (cfg_.admit_session) {
+            if (const accept_code a = cfg_.admit_session(req); a != accept_code::ok) {
+                reject_request(a, req);
+                return;
+            }
         }
         std::optional<std::uint16_t> port;
         if (cfg_.allocate_port)
@@ -644,6 +740,12 @@ private:
     std::vector<session> sessions_;
     nanoseconds idle_since_{};
     bool refwait_override_ = false;
+    static constexpr std::size_t kMaxHeldInput = 16 * 1024;
+    bool deriving_ = false;
+    setup_response held_setup_{};
+    server_start held_start_{};
+    accept_code derived_accept_ = accept_code::internal_error;
+    std::vector<std::uint8_t> held_in_;
 };
 
 } // namespace twamp::control

@@ -22,6 +22,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <random>
 #include <vector>
 
 namespace twamp {
@@ -49,6 +50,12 @@ struct reflector_config {
     // the first of that padding). Otherwise padding starts at 14 (RFC 5357, and Reflect Octets
     // alone: RFC 6038 §4.2).
     bool symmetric = false;
+    // Key of the session-table hash; 0: a random key drawn once per process, so a sender cannot
+    // choose ports and SSIDs that collide.
+    std::uint64_t hash_key = 0;
+    // Longest run of slots a lookup may walk. A request whose lookup would walk further is
+    // answered statelessly and counted (probe_limit), so no choice of keys makes lookups slow.
+    std::size_t max_probe = 32;
 };
 
 // Who sent a request: address as 16 octets (IPv4 as ::ffff:a.b.c.d), UDP port.
@@ -66,7 +73,9 @@ struct reflector_counters {
     std::uint64_t stamp = 0;            // replies built with the STAMP rule
     std::uint64_t sessions_created = 0;
     std::uint64_t sessions_expired = 0;
-    std::uint64_t table_full = 0; // answered statelessly because the table was full
+    std::uint64_t table_full = 0;    // answered statelessly because the table was full
+    std::uint64_t probe_limit = 0;   // answered statelessly: the lookup reached max_probe
+    std::uint64_t longest_probe = 0; // most slots one lookup has walked
 };
 
 class session_reflector {
@@ -75,6 +84,19 @@ public:
         : cfg_(cfg), slots_(std::bit_ceil(std::max<std::size_t>(16, cfg.max_sessions * 2)))
     {
         mask_ = slots_.size() - 1;
+        key_ = cfg_.hash_key ? cfg_.hash_key : process_hash_key();
+        if (cfg_.max_probe == 0) cfg_.max_probe = 1;
+    }
+
+    // The per-process random key of the session-table hash (never 0).
+    static std::uint64_t process_hash_key()
+    {
+        static const std::uint64_t key = [] {
+            std::random_device rd;
+            const std::uint64_t k = std::uint64_t{rd()} << 32 ^ rd();
+            return k ? k : 0x6A09E667F3BCC909ull;
+        }();
+        return key;
     }
 
     const reflector_config& config() const noexcept { return cfg_; }
@@ -188,14 +210,17 @@ private:
 
     std::size_t hash(const peer_key& k, std::uint16_t ssid) const noexcept
     {
-        // Two 64-bit words of address plus port and SSID, mixed with multiply-xorshift rounds.
+        // Two 64-bit words of address plus port and SSID, each folded in with the secret key
+        // and mixed with multiply-xorshift rounds; the key makes the slot unpredictable.
         std::uint64_t a, b;
         std::memcpy(&a, k.addr.data(), 8);
         std::memcpy(&b, k.addr.data() + 8, 8);
-        std::uint64_t h = a * 0x9E3779B97F4A7C15ull;
-        h = (h ^ (h >> 32) ^ b) * 0xBF58476D1CE4E5B9ull;
-        h = (h ^ (h >> 29) ^ (std::uint64_t{k.port} << 16 | ssid)) * 0x94D049BB133111EBull;
-        return static_cast<std::size_t>(h ^ (h >> 31)) & mask_;
+        std::uint64_t h = (a ^ key_) * 0x9E3779B97F4A7C15ull;
+        h = (h ^ (h >> 32) ^ b ^ std::rotl(key_, 21)) * 0xBF58476D1CE4E5B9ull;
+        h = (h ^ (h >> 29) ^ (std::uint64_t{k.port} << 16 | ssid) ^ std::rotl(key_, 43)) *
+            0x94D049BB133111EBull;
+        h = (h ^ (h >> 31) ^ key_) * 0xD6E8FEB86659FD93ull;
+        return static_cast<std::size_t>(h ^ (h >> 32)) & mask_;
     }
 
     std::uint32_t next_sequence(const peer_key& from, std::uint16_t ssid, std::uint32_t sender_seq,
@@ -203,6 +228,7 @@ private:
     {
         if (cfg_.stateless) return sender_seq;
         std::size_t i = hash(from, ssid);
+        std::size_t walked = 0;
         while (slots_[i].used) {
             slot& s = slots_[i];
             if (s.key == from && s.ssid == ssid) {
@@ -211,6 +237,11 @@ private:
                 return s.next_seq++;
             }
             i = (i + 1) & mask_;
+            if (++walked > counters_.longest_probe) counters_.longest_probe = walked;
+            if (walked >= cfg_.max_probe) {
+                ++counters_.probe_limit;
+                return sender_seq;
+            }
         }
         if (used_ >= cfg_.max_sessions) {
             // Try to make room once per second at most, so a flood cannot make every packet sweep.
@@ -250,6 +281,7 @@ private:
     reflector_config cfg_;
     std::vector<slot> slots_;
     std::size_t mask_ = 0;
+    std::uint64_t key_ = 0;
     std::size_t used_ = 0;
     nanoseconds last_sweep_{0};
     reflector_counters counters_;

@@ -44,6 +44,9 @@ struct server_cli_options {
     double refwait = 900;
     std::size_t max_connections = 1024;
     std::size_t max_sessions = 64;
+    std::size_t max_test_sessions = 0; // 0: from the descriptor limit
+    double max_timeout = 60;
+    double max_key_derivations = 0; // per second; 0: 2^18 / --count
     std::vector<std::string> allow;
     std::string test_ports;
     std::vector<std::string> modes;
@@ -98,10 +101,20 @@ int run_server(const server_cli_options& o)
     so.refwait = std::chrono::nanoseconds{static_cast<std::int64_t>(o.refwait * 1e9)};
     so.max_connections = o.max_connections;
     so.control.max_sessions = o.max_sessions;
-    // RFC 4656 §3.1: a power of 2, at least 1024.
-    if (o.count < 1024 || (o.count & (o.count - 1)) != 0)
+    if (!(o.max_timeout >= 0) || o.max_timeout > 604800)
+        throw usage_error("--max-timeout: invalid value " + num(o.max_timeout) +
+                          " (seconds, 0-604800)");
+    so.max_timeout = std::chrono::nanoseconds{static_cast<std::int64_t>(o.max_timeout * 1e9)};
+    so.max_test_sessions = o.max_test_sessions;
+    // RFC 4656 §3.1: a power of 2, at least 1024. At most 65536: every protected set-up costs
+    // the server one PBKDF2 run of this many iterations on the loop that reflects test packets.
+    if (o.count < 1024 || o.count > 65536 || (o.count & (o.count - 1)) != 0)
         throw usage_error("--count: invalid value " + std::to_string(o.count) +
-                          " (a power of 2, at least 1024)");
+                          " (a power of 2, 1024-65536)");
+    if (!(o.max_key_derivations >= 0) || o.max_key_derivations > 1e6)
+        throw usage_error("--max-key-derivations: invalid value " + num(o.max_key_derivations) +
+                          " (per second; 0 = 2^18 / --count)");
+    so.key_derivations_per_second = o.max_key_derivations;
     so.control.count = o.count;
     using namespace twamp::control;
     const std::uint32_t features =
@@ -164,6 +177,12 @@ int run_server(const server_cli_options& o)
         return kExitRuntime;
     }
     const auto ep = server->local_endpoint();
+    g_log.log(logger::info,
+              "limits: %zu test sessions server-wide, %zu per connection, Timeout at most %s s, "
+              "%zu descriptors, %s key derivations per second",
+              server->options().max_test_sessions, o.max_sessions, num(o.max_timeout).c_str(),
+              twamp::net::descriptor_limit(),
+              num(server->options().key_derivations_per_second).c_str());
     g_log.log(logger::info, "TWAMP server listening on [%s]:%u", ep.address().to_string().c_str(),
               unsigned(ep.port()));
     server->start();
@@ -184,6 +203,19 @@ int run_server(const server_cli_options& o)
         static_cast<unsigned long long>(c.sessions_rejected),
         static_cast<unsigned long long>(c.sessions_ended_refwait),
         static_cast<unsigned long long>(c.test_auth_failures));
+    g_log.log(logger::info,
+              "limits hit: %llu sessions refused for the server-wide budget, %llu for stopped "
+              "sessions still waiting out their Timeout, %llu third-party Sender Addresses, %llu "
+              "Timeouts capped, %llu connections refused for descriptors, %llu closed by the "
+              "flush grace, %llu key derivations run and %llu refused by the rate limit",
+              static_cast<unsigned long long>(c.sessions_refused_budget),
+              static_cast<unsigned long long>(c.sessions_refused_lingering),
+              static_cast<unsigned long long>(c.sessions_refused_third_party),
+              static_cast<unsigned long long>(c.timeouts_capped),
+              static_cast<unsigned long long>(c.connections_refused_descriptors),
+              static_cast<unsigned long long>(c.flush_grace_closes),
+              static_cast<unsigned long long>(c.key_derivations),
+              static_cast<unsigned long long>(c.key_derivations_refused));
     return kExitOk;
 }
 
@@ -500,7 +532,16 @@ std::vector<subcommand> register_control(CLI::App& app)
         ->capture_default_str();
     server->add_option("--max-connections", sv->max_connections, "Control connections at most")
         ->capture_default_str();
-    server->add_option("--max-sessions", sv->max_sessions, "Test sessions per connection at most")
+    server
+        ->add_option("--max-sessions", sv->max_sessions,
+                     "Test sessions per connection at most, stopped ones included until their "
+                     "Timeout ends")
+        ->capture_default_str();
+    server->add_option("--max-test-sessions", sv->max_test_sessions,
+                       "Test sessions server-wide at most (default: 3/4 of the descriptor limit)");
+    server
+        ->add_option("--max-timeout", sv->max_timeout,
+                     "Longest Timeout granted after Stop-Sessions, seconds; longer ones get this")
         ->capture_default_str();
     server->add_option("--allow", sv->allow, "Accept clients from this prefix only (repeatable)");
     server->add_option("--test-ports", sv->test_ports,
@@ -512,8 +553,13 @@ std::vector<subcommand> register_control(CLI::App& app)
         ->delimiter(',');
     server->add_option("--key-file", sv->key_file,
                        "Key file, lines of 'KEYID HEXSECRET' (perfSONAR pfs format)");
-    server->add_option("--count", sv->count, "PBKDF2 iteration count offered in the greeting")
+    server
+        ->add_option("--count", sv->count,
+                     "PBKDF2 iteration count offered in the greeting (1024-65536)")
         ->capture_default_str();
+    server->add_option("--max-key-derivations", sv->max_key_derivations,
+                       "PBKDF2 runs per second server-wide, a quarter per source address; beyond "
+                       "it Accept 1 after 1 s (default 2^18 / --count)");
     out.push_back({server, [sv] { return run_server(*sv); }});
 
     auto co = std::make_shared<controller_cli_options>();

@@ -29,6 +29,7 @@ struct responder_options {
     std::string format = "auto";
     std::size_t max_sessions = 4096;
     bool strict_size = false;
+    bool allow_amplification = false;
     std::string key_file;
     std::string key_id;
 };
@@ -66,7 +67,19 @@ int run_responder(const responder_options& o)
     ro.core.refwait = std::chrono::nanoseconds{static_cast<std::int64_t>(refwait * 1e9)};
     ro.core.stateless = o.stateless;
     ro.core.max_sessions = o.max_sessions;
-    ro.core.strict_size = o.strict_size;
+    // A reply padded beyond its request is an amplifier for spoofed sources: --padding implies
+    // --strict-size (requests shorter than their padded reply are dropped) unless the operator
+    // opts out with --allow-amplification.
+    ro.core.strict_size = o.strict_size || (o.common.padding && !o.allow_amplification);
+    if (o.common.padding && !o.strict_size && o.allow_amplification)
+        g_log.log(logger::info,
+                  "--padding %d with --allow-amplification: short requests get padded replies",
+                  *o.common.padding);
+    else if (o.common.padding && !o.strict_size)
+        g_log.log(logger::info,
+                  "--padding %d implies --strict-size: requests shorter than %zu octets are "
+                  "dropped (--allow-amplification to answer them)",
+                  *o.common.padding, ro.core.min_reply_len);
     std::string fmt = o.stamp ? "stamp" : o.format;
     if (fmt == "auto")
         ro.core.format = twamp::reflector_format::automatic;
@@ -374,7 +387,9 @@ std::vector<subcommand> register_light(CLI::App& app)
     responder->add_option("--max-sessions", ropt->max_sessions, "Per-sender state kept at most")
         ->capture_default_str();
     responder->add_flag("--strict-size", ropt->strict_size,
-                        "Drop requests shorter than their reply");
+                        "Drop requests shorter than their reply (implied by --padding)");
+    responder->add_flag("--allow-amplification", ropt->allow_amplification,
+                        "With --padding, answer short requests with larger padded replies");
     responder->add_option("--key-file", ropt->key_file,
                           "Authenticated STAMP: key file of 'KEYID HEXSECRET' lines (pfs format)");
     responder->add_option("--key-id", ropt->key_id,

@@ -19,6 +19,8 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <limits>
+#include <memory>
 #include <system_error>
 
 namespace twamp::net {
@@ -29,13 +31,15 @@ struct reflector_options {
     reflector_config core{};
     std::size_t batch = 32;
     std::size_t max_datagram = 9216 + 512; // jumbo frames; larger datagrams are counted and dropped
-    std::chrono::seconds housekeeping{10}; // REFWAIT sweep and clock-state refresh period
+    // REFWAIT sweep and clock-state refresh period.
+    std::chrono::nanoseconds housekeeping{std::chrono::seconds{10}};
 };
 
 struct reflector_io_counters {
-    std::uint64_t oversize = 0;     // larger than max_datagram
-    std::uint64_t not_accepted = 0; // from another sender, or outside the session's active time
-    std::uint64_t send_errors = 0;  // sendmmsg refused a reply
+    std::uint64_t oversize = 0;       // larger than max_datagram
+    std::uint64_t not_accepted = 0;   // from another sender, or outside the session's active time
+    std::uint64_t outside_window = 0; // received before the Start Time or after the Timeout
+    std::uint64_t send_errors = 0;    // sendmmsg refused a reply
     std::uint64_t receive_errors = 0;
     std::uint64_t kernel_timestamps = 0; // T2 from SO_TIMESTAMPNS
     std::uint64_t auth_failures = 0;     // protected requests that failed their HMAC: dropped
@@ -114,7 +118,16 @@ public:
     }
     void set_active(bool on) noexcept { active_ = on; }
     bool active() const noexcept { return active_; }
-    // Wall-clock time of the last request reflected (REFWAIT), 0 before the first.
+    // The session's time window (RFC 5357 §3.5, §3.8): while active, a request is reflected only
+    // if its receive time is in [from, until). Compared per packet, so replies start at the
+    // Start Time and end at Stop-Sessions + Timeout exactly, not on some later timer tick.
+    void set_window(nanoseconds from, nanoseconds until) noexcept
+    {
+        window_from_ = from;
+        window_until_ = until;
+    }
+    // Wall-clock receive time of the last request from the agreed sender that passed
+    // authentication and was reflected (REFWAIT), 0 before the first.
     nanoseconds last_activity() const noexcept { return last_activity_; }
     const reflector_io_counters& io_counters() const noexcept { return io_counters_; }
 
@@ -140,8 +153,12 @@ public:
                     ++io_counters_.not_accepted;
                     continue;
                 }
+                if (m.rx_time < window_from_ || m.rx_time >= window_until_) {
+                    ++io_counters_.not_accepted;
+                    ++io_counters_.outside_window;
+                    continue;
+                }
                 if (m.kernel_time) ++io_counters_.kernel_timestamps;
-                last_activity_ = m.rx_time;
                 std::size_t len = 0;
                 if (guard_) {
                     // Open (verify, decrypt) the request; reflect the open form into a staging
@@ -158,12 +175,14 @@ public:
                     len = core_.reflect(std::span(open_rx_).first(n), from, m.rx_time,
                                         m.ttl ? m.ttl : 255, stage);
                     if (len == 0) continue;
+                    last_activity_ = m.rx_time; // authenticated: it may refresh REFWAIT
                     staged_len_[slot] = len;
                     plain_rx_[slot] = req;
                 } else {
                     len = core_.reflect(rx_.data(i), from, m.rx_time, m.ttl ? m.ttl : 255,
                                         tx_.slot(tx_.size()));
                     if (len == 0) continue;
+                    last_activity_ = m.rx_time;
                 }
                 const int tos = opts_.sock.tos ? -1 : (m.tos >= 0 ? (m.tos & 0xFC) : -1);
                 tx_.push(len, m.from, m.from_len, tos);
@@ -218,20 +237,24 @@ private:
         return k;
     }
 
+    // Handlers hold a weak reference to life_, never only `this`: a completion already queued
+    // when the owner destroys this reflector in the same event-loop pass (a session ended by a
+    // timer, a connection closed) finds the reference expired and returns without touching us.
     void wait_readable()
     {
-        sock_.async_wait(asio::ip::udp::socket::wait_read, [this](const std::error_code& ec) {
-            if (ec || !running_) return;
-            drain();
-            wait_readable();
-        });
+        sock_.async_wait(asio::ip::udp::socket::wait_read,
+                         [this, life = std::weak_ptr<char>(life_)](const std::error_code& ec) {
+                             if (life.expired() || ec || !running_) return;
+                             drain();
+                             wait_readable();
+                         });
     }
 
     void arm_housekeeping()
     {
         timer_.expires_after(opts_.housekeeping);
-        timer_.async_wait([this](const std::error_code& ec) {
-            if (ec || !running_) return;
+        timer_.async_wait([this, life = std::weak_ptr<char>(life_)](const std::error_code& ec) {
+            if (life.expired() || ec || !running_) return;
             core_.expire(realtime_now());
             core_.set_error_estimate(system_error_estimate());
             arm_housekeeping();
@@ -255,6 +278,9 @@ private:
     bool filter_peer_ = false;
     std::array<std::uint8_t, 16> peer_addr_{};
     nanoseconds last_activity_{0};
+    nanoseconds window_from_{std::numeric_limits<nanoseconds::rep>::min()};
+    nanoseconds window_until_{std::numeric_limits<nanoseconds::rep>::max()};
+    std::shared_ptr<char> life_ = std::make_shared<char>(0);
 };
 
 } // namespace twamp::net

@@ -9,8 +9,16 @@
 // request is answered with Accept 5 (temporary resource limit) and Port 0.
 //
 // Session life: accepted (packets dropped), started (reflecting from its Start Time), stopped
-// (still reflecting for its Timeout, RFC 5357 §3.8), ended. A session that receives nothing for
-// REFWAIT ends on its own. Closing the control connection ends its sessions at once.
+// (still reflecting for its Timeout, RFC 5357 §3.8), ended. Start Time and Timeout end are
+// compared with each packet's receive time. A session that receives nothing for REFWAIT ends on
+// its own and gives its socket back. Closing the control connection ends its sessions at once.
+//
+// Limits (see README "Security model and limits"): every session that holds a UDP socket
+// (accepted, running, stopped and waiting out its Timeout) counts against the connection's
+// max_sessions and the server-wide max_test_sessions; Timeouts are capped at max_timeout; a
+// descriptor budget read from RLIMIT_NOFILE answers requests with Accept 5 and connections with
+// a Modes 0 greeting before the process runs out, and one descriptor is held in reserve so that
+// even then a connection is accepted, answered and closed instead of left in the queue.
 #pragma once
 
 #include "twamp/asio/address.hpp"
@@ -21,6 +29,14 @@
 
 #include <asio.hpp>
 
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -88,6 +104,19 @@ struct server_options {
     std::uint16_t test_port_low = 0;    // range for reflector ports when the requested
     std::uint16_t test_port_high = 0;   // one is taken; 0/0: let the kernel choose
     std::chrono::nanoseconds refwait = std::chrono::seconds{900};
+    // Test sessions holding a socket, server-wide; 0: sized from RLIMIT_NOFILE at open() (see
+    // default_max_test_sessions). Beyond it requests get Accept 5.
+    std::size_t max_test_sessions = 0;
+    // Longest Timeout granted (RFC 5357 §3.8 wait after Stop-Sessions); longer requests get this.
+    std::chrono::nanoseconds max_timeout = std::chrono::seconds{60};
+    // How long a closing connection may take to flush its last messages to a peer that does not
+    // read (zero TCP window) before it is closed anyway.
+    std::chrono::nanoseconds flush_grace = std::chrono::seconds{2};
+    // PBKDF2 key derivations (protected Set-Up-Responses) per second, server-wide; each source
+    // address gets a quarter of it. 0: 2^18 / --count (about an eighth of a core). Beyond it a
+    // client gets Server-Start Accept 1 after refusal_delay, without the derivation.
+    double key_derivations_per_second = 0;
+    std::chrono::nanoseconds refusal_delay = std::chrono::seconds{1};
     socket_options test_socket{};                // TTL etc. of reflector sockets
     std::function<void(const std::string&)> log; // optional; called off the packet path
 };
@@ -102,7 +131,47 @@ struct server_counters {
     std::uint64_t packets_reflected = 0; // by sessions that have ended
     std::uint64_t test_auth_failures =
         0; // protected test packets that failed their HMAC (ended sessions)
+    std::uint64_t sessions_refused_budget = 0;      // Accept 5: server-wide or descriptor budget
+    std::uint64_t sessions_refused_lingering = 0;   // Accept 5: stopped sessions fill max_sessions
+    std::uint64_t sessions_refused_third_party = 0; // Accept 1: Sender Address not allowed
+    std::uint64_t timeouts_capped = 0;              // Timeouts above max_timeout
+    std::uint64_t connections_refused_descriptors = 0; // Modes 0: descriptor budget or reserve
+    std::uint64_t flush_grace_closes = 0;              // closed while the peer was not reading
+    std::uint64_t key_derivations = 0;                 // PBKDF2 runs for protected set-ups
+    std::uint64_t key_derivations_refused = 0;         // Accept 1 (delayed) by the rate limit
 };
+
+// Descriptors the server leaves to everything it does not count itself (standard streams,
+// epoll/eventfd/timerfd, the signal pipe, resolver, log files) and to the reserve.
+inline constexpr std::size_t kDescriptorSpare = 16;
+
+// The descriptor limit (soft RLIMIT_NOFILE), bounded so an "unlimited" limit stays usable.
+inline std::size_t descriptor_limit()
+{
+    rlimit rl{};
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 1u << 20;
+    return static_cast<std::size_t>(std::min<rlim_t>(rl.rlim_cur, rlim_t{1} << 20));
+}
+
+// Default --max-test-sessions: three quarters of the descriptors left after the spare, so a
+// quarter stays for control connections; at least 1, at most 16384.
+inline std::size_t default_max_test_sessions(std::size_t nofile)
+{
+    const std::size_t usable = nofile > kDescriptorSpare ? nofile - kDescriptorSpare : 1;
+    return std::clamp<std::size_t>(usable * 3 / 4, 1, 16384);
+}
+
+// Descriptors open in this process now (/proc/self/fd), or nullopt where that cannot be read.
+inline std::optional<std::size_t> open_descriptor_count()
+{
+    DIR* d = opendir("/proc/self/fd");
+    if (!d) return std::nullopt;
+    std::size_t n = 0;
+    while (const dirent* e = readdir(d))
+        if (e->d_name[0] != '.') ++n;
+    closedir(d);
+    return n > 0 ? n - 1 : 0; // not the directory's own descriptor
+}
 
 template <class Security = control::open_security> class twamp_server {
 public:
@@ -127,8 +196,37 @@ public:
         acceptor_.listen(asio::socket_base::max_listen_connections, ec);
         if (!opts_.control.server_start_time.count())
             opts_.control.server_start_time = realtime_now();
+        nofile_ = descriptor_limit();
+        if (opts_.key_derivations_per_second <= 0)
+            opts_.key_derivations_per_second =
+                std::max(1.0, double(1u << 18) / std::max<std::uint32_t>(opts_.control.count, 1));
+        if (opts_.max_test_sessions == 0)
+            opts_.max_test_sessions = default_max_test_sessions(nofile_);
+        if (reserve_fd_ < 0) reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        // Everything open now (acceptor, reserve, the event loop's own) is the baseline.
+        base_fds_ = open_descriptor_count().value_or(8);
         return ec;
     }
+
+    // Closes every connection first: their handlers still queued then find them closing and
+    // never reach this object (see connection::closing); the acceptor's find life_ expired.
+    ~twamp_server()
+    {
+        stop();
+        if (worker_) worker_->join(); // a derivation running now finishes; its result is dropped
+        if (reserve_fd_ >= 0) ::close(reserve_fd_);
+    }
+    twamp_server(const twamp_server&) = delete;
+    twamp_server& operator=(const twamp_server&) = delete;
+
+    const server_options& options() const noexcept { return opts_; }
+    // Descriptors the server holds by its own count: baseline, control connections, test sockets.
+    std::size_t descriptors_in_use() const noexcept
+    {
+        return base_fds_ + connections_.size() + live_sockets_;
+    }
+    // Test sessions holding a socket (any state), server-wide.
+    std::size_t live_test_sessions() const noexcept { return live_sockets_; }
 
     asio::ip::tcp::endpoint local_endpoint() const
     {
@@ -169,7 +267,7 @@ private:
         bool started = false;
         std::optional<nanoseconds> active_from;
         std::optional<nanoseconds> end_at; // stop time + Timeout
-        bool ended_by_refwait = false;
+        bool ended_by_refwait = false;     // its socket is closed; kept until Stop-Sessions
     };
 
     struct connection : std::enable_shared_from_this<connection> {
@@ -181,7 +279,10 @@ private:
         std::vector<std::uint8_t> wbuf;
         bool writing = false;
         bool closing = false;
+        bool deriving = false; // fsm->derive_keys() runs on the worker thread
         bool read_paused = false;
+        std::optional<nanoseconds> closed_at;  // the state machine closed; flushing its output
+        std::optional<nanoseconds> hold_until; // output held back (a refused key derivation)
         static constexpr std::size_t kMaxBacklog = 64 * 1024;
 
         std::size_t backlog() const { return wbuf.size() * writing + fsm->pending_output().size(); }
@@ -211,6 +312,24 @@ private:
             ca.server = to_bytes(local_addr);
             control::server_config cfg = server.opts_.control;
             cfg.allocate_port = [this](std::uint16_t want) { return allocate(want); };
+            cfg.admit_session = [this](const control::request_tw_session& r) {
+                return admit_session(r);
+            };
+            // PBKDF2 runs on the server's worker thread, never on the loop that reflects.
+            cfg.offload_key_derivation = true;
+            cfg.admit_key_derivation = [this] {
+                if (server.take_key_derivation(peer_addr)) {
+                    ++server.counters_.key_derivations;
+                    return true;
+                }
+                // The refusal goes out after a delay, so a flooding client cannot simply retry.
+                ++server.counters_.key_derivations_refused;
+                server.log_budget(
+                    "key derivation rate limit: " + peer + " refused with Accept 1 (" +
+                    std::to_string(server.counters_.key_derivations_refused) + " so far)");
+                hold_until = realtime_now() + server.opts_.refusal_delay;
+                return false;
+            };
             if (!admitted) cfg.admit = [](const control::connection_addresses&) { return false; };
             fsm.emplace(std::move(cfg), ca, realtime_now(), server.make_security_());
             pump();
@@ -250,6 +369,7 @@ private:
                 // packets: never hand out a port we already use or have just allocated.
                 if (p != 0 && (server.ports_in_use_.count(p) || pending.count(p)))
                     return std::nullopt;
+                if (!server.descriptor_for_session()) return std::nullopt;
                 reflector_options ro;
                 ro.local = {local_addr, p};
                 ro.sock = server.opts_.test_socket;
@@ -262,12 +382,15 @@ private:
                 const std::uint16_t got = r->local_endpoint().port();
                 r->set_active(false);
                 pending[got] = std::move(r);
+                ++server.live_sockets_;
                 return got;
             };
-            if (want != 0)
-                if (auto p = try_port(want)) return p;
             const auto lo = server.opts_.test_port_low, hi = server.opts_.test_port_high;
-            if (lo == 0 && hi == 0) return try_port(0);
+            const bool ranged = lo != 0 || hi != 0;
+            // With a range set, a requested port is granted only inside it.
+            if (want != 0 && (!ranged || (want >= lo && want <= hi)))
+                if (auto p = try_port(want)) return p;
+            if (!ranged) return try_port(0);
             const std::uint32_t span = std::uint32_t{hi} - lo + 1;
             for (std::uint32_t i = 0; i < span; ++i) {
                 const auto p = static_cast<std::uint16_t>(lo + (server.port_cursor_ + i) % span);
@@ -278,6 +401,56 @@ private:
                 }
             }
             return std::nullopt;
+        }
+
+        // Sessions of this connection that hold a socket: accepted, running, or stopped and
+        // waiting out their Timeout.
+        std::size_t sessions_with_socket() const
+        {
+            std::size_t n = pending.size();
+            for (const auto& [sid, s] : sessions)
+                n += s.reflector != nullptr;
+            return n;
+        }
+
+        control::accept_code admit_session(const control::request_tw_session& r)
+        {
+            // RFC 5357 §3.5: a Control-Client may set up a session for another Session-Sender.
+            // The reflector then accepts test packets from that address, so it must be one the
+            // operator allows (--allow; everybody when no prefix is set). Refused with Accept 1:
+            // a policy refusal, not a lack of resources (4, 5) nor an unsupported field (3).
+            const auto sender = from_bytes(r.ipvn, r.sender_address);
+            if (sender != peer_addr && !server.allowed(sender)) {
+                ++server.counters_.sessions_refused_third_party;
+                server.log("session request from " + peer + " refused: Sender Address " +
+                           sender.to_string() + " is not the client's and not allowed");
+                return control::accept_code::failure;
+            }
+            // Stopped sessions still hold their sockets until their Timeout: they count
+            // against max_sessions too, so a client cannot pile them up by stopping and asking
+            // again. They free themselves, hence Accept 5 (temporary).
+            if (sessions_with_socket() >= server.opts_.control.max_sessions) {
+                ++server.counters_.sessions_refused_lingering;
+                return control::accept_code::temporary_limit;
+            }
+            if (server.live_sockets_ >= server.opts_.max_test_sessions ||
+                !server.descriptor_for_session()) {
+                ++server.counters_.sessions_refused_budget;
+                server.log_budget(
+                    "test session budget reached (" + std::to_string(server.live_sockets_) +
+                    " sessions, " + std::to_string(server.descriptors_in_use()) + " of " +
+                    std::to_string(server.nofile_) + " descriptors): requests get Accept 5");
+                return control::accept_code::temporary_limit;
+            }
+            return control::accept_code::ok;
+        }
+
+        void release(std::unique_ptr<udp_reflector>& r)
+        {
+            if (!r) return;
+            r->stop();
+            r.reset();
+            --server.live_sockets_;
         }
 
         void read()
@@ -307,10 +480,25 @@ private:
         {
             while (auto ev = fsm->next_event())
                 std::visit([this](auto& e) { this->on_event(e); }, *ev);
-            pending.clear(); // allocated for requests that were then refused
+            for (auto& [port, r] : pending) // allocated for requests that were then refused
+                release(r);
+            pending.clear();
+            if (fsm->key_derivation_pending() && !deriving) derive_off_loop();
+            if (hold_until) {
+                const auto now = realtime_now();
+                if (now < *hold_until) {
+                    hold_output(*hold_until - now);
+                    return;
+                }
+                hold_until.reset();
+            }
             write();
+            if (fsm->closed() && !closed_at) closed_at = realtime_now();
+            if (fsm->closed() && !writing) {
+                finish();
+                return;
+            }
             arm_timer();
-            if (fsm->closed() && !writing) finish();
         }
 
         void write()
@@ -325,6 +513,7 @@ private:
             asio::async_write(sock, asio::buffer(wbuf),
                               [self](const std::error_code& ec, std::size_t) {
                                   self->writing = false;
+                                  if (self->closing) return;
                                   if (ec) {
                                       self->finish();
                                       return;
@@ -341,12 +530,60 @@ private:
                               });
         }
 
+        // The key derivation on the worker; its result comes back to this loop. Nothing here
+        // touches the state machine's Security policy until then (see derive_keys()).
+        void derive_off_loop()
+        {
+            deriving = true;
+            auto self = this->shared_from_this();
+            asio::io_context& io = server.io_; // outlives the server and its worker
+            asio::post(server.worker(), [self, &io] {
+                self->fsm->derive_keys();
+                asio::post(io, [self] {
+                    self->deriving = false;
+                    if (self->closing) return;
+                    self->fsm->keys_derived(realtime_now());
+                    self->pump();
+                    if (self->read_paused && self->backlog() <= kMaxBacklog && !self->closing &&
+                        !self->fsm->closed()) {
+                        self->read_paused = false;
+                        self->read();
+                    }
+                });
+            });
+        }
+
+        void hold_output(nanoseconds d)
+        {
+            timer.expires_after(d);
+            auto self = this->shared_from_this();
+            timer.async_wait([self](const std::error_code& ec) {
+                if (ec || self->closing) return;
+                self->hold_until.reset();
+                self->pump();
+            });
+        }
+
         void arm_timer()
         {
             // One timer: the state machine's SERVWAIT deadline, and a periodic session check
-            // (start times, stop timeouts, REFWAIT) while there are sessions.
-            std::optional<nanoseconds> when = fsm->deadline();
+            // (stop timeouts, REFWAIT) while there are sessions; once the state machine has
+            // closed, the flush grace: a peer that does not read its last messages (zero TCP
+            // window) cannot keep the connection, its slot and its sessions.
+            if (closing) return;
             const auto now = realtime_now();
+            if (closed_at) {
+                timer.expires_after(
+                    std::max(*closed_at + server.opts_.flush_grace - now, nanoseconds{0}));
+                auto self = this->shared_from_this();
+                timer.async_wait([self](const std::error_code& ec) {
+                    if (ec || self->closing) return;
+                    ++self->server.counters_.flush_grace_closes;
+                    self->shutdown("the peer does not read; flush grace expired");
+                });
+                return;
+            }
+            std::optional<nanoseconds> when = fsm->deadline();
             if (!sessions.empty()) {
                 const nanoseconds tick = now + std::chrono::milliseconds{100};
                 when = when ? std::min(*when, tick) : tick;
@@ -368,32 +605,41 @@ private:
 
         void check_sessions(nanoseconds now)
         {
-            bool any_running = false, all_refwait = !sessions.empty();
+            bool any_running = false;
             for (auto it = sessions.begin(); it != sessions.end();) {
                 test_session& s = it->second;
-                // Not for a session REFWAIT ended: that one stays inactive until it is stopped.
-                if (s.started && s.active_from && now >= *s.active_from && !s.reflector->active() &&
-                    !s.end_at && !s.ended_by_refwait)
-                    s.reflector->set_active(true);
                 if (s.end_at && now >= *s.end_at) {
                     end_session(it++);
                     continue;
                 }
-                if (s.started && !s.ended_by_refwait) {
-                    const nanoseconds last = std::max(s.reflector->last_activity(), s.started_at);
+                if (s.started && !s.ended_by_refwait && !s.end_at) {
+                    // REFWAIT counts from the later of Start-Sessions and the Start Time.
+                    const nanoseconds from = std::max(s.started_at, s.active_from.value_or(now));
+                    const nanoseconds last = std::max(s.reflector->last_activity(), from);
                     if (now - last > server.opts_.refwait) {
                         s.ended_by_refwait = true;
-                        s.reflector->set_active(false);
                         ++server.counters_.sessions_ended_refwait;
+                        add_totals(s);
                         server.log("session on port " + std::to_string(s.port) + " from " + peer +
                                    ": nothing received for REFWAIT, ended");
+                        server.ports_in_use_.erase(s.port);
+                        release(s.reflector); // its socket is freed now, not at Stop-Sessions
+                    } else {
+                        any_running = true;
                     }
                 }
-                if (s.started && !s.ended_by_refwait) any_running = true;
-                if (!s.ended_by_refwait) all_refwait = false;
                 ++it;
             }
-            if (!any_running && all_refwait) fsm->refwait_expired(now);
+            // RFC 5357 §3.1, RFC 5938 §3.6: SERVWAIT resumes once no started session still runs;
+            // sessions accepted and never started do not hold it off.
+            if (!any_running) fsm->refwait_expired(now);
+        }
+
+        void add_totals(const test_session& s)
+        {
+            if (!s.reflector) return;
+            server.counters_.packets_reflected += s.reflector->session().counters().reflected;
+            server.counters_.test_auth_failures += s.reflector->io_counters().auth_failures;
         }
 
         void on_event(control::server_events::mode_agreed& e)
@@ -409,6 +655,13 @@ private:
             s.request = e.request;
             s.port = e.reflector_port;
             s.timeout = control::duration_from_ntp(e.request.timeout);
+            if (s.timeout > server.opts_.max_timeout) {
+                ++server.counters_.timeouts_capped;
+                server.log("session for " + peer + ": Timeout of " +
+                           std::to_string(s.timeout.count() / 1000000) + " ms capped to " +
+                           std::to_string(server.opts_.max_timeout.count() / 1000000) + " ms");
+                s.timeout = server.opts_.max_timeout;
+            }
             s.reflector = std::move(it->second);
             pending.erase(it);
             s.reflector->set_tos(dscp_to_tos_octet(e.dscp));
@@ -447,14 +700,17 @@ private:
                 auto it = sessions.find(sid);
                 if (it == sessions.end()) continue;
                 test_session& s = it->second;
+                if (!s.reflector) continue;
                 s.started = true;
                 s.started_at = now;
-                // RFC 4656 §3.7: reflect from the session's Start Time if that is later.
+                // RFC 4656 §3.7: reflect from the session's Start Time if that is later; the
+                // reflector compares each packet's receive time with it.
                 nanoseconds from = now;
                 if (s.request.start_time.to_u64() != 0)
                     from = std::max(now, from_ntp(s.request.start_time, now));
                 s.active_from = from;
-                if (from <= now) s.reflector->set_active(true);
+                s.reflector->set_window(from, nanoseconds::max());
+                s.reflector->set_active(true);
             }
         }
         void on_event(control::server_events::sessions_stopped& e)
@@ -462,7 +718,11 @@ private:
             for (const auto& sid : e.sids) {
                 auto it = sessions.find(sid);
                 if (it == sessions.end()) continue;
-                it->second.end_at = e.at + it->second.timeout;
+                test_session& s = it->second;
+                s.end_at = e.at + s.timeout;
+                // RFC 5357 §3.8: packets received up to Stop-Sessions + Timeout are reflected,
+                // none after (compared per packet).
+                if (s.reflector) s.reflector->set_window(s.active_from.value_or(e.at), *s.end_at);
             }
         }
         void on_event(control::connection_closed& e)
@@ -475,16 +735,18 @@ private:
         void end_session(typename std::map<control::session_id, test_session>::iterator it)
         {
             test_session& s = it->second;
-            server.counters_.packets_reflected += s.reflector->session().counters().reflected;
-            const auto failures = s.reflector->io_counters().auth_failures;
-            server.counters_.test_auth_failures += failures;
-            server.log("session on UDP port " + std::to_string(s.port) + " from " + peer +
-                       " ended: reflected " +
-                       std::to_string(s.reflector->session().counters().reflected) +
-                       ", not accepted " + std::to_string(s.reflector->io_counters().not_accepted) +
-                       ", authentication failures " + std::to_string(failures));
-            s.reflector->stop();
-            server.ports_in_use_.erase(s.port);
+            if (s.reflector) {
+                add_totals(s);
+                server.log("session on UDP port " + std::to_string(s.port) + " from " + peer +
+                           " ended: reflected " +
+                           std::to_string(s.reflector->session().counters().reflected) +
+                           ", not accepted " +
+                           std::to_string(s.reflector->io_counters().not_accepted) +
+                           ", authentication failures " +
+                           std::to_string(s.reflector->io_counters().auth_failures));
+                server.ports_in_use_.erase(s.port);
+                release(s.reflector);
+            }
             sessions.erase(it);
         }
 
@@ -498,6 +760,8 @@ private:
             sock.close(ec);
             while (!sessions.empty())
                 end_session(sessions.begin());
+            for (auto& [port, r] : pending)
+                release(r);
             pending.clear();
             server.connections_.erase(this->shared_from_this());
         }
@@ -513,41 +777,149 @@ private:
     {
         if (opts_.log) opts_.log(s);
     }
+    // A budget message at most once a second, so a flood of refused requests is not a log flood.
+    void log_budget(const std::string& s)
+    {
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_budget_log_ < std::chrono::seconds{1}) return;
+        last_budget_log_ = now;
+        log(s);
+    }
+
+    // One worker thread for key derivations, started on first use.
+    asio::thread_pool& worker()
+    {
+        if (!worker_) worker_ = std::make_unique<asio::thread_pool>(1);
+        return *worker_;
+    }
+
+    // Token buckets for PBKDF2: server-wide, and a quarter of it per source address.
+    struct bucket {
+        double tokens = 0;
+        std::chrono::steady_clock::time_point last{};
+        bool take(double rate, std::chrono::steady_clock::time_point now)
+        {
+            if (last == std::chrono::steady_clock::time_point{})
+                tokens = rate;
+            else
+                tokens = std::min(
+                    rate, tokens + rate * std::chrono::duration<double>(now - last).count());
+            last = now;
+            if (tokens < 1) return false;
+            tokens -= 1;
+            return true;
+        }
+    };
+    bool take_key_derivation(const asio::ip::address& peer)
+    {
+        const auto now = std::chrono::steady_clock::now();
+        const double rate = opts_.key_derivations_per_second;
+        const double per_source = std::max(1.0, rate / 4);
+        if (per_source_.size() > 4096) per_source_.clear(); // bounded; forgetting is harmless
+        bucket b = per_source_[peer];
+        if (!b.take(per_source, now)) {
+            per_source_[peer] = b;
+            return false;
+        }
+        if (!global_.take(rate, now)) return false; // the source's token is not spent
+        per_source_[peer] = b;
+        return true;
+    }
+
+    bool allowed(const asio::ip::address& a) const
+    {
+        if (opts_.allow.empty()) return true;
+        for (const auto& p : opts_.allow)
+            if (p.contains(a)) return true;
+        return false;
+    }
+
+    // One more test socket must leave the spare untouched.
+    bool descriptor_for_session() const noexcept
+    {
+        return descriptors_in_use() + 1 + kDescriptorSpare <= nofile_;
+    }
+    bool descriptor_for_connection() const noexcept
+    {
+        return descriptors_in_use() + 1 + kDescriptorSpare / 2 <= nofile_;
+    }
+
+    // Out of descriptors although the budget said otherwise (another part of the process, the
+    // system-wide limit): give the reserve descriptor up for one accept, answer the connection
+    // with a Modes 0 greeting (RFC 4656 §3.1: the server will not serve it), close it, take the
+    // reserve back. The client gets an answer instead of waiting in the listen queue.
+    bool accept_with_reserve()
+    {
+        if (reserve_fd_ < 0) return false;
+        ::close(reserve_fd_);
+        reserve_fd_ = -1;
+        bool answered = false;
+        const int fd =
+            ::accept4(acceptor_.native_handle(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            const auto g = refusal_greeting();
+            (void)!::send(fd, g.data(), g.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+            ::close(fd);
+            ++counters_.connections;
+            ++counters_.refused_connections;
+            ++counters_.connections_refused_descriptors;
+            answered = true;
+        }
+        reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+        return answered;
+    }
+
+    std::array<std::uint8_t, 64> refusal_greeting() const
+    {
+        control::server_greeting g; // Modes 0: no mode offered
+        g.count = opts_.control.count;
+        std::array<std::uint8_t, 64> out{};
+        (void)control::encode(g, std::span<std::uint8_t>(out));
+        return out;
+    }
 
     void accept_next()
     {
-        acceptor_.async_accept([this](const std::error_code& ec, asio::ip::tcp::socket s) {
+        acceptor_.async_accept([this, life = std::weak_ptr<char>(life_)](const std::error_code& ec,
+                                                                         asio::ip::tcp::socket s) {
+            if (life.expired()) return;
             if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
             if (ec) {
-                // Out of descriptors (EMFILE/ENFILE) or memory: the connection stays queued and
+                ++counters_.accept_errors;
+                if (!accept_failing_) log("accept failed: " + ec.message());
+                accept_failing_ = true;
+                if ((ec.value() == EMFILE || ec.value() == ENFILE) && accept_with_reserve()) {
+                    accept_next();
+                    return;
+                }
+                // Still nothing (out of memory, or no reserve): the connection stays queued and
                 // the acceptor readable, so accepting again at once would spin at full CPU.
                 // Retry after a pause; connections closing meanwhile free descriptors.
-                ++counters_.accept_errors;
-                if (!accept_failing_)
-                    log("accept failed: " + ec.message() + "; retrying every 100 ms");
-                accept_failing_ = true;
                 accept_retry_.expires_after(std::chrono::milliseconds{100});
-                accept_retry_.async_wait([this](const std::error_code& e) {
-                    if (!e && acceptor_.is_open()) accept_next();
-                });
+                accept_retry_.async_wait(
+                    [this, life = std::weak_ptr<char>(life_)](const std::error_code& e) {
+                        if (!life.expired() && !e && acceptor_.is_open()) accept_next();
+                    });
                 return;
             }
             accept_failing_ = false;
-            if (!ec) {
-                ++counters_.connections;
-                auto c = std::make_shared<connection>(*this, std::move(s));
-                std::error_code e2;
-                const auto peer = connection::unmap(c->sock.remote_endpoint(e2).address());
-                bool admitted = connections_.size() < opts_.max_connections;
-                if (admitted && !opts_.allow.empty()) {
-                    admitted = false;
-                    for (const auto& p : opts_.allow)
-                        if (p.contains(peer)) admitted = true;
-                }
-                if (!admitted) ++counters_.refused_connections;
-                connections_.insert(c);
-                c->begin(admitted);
+            ++counters_.connections;
+            auto c = std::make_shared<connection>(*this, std::move(s));
+            std::error_code e2;
+            const auto peer = connection::unmap(c->sock.remote_endpoint(e2).address());
+            bool admitted = connections_.size() < opts_.max_connections && allowed(peer);
+            // The descriptor budget: near it, a Modes 0 greeting rather than a connection we
+            // could not serve. Sessions stop half the spare earlier, so this still has room.
+            if (admitted && !descriptor_for_connection()) {
+                admitted = false;
+                ++counters_.connections_refused_descriptors;
+                log_budget("descriptor budget reached (" + std::to_string(descriptors_in_use()) +
+                           " of " + std::to_string(nofile_) +
+                           "): new connections get a Modes 0 greeting");
             }
+            if (!admitted) ++counters_.refused_connections;
+            connections_.insert(c);
+            c->begin(admitted);
             accept_next();
         });
     }
@@ -562,6 +934,15 @@ private:
     std::set<std::uint16_t> ports_in_use_;
     std::uint32_t port_cursor_ = 0;
     server_counters counters_;
+    std::size_t nofile_ = 1024;
+    std::size_t base_fds_ = 8;
+    std::size_t live_sockets_ = 0; // test sockets open: sessions and ports being allocated
+    int reserve_fd_ = -1;
+    std::chrono::steady_clock::time_point last_budget_log_{};
+    bucket global_;
+    std::map<asio::ip::address, bucket> per_source_;
+    std::unique_ptr<asio::thread_pool> worker_;
+    std::shared_ptr<char> life_ = std::make_shared<char>(0); // see the handlers' weak refs
 };
 
 } // namespace twamp::net
