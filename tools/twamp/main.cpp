@@ -6,6 +6,7 @@
 //   twamp controller [remote-ip:port] [local]       TWAMP Control-Client + Session-Sender
 //   twamp controlclient [sender] [server]           TWAMP Control-Client for another sender
 //   twamp dscptable                                 DSCP names, values and TOS octets
+//   twamp daemon --config FILE                      all of them as a service (RFC 8913 JSON)
 //
 // Exit status: 0 success; 1 the sender got no reply at all; 2 bad command line; 3 a run-time
 // error (address, socket). Ctrl-C (SIGINT) or SIGTERM stop a sender early (it still prints what
@@ -13,6 +14,7 @@
 // responder cleanly.
 #include "cli_common.hpp"
 #include "control.hpp"
+#include "daemon.hpp"
 #include "light.hpp"
 
 #include "twamp/dscp.hpp"
@@ -33,6 +35,8 @@ int main(int argc, char** argv)
 
     std::vector<subcommand> commands = register_light(app);
     for (auto& c : register_control(app))
+        commands.push_back(std::move(c));
+    for (auto& c : register_daemon(app))
         commands.push_back(std::move(c));
 
     auto* dscptable = app.add_subcommand("dscptable", "Print the DSCP table");
