@@ -175,8 +175,9 @@ def test_running(twamp, work):
           v(m1, "twamp_sender_tests_total", session="down") >= 1,
           "the dead peer is retried, not failed")
     for direction in ("outbound", "inbound", "roundtrip"):
-        check(v(m1, "twamp_delay_seconds_count", session="s1", direction=direction) > 0,
-              "s1 histogram has %s samples" % direction)
+        for s in ("s1", "tw1"):
+            check((v(m1, "twamp_delay_seconds_count", session=s, direction=direction) or 0) > 0,
+                  "%s histogram has %s samples" % (s, direction))
     inf = v(m1, "twamp_delay_seconds_bucket", session="s1", direction="roundtrip", le="+Inf")
     small = v(m1, "twamp_delay_seconds_bucket", session="s1", direction="roundtrip", le="1")
     check(inf is not None and inf == small, "round trips on loopback fall in the buckets below 1 s")

@@ -197,7 +197,8 @@ struct session_series {
     prometheus::Labels labels;
     std::uint64_t next_interval = 0; // the results file's `interval` of the next finished run
 
-    // `per_reply`: the session sees every reply (Light / STAMP), so it feeds the histograms.
+    // `per_reply`: the session sees every reply (every kind does: Light / STAMP senders and the
+    // TWAMP controller's senders), so it feeds the histograms.
     session_series(metrics& mm, const prometheus::Labels& l, bool per_reply)
         : m(mm), sent(m.sent.Add(l)), received(m.received.Add(l)),
           lost_rt(m.lost.Add(with(l, "direction", "roundtrip"))), tests(m.tests.Add(l)),
@@ -731,7 +732,7 @@ public:
               {{"session", cfg_.req.name},
                {"mode", "twamp"},
                {"reflector", hostport_text(cfg_.conn.server_ip, cfg_.conn.server_tcp_port)}},
-              false))
+              true))
     {
     }
 
@@ -791,6 +792,7 @@ private:
         security sec;
         if (cfg_.conn.key_id) sec = security::client(*cfg_.conn.key_id, keys_);
         ctl_ = std::make_unique<twamp::net::controller<security>>(ctx_.io, co, std::move(sec));
+        ctl_->on_reply([series = series_](const twamp::reply_result& r) { series->sample(r); });
         ctl_->start([this](const twamp::net::controller_result& r) {
             result_ = r;
             asio::post(ctx_.io, [this] { finished(); });

@@ -276,6 +276,7 @@ private:
                     result_.notices.push_back("local port " + std::to_string(s->busy_port()) +
                                               " is in use: session " + std::to_string(i + 1) +
                                               " sends from port " + std::to_string(sender_port));
+                if (reply_handler_) s->on_reply(reply_handler_);
                 senders_.push_back(std::move(s));
             }
             req.sender_port = sender_port;
@@ -537,6 +538,8 @@ private:
 public:
     // controlclient: called once the sessions run (for printing where to send).
     void on_started(std::function<void()> f) { on_started_ = std::move(f); }
+    // Called for every reply any of the sessions handles (set before start()); optional.
+    void on_reply(udp_sender::reply_handler h) { reply_handler_ = std::move(h); }
 
 private:
     asio::io_context& io_;
@@ -568,6 +571,7 @@ private:
     controller_result result_;
     std::function<void(const controller_result&)> done_;
     std::function<void()> on_started_;
+    udp_sender::reply_handler reply_handler_;
 };
 
 } // namespace twamp::net
