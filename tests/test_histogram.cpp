@@ -39,14 +39,14 @@ double rel_err(double got, double want)
     return std::fabs(got - want) / std::max(std::fabs(want), 1.0);
 }
 
-const decimal_pct kPercentiles[] = {{0, 1},   {1, 10},  {1, 1},   {5, 1},    {10, 1},
-                                    {25, 1},  {50, 1},  {75, 1},  {90, 1},   {95, 1},
-                                    {99, 1},  {999, 10}, {9999, 100}, {100, 1}};
+const decimal_pct kPercentiles[] = {{0, 1},  {1, 10},   {1, 1},      {5, 1},  {10, 1},
+                                    {25, 1}, {50, 1},   {75, 1},     {90, 1}, {95, 1},
+                                    {99, 1}, {999, 10}, {9999, 100}, {100, 1}};
 // The CLI's default list (50,90,95,99,99.9) and decimals that floating point does not hold
 // exactly.
 const decimal_pct kRankPercentiles[] = {
-    {50, 1},   {90, 1},   {95, 1},    {99, 1},   {999, 10}, {9999, 100}, {1, 10},  {1, 1},
-    {5, 1},    {10, 1},   {25, 1},    {75, 1},   {333, 10}, {667, 10},   {125, 10}, {995, 10},
+    {50, 1},     {90, 1},  {95, 1},       {99, 1}, {999, 10}, {9999, 100}, {1, 10},   {1, 1},
+    {5, 1},      {10, 1},  {25, 1},       {75, 1}, {333, 10}, {667, 10},   {125, 10}, {995, 10},
     {9995, 100}, {1, 100}, {99999, 1000}, {7, 10}, {573, 10}, {291, 10}};
 } // namespace
 
@@ -55,8 +55,8 @@ TEST_CASE("nearest rank is exact for every (n, p), against integer arithmetic")
     std::vector<std::uint64_t> ns;
     for (std::uint64_t n = 1; n <= 3000; ++n)
         ns.push_back(n);
-    for (std::uint64_t n : {10'000ULL, 20'000ULL, 100'000ULL, 1'000'000ULL, 12'345'678ULL,
-                            1'000'000'000'000ULL})
+    for (std::uint64_t n :
+         {10'000ULL, 20'000ULL, 100'000ULL, 1'000'000ULL, 12'345'678ULL, 1'000'000'000'000ULL})
         ns.push_back(n);
     std::uint64_t checked = 0;
     for (std::uint64_t n : ns)

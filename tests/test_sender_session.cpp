@@ -283,7 +283,8 @@ TEST_CASE("a probe duplicated on the way out is not an inbound loss")
     CHECK(st.outbound_lost() == 0);
 }
 
-TEST_CASE("loss split at the edges: exact where the reflector counts from 0, unknown after the last reply")
+TEST_CASE("loss split at the edges: exact where the reflector counts from 0, unknown after the "
+          "last reply")
 {
     for (bool from_zero : {false, true}) {
         sender_config c = cfg();
@@ -317,8 +318,7 @@ TEST_CASE("loss split at the edges: exact where the reflector counts from 0, unk
             CHECK(st.outbound_lost() == 1); // 5
             CHECK(st.unknown_direction_lost() == 4);
         }
-        CHECK(st.inbound_lost() + st.outbound_lost() + st.unknown_direction_lost() ==
-              st.missing());
+        CHECK(st.inbound_lost() + st.outbound_lost() + st.unknown_direction_lost() == st.missing());
     }
     // Nothing came back: no direction can be told.
     scripted none(cfg());
@@ -401,7 +401,8 @@ TEST_CASE("property: loss expiry and replies around the deadline never disagree"
         std::uint64_t ok = 0, late = 0;
         for (const auto& e : ev) {
             if (e.seq < 0) {
-                s.snd.expire(e.at, [&](std::uint32_t q, nanoseconds) { fate[q].push_back("lost"); });
+                s.snd.expire(e.at,
+                             [&](std::uint32_t q, nanoseconds) { fate[q].push_back("lost"); });
                 continue;
             }
             // T2 = T1 + 10 µs, T3 = T2 + 10 µs, T4 = T1 + rtt.
@@ -427,8 +428,9 @@ TEST_CASE("property: loss expiry and replies around the deadline never disagree"
             const auto& f = fate[static_cast<std::uint32_t>(i)];
             INFO("round " << round << " probe " << i);
             REQUIRE_FALSE(f.empty());
-            const bool valid = (f.size() == 1 && (f[0] == "ok" || f[0] == "lost" || f[0] == "late")) ||
-                               (f.size() == 2 && f[0] == "lost" && f[1] == "late");
+            const bool valid =
+                (f.size() == 1 && (f[0] == "ok" || f[0] == "lost" || f[0] == "late")) ||
+                (f.size() == 2 && f[0] == "lost" && f[1] == "late");
             CHECK(valid);
             if (f[0] == "lost") ++lost_rows;
         }

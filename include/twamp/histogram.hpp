@@ -110,7 +110,8 @@ public:
         constexpr std::uint64_t kWhole = 100 * kScale;  // 100 %
         if (!(p > 0)) return 1;
         if (p >= 100) return n;
-        const auto units = static_cast<std::uint64_t>(std::llround(p * static_cast<double>(kScale)));
+        const auto units =
+            static_cast<std::uint64_t>(std::llround(p * static_cast<double>(kScale)));
         __extension__ using u128 = unsigned __int128;
         const u128 num = static_cast<u128>(units) * n;
         const auto rank = static_cast<std::uint64_t>((num + kWhole - 1) / kWhole);

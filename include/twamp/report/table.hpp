@@ -83,8 +83,7 @@ inline std::string table(const session_stats& s, const session_info& info = {})
         out += buf;
     }
     if (s.icmp_unreachable) {
-        std::snprintf(buf, sizeof buf,
-                      "  %llu ICMP unreachable errors came back for the probes\n",
+        std::snprintf(buf, sizeof buf, "  %llu ICMP unreachable errors came back for the probes\n",
                       static_cast<unsigned long long>(s.icmp_unreachable));
         out += buf;
     }
