@@ -202,10 +202,31 @@ def icmp_unreachable(twamp):
           "icmp: the table names the ICMP errors (%r)" % r.stdout[-400:])
 
 
+def pacing_report(twamp):
+    """The sender reports how well it kept its schedule (consistency only: no wall-clock bound)."""
+    resp = itlib.Responder(twamp)
+    try:
+        for interval in ("0.5", "5"):  # fine pacing (spin) below 1 ms, timers above
+            r = itlib.sender(twamp, resp, "-c", "200", "-i", interval, "--json")
+            check(r.returncode == 0, "pacing -i %s: exit 0" % interval)
+            s = json.loads(r.stdout)["schedule"]
+            offered = 1000.0 / float(interval)
+            check(0 < s.get("achieved_pps", 0) <= 2 * offered,
+                  "pacing -i %s: achieved rate reported (%s/s, offered %.0f/s)" % (interval, s.get("achieved_pps"), offered))
+            check(0 <= s.get("pacing_error_p50_us", -1) <= s.get("pacing_error_p99_us", -1) <= s.get("pacing_error_max_us", -1),
+                  "pacing -i %s: 0 <= p50 <= p99 <= max (%s)" % (interval, s))
+        r = itlib.sender(twamp, resp, "-c", "50", "-i", "2", "--extended")
+        check(re.search(r"^  pacing: offered 500/s, achieved \d+/s; send-time error p50 [\d.]+us, p99 [\d.]+us, "
+                        r"max [\d.]+us$", r.stdout, re.M) is not None, "pacing: --extended prints it (%r)" % r.stdout[-300:])
+    finally:
+        resp.stop()
+
+
 def main():
     twamp = sys.argv[1]
     try:
         percentiles_against_csv(twamp)
+        pacing_report(twamp)
         controller_report(twamp)
         default_port_fallback(twamp)
         icmp_unreachable(twamp)

@@ -354,6 +354,11 @@ int finish_controller(const twamp::net::controller_result& r, bool print_reports
         info.skipped = s.skipped;
         info.distribution = "periodic"; // the controller sends on a periodic schedule
         info.interval_ns = co.test.interval.count();
+        info.pacing_known = true;
+        info.achieved_pps = s.achieved_pps;
+        info.pacing_error_p50_ns = s.pacing_error_p50_ns;
+        info.pacing_error_p99_ns = s.pacing_error_p99_ns;
+        info.pacing_error_max_ns = s.pacing_error_max_ns;
         info.interrupted = r.interrupted;
         info.end_time_ns = twamp::net::realtime_now().count();
         if (s.stats.sent == 0 && !r.ok) continue; // never started

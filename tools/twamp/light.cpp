@@ -353,6 +353,11 @@ int run_sender(const sender_cli_options& o)
     info.skipped = sender.skipped();
     info.interrupted = sender.interrupted();
     info.end_time_ns = twamp::net::realtime_now().count();
+    info.pacing_known = true;
+    info.achieved_pps = sender.achieved_rate();
+    info.pacing_error_p50_ns = sender.pacing_error().percentile(50);
+    info.pacing_error_p99_ns = sender.pacing_error().percentile(99);
+    info.pacing_error_max_ns = static_cast<double>(sender.pacing_error().max());
 
     static const std::vector<twamp::interval_summary> no_intervals;
     const bool files_ok =

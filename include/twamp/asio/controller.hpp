@@ -80,6 +80,8 @@ struct controller_session_result {
     session_stats stats{};
     std::uint32_t scheduled = 0; // probes whose send time came
     std::uint64_t skipped = 0;   // of those, refused by the socket
+    double achieved_pps = 0;     // see udp_sender::achieved_rate()
+    double pacing_error_p50_ns = 0, pacing_error_p99_ns = 0, pacing_error_max_ns = 0;
 };
 
 struct controller_result {
@@ -494,6 +496,11 @@ private:
             result_.sessions[i].stats = senders_[i]->stats();
             result_.sessions[i].scheduled = senders_[i]->scheduled();
             result_.sessions[i].skipped = senders_[i]->skipped();
+            const auto& pe = senders_[i]->pacing_error();
+            result_.sessions[i].achieved_pps = senders_[i]->achieved_rate();
+            result_.sessions[i].pacing_error_p50_ns = pe.percentile(50);
+            result_.sessions[i].pacing_error_p99_ns = pe.percentile(99);
+            result_.sessions[i].pacing_error_max_ns = static_cast<double>(pe.max());
             result_.auth_failures += senders_[i]->auth_failures();
         }
     }

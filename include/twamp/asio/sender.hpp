@@ -3,11 +3,13 @@
 // RFC 5357 §4.1, RFC 8762 §4.2. Probes leave at absolute deadlines on the steady clock, so pacing
 // does not drift and intervals below a millisecond work: start + k·interval (periodic, RFC 3432),
 // or start + the sum of k exponential gaps of mean `interval` from a seeded generator (Poisson,
-// RFC 2330 §11.1.1), so a run can be repeated exactly. T1 is the wall
-// clock read right before each send. Replies are read whenever the socket is readable, in the same
-// loop, so the receive path never waits for the send schedule; T4 is the kernel's receive
-// timestamp. The session ends when every probe is answered or the loss timeout after the last
-// probe has passed, or when stop() is called twice (the first stop only ends the sending).
+// RFC 2330 §11.1.1), so a run can be repeated exactly. Above 1000 probes/s the last 50 µs before
+// a deadline are spun rather than slept (timers wake up late); pacing_error() records how far
+// each send was from its deadline. T1 is the wall clock read right before each send. Replies are
+// read whenever the socket is readable, in the same loop, so the receive path never waits for the
+// send schedule; T4 is the kernel's receive timestamp. The session ends when every probe is
+// answered or the loss timeout after the last probe has passed, or when stop() is called twice (the
+// first stop only ends the sending).
 //
 // Counts are honest: scheduled() is the number of probes whose send time came before sending
 // ended (the requested count unless interrupted), sent is what the socket accepted, and skipped()
@@ -18,6 +20,7 @@
 #include "twamp/asio/clock.hpp"
 #include "twamp/asio/test_guard.hpp"
 #include "twamp/asio/udp.hpp"
+#include "twamp/histogram.hpp"
 #include "twamp/sender_session.hpp"
 
 #include <asio.hpp>
@@ -159,6 +162,15 @@ public:
     {
         return sent_ > core_.stats().sent ? sent_ - core_.stats().sent : 0;
     }
+    // How well the schedule was kept: |actual - scheduled| send time of every probe handed to
+    // the socket (steady clock, ns), and the rate achieved between the first and last send.
+    const log_histogram& pacing_error() const noexcept { return pacing_; }
+    double achieved_rate() const noexcept
+    {
+        if (pacing_.count() < 2) return 0;
+        const auto span = std::chrono::duration<double>(last_send_ - first_send_).count();
+        return span > 0 ? static_cast<double>(pacing_.count() - 1) / span : 0;
+    }
 
 private:
     static sender_config with_window(const sender_options& o)
@@ -184,12 +196,36 @@ private:
     void schedule_next()
     {
         if (!sending_) return;
-        const auto now = std::chrono::steady_clock::now();
-        // Send every probe whose deadline has come (catching up after a stall, in order).
-        while (sent_ < opts_.count && next_deadline_ <= now) {
-            send_one();
-            ++sent_;
-            advance_deadline();
+        const auto entered = std::chrono::steady_clock::now();
+        // Send every probe whose deadline has come (catching up after a stall, in order). Replies
+        // are read before and between the sends, so a long catch-up never starves reception
+        // (their T4 is the kernel's, but a full socket buffer would drop them).
+        drain();
+        unsigned since_drain = 0;
+        for (;;) {
+            auto now = std::chrono::steady_clock::now();
+            while (sent_ < opts_.count && next_deadline_ <= now) {
+                send_one(next_deadline_);
+                ++sent_;
+                advance_deadline();
+                if (++since_drain == kSendsBetweenDrains) {
+                    since_drain = 0;
+                    drain();
+                    if (!sending_) return; // drain() may end the session (stop)
+                }
+                now = std::chrono::steady_clock::now();
+            }
+            if (sent_ >= opts_.count) break;
+            // Fine pacing above 1000 probes/s: a timer wakes up tens of microseconds late, so the
+            // timer is set kSpinWindow early and the rest is spun; at most kSpinBudget per call,
+            // then the event loop runs the other handlers before the next call.
+            if (fine_pacing() && next_deadline_ - now <= kSpinWindow &&
+                now - entered < kSpinBudget) {
+                while (std::chrono::steady_clock::now() < next_deadline_) {
+                }
+                continue;
+            }
+            break;
         }
         expire_lost();
         if (sent_ >= opts_.count) {
@@ -197,11 +233,15 @@ private:
             arm_end();
             return;
         }
-        send_timer_.expires_at(next_deadline_);
+        send_timer_.expires_at(fine_pacing() ? next_deadline_ - kSpinWindow : next_deadline_);
         send_timer_.async_wait([this](const std::error_code& ec) {
             if (!ec) schedule_next();
         });
     }
+
+    static constexpr std::chrono::microseconds kSpinWindow{50};
+    static constexpr std::chrono::milliseconds kSpinBudget{2};
+    bool fine_pacing() const noexcept { return opts_.interval < std::chrono::milliseconds{1}; }
 
     void advance_deadline()
     {
@@ -239,7 +279,9 @@ private:
         });
     }
 
-    void send_one()
+    static constexpr unsigned kSendsBetweenDrains = 16;
+
+    void send_one(std::chrono::steady_clock::time_point deadline)
     {
         const std::size_t size = opts_.sizes[sent_ % opts_.sizes.size()];
         std::size_t len = 0;
@@ -270,11 +312,15 @@ private:
                 core_.on_icmp_error();
             if (queued > 0) r = send_probe(len);
         }
-        if (r < 0)
+        const auto now = std::chrono::steady_clock::now();
+        if (r < 0) {
             core_.unsend_last();
-        else if (sent_handler_)
-            sent_handler_(core_.next_sequence() - 1, t1);
-        last_send_ = std::chrono::steady_clock::now();
+        } else {
+            if (pacing_.count() == 0) first_send_ = now;
+            pacing_.add(std::chrono::abs(now - deadline).count());
+            if (sent_handler_) sent_handler_(core_.next_sequence() - 1, t1);
+        }
+        last_send_ = now;
     }
 
     ssize_t send_probe(std::size_t len) noexcept
@@ -396,6 +442,8 @@ private:
     socklen_t from_len_ = 0;
     std::chrono::steady_clock::time_point start_{};
     std::chrono::steady_clock::time_point last_send_{};
+    std::chrono::steady_clock::time_point first_send_{};
+    log_histogram pacing_;
     std::uint32_t sent_ = 0;
     bool sending_ = false;
     bool finished_ = false;

@@ -24,7 +24,14 @@ struct session_info {
     std::uint64_t seed = 0;                // Poisson generator seed
     std::int64_t report_interval_ns = 0;   // width of the per-interval bins; 0 = none
     bool interrupted = false;              // stopped early by a signal
-    std::int64_t end_time_ns = 0; // Unix-epoch ns when the report was made (Influx timestamp)
+    // How well the sender kept its schedule (send_pacing below); unknown when `pacing_known` is
+    // false (a report built from statistics alone).
+    bool pacing_known = false;
+    double achieved_pps = 0;        // probes sent / (last send - first send)
+    double pacing_error_p50_ns = 0; // |actual - scheduled| send time, median
+    double pacing_error_p99_ns = 0; // 99th percentile
+    double pacing_error_max_ns = 0; // largest
+    std::int64_t end_time_ns = 0;   // Unix-epoch ns when the report was made (Influx timestamp)
 };
 
 struct report_options {

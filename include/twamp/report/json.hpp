@@ -155,6 +155,12 @@ inline nlohmann::json to_json(const session_stats& s, const session_info& info,
                      {"interval_ms", static_cast<double>(info.interval_ns) / 1e6},
                      {"seed", info.distribution == "poisson" ? nlohmann::json(info.seed)
                                                              : nlohmann::json(nullptr)}};
+    if (info.pacing_known) {
+        j["schedule"]["achieved_pps"] = info.achieved_pps;
+        j["schedule"]["pacing_error_p50_us"] = info.pacing_error_p50_ns / 1e3;
+        j["schedule"]["pacing_error_p99_us"] = info.pacing_error_p99_ns / 1e3;
+        j["schedule"]["pacing_error_max_us"] = info.pacing_error_max_ns / 1e3;
+    }
     j["errors"] = {{"send", s.send_errors},
                    {"malformed", s.malformed},
                    {"unexpected_source", s.unexpected_source},

@@ -190,6 +190,16 @@ inline std::string table_extended(const session_stats& s, const session_info& in
         info.distribution.c_str(), static_cast<double>(info.interval_ns) / 1e6, info.scheduled,
         static_cast<unsigned long long>(s.sent), static_cast<unsigned long long>(info.skipped));
     out += buf;
+    if (info.pacing_known) {
+        const double offered =
+            info.interval_ns > 0 ? 1e9 / static_cast<double>(info.interval_ns) : 0;
+        std::snprintf(buf, sizeof buf,
+                      "  pacing: offered %.0f/s, achieved %.0f/s; send-time error p50 %.1fus, "
+                      "p99 %.1fus, max %.1fus\n",
+                      offered, info.achieved_pps, info.pacing_error_p50_ns / 1e3,
+                      info.pacing_error_p99_ns / 1e3, info.pacing_error_max_ns / 1e3);
+        out += buf;
+    }
     return out;
 }
 
