@@ -13,6 +13,8 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <thread>
+#include <vector>
 
 namespace twamp_cli {
 
@@ -30,6 +32,7 @@ struct responder_options {
     std::size_t max_sessions = 4096;
     bool strict_size = false;
     bool allow_amplification = false;
+    std::string threads = "1";
     std::string key_file;
     std::string key_id;
 };
@@ -90,6 +93,22 @@ int run_responder(const responder_options& o)
     else
         throw usage_error("--format: invalid value '" + fmt + "' (auto, twamp or stamp)");
     if (o.max_sessions < 1) throw usage_error("--max-sessions: must be at least 1");
+    unsigned threads = 1;
+    if (o.threads == "auto") {
+        threads = std::max(1U, std::thread::hardware_concurrency());
+    } else {
+        try {
+            std::size_t used = 0;
+            const long v = std::stol(o.threads, &used);
+            if (used != o.threads.size() || v < 1 || v > 256) throw std::invalid_argument("range");
+            threads = static_cast<unsigned>(v);
+        } catch (const std::exception&) {
+            throw usage_error("--threads: invalid value '" + o.threads + "' (1-256 or auto)");
+        }
+    }
+    // One socket and one event loop per thread on the same port (SO_REUSEPORT): the kernel keeps
+    // each flow on one socket, so a stateful session's sequence numbers stay in one thread.
+    if (threads > 1) ro.sock.reuse_port = true;
 
     asio::io_context io;
     std::error_code ec;
@@ -121,29 +140,83 @@ int run_responder(const responder_options& o)
         return kExitRuntime;
     }
     const auto ep = refl.local_endpoint();
-    g_log.log(logger::info, "Wait to receive test packets on [%s]:%u",
-              ep.address().to_string().c_str(), unsigned(ep.port()));
-    refl.start();
+    // The other threads' reflectors join the port the first one got.
+    std::vector<std::unique_ptr<asio::io_context>> extra_io;
+    std::vector<std::unique_ptr<twamp::net::udp_reflector>> refls;
+    refls.push_back(std::move(refl_ptr));
+    for (unsigned t = 1; t < threads; ++t) {
+        extra_io.push_back(std::make_unique<asio::io_context>(1));
+        auto r = ro;
+        r.local = ep;
+        refls.push_back(std::make_unique<twamp::net::udp_reflector>(*extra_io.back(), r));
+        if ((ec = refls.back()->open())) {
+            std::fprintf(stderr, "twamp responder: thread %u cannot bind [%s]:%u: %s\n", t + 1,
+                         ep.address().to_string().c_str(), unsigned(ep.port()),
+                         ec.message().c_str());
+            return kExitRuntime;
+        }
+        if (!o.key_file.empty())
+            refls.back()->set_guard(
+                std::make_unique<twamp::net::stamp_auth_guard<twamp::openssl_crypto>>(
+                    stamp_key(o.key_file, o.key_id)));
+    }
+    g_log.log(logger::info, "Wait to receive test packets on [%s]:%u (%u thread%s)",
+              ep.address().to_string().c_str(), unsigned(ep.port()), threads,
+              threads > 1 ? "s" : "");
+    for (auto& r : refls)
+        r->start();
     signal_guard sig(io, [&](int) {
         g_log.log(logger::info, "signal received: stopping the reflector");
         refl.stop();
         io.stop();
+        for (std::size_t t = 0; t < extra_io.size(); ++t) {
+            auto* r = refls[t + 1].get();
+            auto* x = extra_io[t].get();
+            asio::post(*x, [r, x] {
+                r->stop();
+                x->stop();
+            });
+        }
     });
+    std::vector<std::thread> workers;
+    for (auto& x : extra_io)
+        workers.emplace_back([&ctx = *x] { ctx.run(); });
     io.run();
-    const auto& c = refl.session().counters();
+    for (auto& w : workers)
+        w.join();
+    twamp::reflector_counters total{};
+    std::uint64_t oversize = 0, auth_failures = 0;
+    for (std::size_t t = 0; t < refls.size(); ++t) {
+        const auto& c = refls[t]->session().counters();
+        if (threads > 1)
+            g_log.log(logger::info,
+                      "thread %zu: received %llu, reflected %llu, malformed %llu, sessions %llu",
+                      t + 1, static_cast<unsigned long long>(c.received),
+                      static_cast<unsigned long long>(c.reflected),
+                      static_cast<unsigned long long>(c.malformed),
+                      static_cast<unsigned long long>(c.sessions_created));
+        total.received += c.received;
+        total.reflected += c.reflected;
+        total.malformed += c.malformed;
+        total.sessions_created += c.sessions_created;
+        total.sessions_expired += c.sessions_expired;
+        total.table_full += c.table_full;
+        oversize += refls[t]->io_counters().oversize;
+        auth_failures += refls[t]->io_counters().auth_failures;
+    }
     g_log.log(logger::info,
               "reflector stopped: received %llu, reflected %llu, malformed %llu, oversize %llu, "
               "sessions %llu (expired %llu, table full %llu)",
-              static_cast<unsigned long long>(c.received),
-              static_cast<unsigned long long>(c.reflected),
-              static_cast<unsigned long long>(c.malformed),
-              static_cast<unsigned long long>(refl.io_counters().oversize),
-              static_cast<unsigned long long>(c.sessions_created),
-              static_cast<unsigned long long>(c.sessions_expired),
-              static_cast<unsigned long long>(c.table_full));
+              static_cast<unsigned long long>(total.received),
+              static_cast<unsigned long long>(total.reflected),
+              static_cast<unsigned long long>(total.malformed),
+              static_cast<unsigned long long>(oversize),
+              static_cast<unsigned long long>(total.sessions_created),
+              static_cast<unsigned long long>(total.sessions_expired),
+              static_cast<unsigned long long>(total.table_full));
     if (!o.key_file.empty())
         g_log.log(logger::info, "authentication failures: %llu",
-                  static_cast<unsigned long long>(refl.io_counters().auth_failures));
+                  static_cast<unsigned long long>(auth_failures));
     return kExitOk;
 }
 
@@ -393,6 +466,11 @@ std::vector<subcommand> register_light(CLI::App& app)
         ->capture_default_str();
     responder->add_flag("--strict-size", ropt->strict_size,
                         "Drop requests shorter than their reply (implied by --padding)");
+    responder
+        ->add_option("--threads", ropt->threads,
+                     "Reflect on N threads (or auto = one per core), one socket each on the "
+                     "same port (SO_REUSEPORT); a flow always stays on one thread")
+        ->capture_default_str();
     responder->add_flag("--allow-amplification", ropt->allow_amplification,
                         "With --padding, answer short requests with larger padded replies");
     responder->add_option("--key-file", ropt->key_file,

@@ -47,6 +47,10 @@ struct socket_options {
     int buffer_bytes = 4 << 20; // SO_RCVBUF / SO_SNDBUF request (the kernel may cap it)
     bool v6only = false;        // for IPv6 sockets: refuse IPv4-mapped traffic
     bool icmp_errors = false;   // queue ICMP errors (IP_RECVERR) so they can be counted
+    // SO_REUSEPORT: several sockets (one per thread) share the port and the kernel hashes each
+    // flow (addresses and ports) to one of them, always the same. Every socket of the group
+    // must ask for it; without it a second bind to a taken port fails.
+    bool reuse_port = false;
 };
 
 // Reads and counts the socket's queued ICMP errors (IP_RECVERR / IPV6_RECVERR), which also
@@ -143,7 +147,8 @@ inline std::error_code open_udp_socket(asio::ip::udp::socket& sock,
     (void)set_opt(fd, SOL_SOCKET, SO_RCVBUF, o.buffer_bytes);
     (void)set_opt(fd, SOL_SOCKET, SO_SNDBUF, o.buffer_bytes);
     // No SO_REUSEADDR: on UDP it lets a bind to port 0 return a port another socket holds, and
-    // two reflectors would silently share a fixed port.
+    // two reflectors would silently share a fixed port. SO_REUSEPORT only when asked (threads).
+    if (o.reuse_port && (ec = set_opt(fd, SOL_SOCKET, SO_REUSEPORT, 1))) return ec;
     sock.bind(local, ec);
     if (ec) return ec;
     sock.non_blocking(true, ec);
