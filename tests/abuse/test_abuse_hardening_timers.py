@@ -14,7 +14,7 @@
     used to wait for a 100 ms timer tick, losing the first few); 3 probes sent before the Start
     Time are not.
   * Timeout: after Stop-Sessions with a Timeout of 0.45 s, no probe received later than the
-    Timeout (+25 ms for the server to read Stop-Sessions) is reflected; they used to be until the
+    Timeout (+40 ms for the server to read Stop-Sessions) is reflected; they used to be until the
     next 100 ms tick.
 
 Usage: test_abuse_hardening_timers.py /path/to/twamp
@@ -217,8 +217,10 @@ def start_and_timeout(twamp):
         print("timeout: %d probes reflected after Stop-Sessions; last received %.1f ms after it "
               "(Timeout %d ms)" % (len(tail), last * 1000 if last is not None else -1, TIMEOUT * 1000))
         check(len(tail) >= 40, "timeout: probes within the Timeout are reflected (%d)" % len(tail))
-        # The server takes its stop time when it reads Stop-Sessions, a little after t_stop.
-        check(last is not None and last <= TIMEOUT + 0.025,
+        # The server takes its stop time when it reads Stop-Sessions, a little after t_stop: 40 ms
+        # are allowed for that on a loaded machine. A 100 ms housekeeping tick (the old code)
+        # reflected until 45-70 ms past the Timeout in every measured run.
+        check(last is not None and last <= TIMEOUT + 0.040,
               "timeout: nothing received after Stop-Sessions + Timeout is reflected")
         s.close()
     finally:
