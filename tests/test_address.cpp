@@ -72,14 +72,22 @@ TEST_CASE("resolution: literals, the any address and family mismatches")
     CHECK(ep.address().to_string() == "127.0.0.1");
     CHECK(ep.port() == 7);
     ep = twamp::net::resolve_udp(io, parse(":9"), 4, ec);
+    CHECK_FALSE(ec);
     CHECK(ep.address() == asio::ip::address_v4::any());
+    CHECK(ep.port() == 9);
     ep = twamp::net::resolve_udp(io, parse(":9"), 0, ec);
+    CHECK_FALSE(ec);
     CHECK(ep.address() == asio::ip::address_v6::any());
+    CHECK(ep.port() == 9);
     ep = twamp::net::resolve_udp(io, parse("localhost:9"), 4, ec);
     CHECK_FALSE(ec);
     CHECK(ep.address().is_v4());
     twamp::net::resolve_udp(io, parse("127.0.0.1"), 6, ec);
     CHECK(ec);
+    // A success after a failure reports no error: ec is cleared, not left as it was.
+    ep = twamp::net::resolve_udp(io, parse(":9"), 4, ec);
+    CHECK_FALSE(ec);
+    CHECK(ep == asio::ip::udp::endpoint(asio::ip::address_v4::any(), 9));
     CHECK(twamp::net::display_address(asio::ip::make_address("::ffff:10.1.2.3")) == "10.1.2.3");
     CHECK(twamp::net::address_key(asio::ip::make_address("10.1.2.3"))[10] == 0xFF);
 }

@@ -304,12 +304,19 @@ TEST_CASE("capture: authenticated mode (2) — control, keys, and test packet HM
     const capture cap = load("twping-twampd-authenticated.pcap");
     const session s = replay_control(cap, 2);
 
-    // Check values from the capture README and digest 11.4.
+    // Salt, PBKDF2 key and challenge: check values from the capture README (read off the
+    // capture, and the key computed with PBKDF2-HMAC-SHA1 from the passphrase the capture was
+    // made with). SID: from the capture's Accept-Session.
     CHECK(s.salt == hex("98dbd88702b2f6e83a2bf0af610242cf"));
     CHECK(to_bytes(s.k.value) == hex("48f97db05503b13d2b28fd312da56f9a"));
     CHECK(s.challenge == hex("6525c5aa06862fce96a6a8839e1682d4"));
     CHECK(s.sid == hex("7f000001eeb59098cdab29e4d77e2611"));
 
+    // The per-SID test keys are not in the capture: they are derived (RFC 4656 4.1.2: AES-ECB and
+    // AES-CBC keyed by the SID over the session keys from the Token), and these two are the
+    // values recorded in the protocol digest 11.4 when the capture was analysed. Pinned here as
+    // regression values. What makes them right is not this comparison but the replay below:
+    // twping's and twampd's own packets verify (and in encrypted mode decrypt) under them.
     twamp::test_session_crypto<C> keys;
     REQUIRE_FALSE(keys.init(s.token.aes_sk.span(), s.token.hmac_sk.span(), fixed<16>(s.sid)));
     CHECK(to_bytes(keys.test_aes_key().value) == hex("a26ae426e4f272c1ae0353d63c182540"));
@@ -383,6 +390,8 @@ TEST_CASE("capture: encrypted mode (4) — control and fully encrypted test pack
     const session s = replay_control(cap, 4);
     CHECK(s.sid == hex("7f000001eeb5909e0275cd0b32fc8c92"));
 
+    // Per-SID test AES key: a derived regression value recorded in the protocol digest 11.4, not
+    // read off the capture; the replay below (twampd's packets decrypt under it) is the witness.
     twamp::test_session_crypto<C> keys;
     REQUIRE_FALSE(keys.init(s.token.aes_sk.span(), s.token.hmac_sk.span(), fixed<16>(s.sid)));
     CHECK(to_bytes(keys.test_aes_key().value) == hex("20b2fcfeb377c6a4c8d076c91047dd6c"));

@@ -139,9 +139,17 @@ TEST_CASE("Influx line protocol: one line per direction, tags escaped, integer c
     report::report_options two;
     two.percentiles = {50, 99.9};
     const auto l2 = lines(report::influx(sample_stats(), info, two));
-    // stddev of 150000, 250000, 2500000: mean 966666.67, population sd 1084999.0 ns.
-    // p50 = 250000, read as the midpoint of its bucket [249856, 250880): 250367.5 ns;
-    // p99.9 = 2500000, bucket [2490368, 2506752): 2498559.5 ns (both within 0.4 %).
+    // Outbound delays 150000, 250000, 2500000 ns, derived by hand:
+    // stddev: mean 966666.67, population sd 1084999.0 ns.
+    // jitter (RFC 3550 6.4.1, J += (|D| - J) / 16 over consecutive delays): D = 100000 gives
+    //   J = 6250; D = 2250000 gives J = 6250 + (2250000 - 6250) / 16 = 146484.375 ns.
+    // Percentiles by nearest rank (ceil(p n / 100) of n = 3): p50 is rank 2 (250000), p99.9 is
+    //   rank 3 (2500000). The histogram (histogram.hpp) splits each octave [2^e, 2^(e+1)) above
+    //   2^7 into 128 buckets of 2^(e-7) ns and reads a bucket as the midpoint of its lowest and
+    //   highest value:
+    //   250000 is in [2^17, 2^18): width 1024, bucket [244 * 1024, 245 * 1024) = [249856, 250880),
+    //   read 249856 + 1023 / 2 = 250367.5 ns; 2500000 is in [2^21, 2^22): width 16384, bucket
+    //   [152 * 16384, 153 * 16384) = [2490368, 2506752), read 2490368 + 16383 / 2 = 2498559.5 ns.
     CHECK(l2[0] ==
           "twamp,sender=10.0.0.1,sender_port=20000,reflector=a\\ b\\,c\\=d,reflector_port=862,"
           "direction=outbound min=150.000,max=2500.000,avg=966.667,jitter=146.484,stddev=1084.999,"
@@ -385,7 +393,12 @@ TEST_CASE("interval renderings: table row, JSON line, Influx lines")
     REQUIRE(il.size() == 3);
     CHECK(il[2].rfind("twamp_interval,sender=10.0.0.1,", 0) == 0);
     CHECK(il[2].find(",direction=roundtrip min=1000.000,max=2000.000,") != std::string::npos);
-    CHECK(il[2].find(",p50=1001.471,p99_9=2000.000,") != std::string::npos); // bucket midpoint; max
+    // Interval 0 holds round trips of 1000000 and 2000000 ns. p50 (nearest rank 1 of 2):
+    // 1000000 is in [2^19, 2^20), buckets of 4096 ns, bucket [244 * 4096, 245 * 4096) =
+    // [999424, 1003520), read as 999424 + 4095 / 2 = 1001471.5 ns: "1001.471" us (1001.4715 is
+    // a hair below that as a double). p99.9 (rank 2): 2000000's bucket [1998848, 2007040) reads
+    // 2002943.5 ns, above the interval's maximum, so the maximum 2000000 ns is reported.
+    CHECK(il[2].find(",p50=1001.471,p99_9=2000.000,") != std::string::npos);
     CHECK(il[2].find("loss=0.000,sent=2i,received=2i,late=0i,interval=0i 1700000001000000000") !=
           std::string::npos);
     CHECK(il[0].find(" min=0.000,") != std::string::npos); // the fixture's outbound delays are 0
@@ -441,7 +454,9 @@ TEST_CASE(
     CHECK(values.at("twamp_loss_ratio{" + lbl + ",direction=\"roundtrip\"}") ==
           doctest::Approx(0.1));
     CHECK(values.at("twamp_clock_synchronized{" + lbl + "}") == 1);
-    CHECK(values.at("twamp_last_run_timestamp_seconds{" + lbl + "}") == doctest::Approx(1.7e9));
+    // end_time_ns 1.7e18 is 1700000000 s exactly: compared exactly (an Approx with its default
+    // epsilon, 1.19e-5 relative, would accept anything within 5.6 hours of it).
+    CHECK(values.at("twamp_last_run_timestamp_seconds{" + lbl + "}") == 1'700'000'000.0);
 }
 
 TEST_CASE("per-packet CSV rows: every status, ns integers, empty cells for unknowns")

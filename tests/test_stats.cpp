@@ -60,10 +60,15 @@ TEST_CASE("empty statistics read as zero")
 TEST_CASE("large sums keep their precision")
 {
     delay_stats d;
-    // 10 million samples of ~100 s: the sum (1e18 ns) still gives the exact mean.
-    for (int i = 0; i < 1000; ++i)
-        d.add(100'000'000'000 + (i % 2));
-    CHECK(d.mean() == doctest::Approx(100'000'000'000.5));
+    // 2^15 samples of 2^40 and 2^40 + 1 ns in turn (about 18 minutes each): the sum, 2^55 + 2^14,
+    // is past 2^53, where a double no longer holds every integer, so a double accumulator drifts
+    // (adding 2^40 + 1 to it rounds). The mean is (2^40 + 2^40 + 1) / 2 = 2^40 + 0.5, a double
+    // exactly; an accumulator that keeps every integer gives it exactly, so equality is checked.
+    constexpr std::int64_t base = std::int64_t{1} << 40;
+    for (int i = 0; i < (1 << 15); ++i)
+        d.add(base + (i % 2));
+    CHECK(d.count() == (1u << 15));
+    CHECK(d.mean() == static_cast<double>(base) + 0.5);
 }
 
 TEST_CASE("standard deviation against a hand-computed population")

@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(build-essential cmake g++ clang-14 libclang-rt-14-dev libasio-dev nlohmann-json3-dev
       doctest-dev libbenchmark-dev libcli11-dev libssl-dev tshark python3 python3-scapy iproute2
       prometheus-cpp-dev prometheus pkg-config dpkg-dev help2man clang-format-14
-      g++-mingw-w64-x86-64 influxdb librsvg2-bin)
+      g++-mingw-w64-x86-64 influxdb librsvg2-bin valgrind python3-cryptography stress-ng)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -27,8 +27,8 @@ Then a server with RLIMIT_NOFILE 32 is given 40 connections: those beyond its de
 in the listen queue while the server stays idle (it used to retry accept() in a busy loop on
 EMFILE), logs "accept failed", and greets them as soon as descriptors are free again.
 
-Also measured, not asserted (see the report): a client that sends one octet every second never
-reaches SERVWAIT, because any received octet resets it (control_server::receive).
+Also: a client that sends one octet every second is not closed before SERVWAIT (whether it is
+closed at all is printed: that is the server's policy on unfinished messages).
 
 Usage: test_abuse_server.py /path/to/twamp
 """
@@ -53,6 +53,9 @@ from twamp_ctl import recv_exact, closed_by_peer  # noqa: E402
 
 SERVWAIT = 2
 REFWAIT = 2
+# A timer is checked from below by its effect and from above only generously: a loaded machine
+# may run the server's handlers seconds late, which is no fault of the timer.
+SLACK = 8
 MAX_CONN = 300
 MAX_SESS = 4
 GOOD_COUNT = 700
@@ -254,12 +257,12 @@ def idle_and_over_limit(srv, idle=250, extra=80):
 
 
 def slowloris_probe(srv, seconds=SERVWAIT * 2 + 1):
-    """Measured only: a connection that sends one octet per second outlives SERVWAIT."""
+    """A connection that sends one octet per second: (still open at the end, seconds it ran)."""
+    t0 = time.monotonic()  # before the connect: dt is at least the server's time for the connection
     s = srv.connect()
     recv_exact(s, tc.GREETING, timeout=2)
     msg = tc.setup_response()
     alive = True
-    t0 = time.monotonic()
     i = 0
     while time.monotonic() - t0 < seconds and i < len(msg):
         try:
@@ -322,10 +325,12 @@ def greeting_modes(s, timeout):
 
 
 def fd_exhaustion(twamp, nofile=32, conns=40):
+    """More connections than descriptors: the server keeps its budget and a reserve descriptor,
+    so every client gets an answer (Modes 0 for those over the budget), accept() never fails and
+    the server never spins."""
     srv = LimitedServer(twamp, nofile, extra=["--servwait", "30"])
     socks = []
     try:
-        time.sleep(0.1)
         fd0 = srv.fd_count()
         for _ in range(conns):
             socks.append(srv.connect())
@@ -345,12 +350,17 @@ def fd_exhaustion(twamp, nofile=32, conns=40):
         for s in socks:
             s.close()
         socks = []
-        deadline = time.monotonic() + 3
+        deadline = time.monotonic() + 5
         while time.monotonic() < deadline and srv.fd_count() != fd0:
             time.sleep(0.05)
         r, rep = tc.controller(twamp, srv, "-c", "20", "-i", "2", reflector_port=0, timeout=15)
         check(r.returncode == 0 and rep and rep[0]["received"] == 20,
               "fd exhaustion: a controller afterwards gets 20 of 20 (rc %d)" % r.returncode)
+        # The controller has exited; the server closes its side when it reads the EOF, which
+        # a loaded machine may run a little later: wait for it (bounded), then compare.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and srv.fd_count() != fd0:
+            time.sleep(0.05)
         check(srv.fd_count() == fd0, "fd exhaustion: fds back to %d (%d)" % (fd0, srv.fd_count()))
     finally:
         for s in socks:
@@ -366,7 +376,6 @@ def body(twamp):
     err = tempfile.TemporaryFile("w+")
     sockets = []
     try:
-        time.sleep(0.2)
         fd0, rss0 = srv.fd_count(), srv.rss_kb()
         print("server baseline: %d fds, VmRSS %d kB" % (fd0, rss0))
         peak_fd, peak_rss = fd0, rss0
@@ -379,10 +388,8 @@ def body(twamp):
         # The legitimate controller: connected and started before the abuse begins.
         good = itlib.spawn(tc.controller_argv(twamp, srv, "-c", str(GOOD_COUNT), "-i", str(GOOD_INTERVAL_MS),
                                               "--timeout", "2", reflector_port=0), stdout=out, stderr=err)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and srv.log_text().count("session accepted") < 1:
-            time.sleep(0.02)
-        time.sleep(0.1)
+        check(itlib.wait_for("session accepted", srv.log_text, 10.0, srv.proc) is not None,
+              "the legitimate controller's session is accepted before the abuse")
         t_abuse = time.monotonic()
 
         rapid_connect_close(srv)
@@ -398,11 +405,11 @@ def body(twamp):
         sample()
 
         # Dribblers and never-started clients are idle now: SERVWAIT closes them.
-        closed = wait_closed_all(drib, SERVWAIT + 3)
+        closed = wait_closed_all(drib, SERVWAIT + SLACK)
         dt = time.monotonic() - t_drib
         check(closed == len(drib), "dribble: %d of %d half-sent Set-Up-Responses closed by SERVWAIT (all within %.1f s)"
               % (closed, len(drib), dt))
-        closed = wait_closed_all(ns, SERVWAIT + 3 - (time.monotonic() - t_ns))
+        closed = wait_closed_all(ns, SERVWAIT + SLACK - (time.monotonic() - t_ns))
         check(closed == len(ns), "never started: %d of %d connections closed by SERVWAIT" % (closed, len(ns)))
         states = [udp_port_state(p) for p in ns_ports[:8]]
         check(all(st == "refused" for st in states),
@@ -410,7 +417,7 @@ def body(twamp):
 
         # Vanished senders: REFWAIT ends the sessions (port silent), then SERVWAIT resumes and
         # closes the connection, which closes the port.
-        deadline = t_van + REFWAIT + 3
+        deadline = t_van + REFWAIT + SLACK
         while time.monotonic() < deadline and srv.log_text().count("nothing received for REFWAIT") < len(van):
             time.sleep(0.05)
         n_refwait = srv.log_text().count("nothing received for REFWAIT")
@@ -419,7 +426,7 @@ def body(twamp):
         states = [udp_port_state(p, tries=1) for p in van_ports[:2]]
         check("reply" not in states, "vanish: after REFWAIT their ports reflect nothing: %s" % states)
         sample()
-        closed = wait_closed_all(van, SERVWAIT + 3)
+        closed = wait_closed_all(van, SERVWAIT + SLACK)
         check(closed == len(van), "vanish: %d of %d connections closed by SERVWAIT after REFWAIT" % (closed, len(van)))
         states = [udp_port_state(p) for p in van_ports]
         check(all(st == "refused" for st in states),
@@ -456,7 +463,7 @@ def body(twamp):
               (rep.get("received"), GOOD_COUNT, rep.get("lost"), err.read().strip()[:200]))
 
         # The idle connections go after SERVWAIT; then a new controller is admitted and clean.
-        closed = wait_closed_all(held, SERVWAIT + 4)
+        closed = wait_closed_all(held, SERVWAIT + SLACK + 1)
         check(closed == len(held), "idle: %d of %d idle connections closed by SERVWAIT" % (closed, len(held)))
         r, rep = tc.controller(twamp, srv, "-c", "100", "-i", "2", reflector_port=0, timeout=15)
         check(r.returncode == 0 and rep and rep[0]["received"] == 100 and rep[0]["lost"] == 0,
@@ -479,9 +486,14 @@ def body(twamp):
         check(fd1 == fd0, "the server's fd count is back to its baseline %d (%d)" % (fd0, fd1))
         check(rss1 < rss0 + 64 * 1024, "the server's VmRSS is within 64 MiB of its baseline (+%d kB)" % (rss1 - rss0))
 
+        # A client sending one octet a second: whether SERVWAIT counts from its last octet (kept
+        # open) or from the start of the unfinished message (closed) is the server's policy; what
+        # must hold either way is that it is not dropped before SERVWAIT.
         alive, dt = slowloris_probe(srv)
-        print("INFO slowloris: a client sending one octet per second is %s after %.1f s (SERVWAIT %d s): "
-              "any octet resets SERVWAIT" % ("still connected" if alive else "closed", dt, SERVWAIT))
+        print("  slowloris: a client sending one octet per second is %s after %.1f s (SERVWAIT %d s)" %
+              ("still connected" if alive else "closed", dt, SERVWAIT))
+        check(alive or dt >= SERVWAIT, "slowloris: not closed before SERVWAIT (%s after %.2f s)" %
+              ("open" if alive else "closed", dt))
 
         check(srv.alive(), "server still running")
         log = srv.log_text()

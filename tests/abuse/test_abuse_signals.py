@@ -115,22 +115,31 @@ def sender_interrupted(twamp, sig, workdir, prom, label):
     resp = itlib.Responder(twamp)
     csv = os.path.join(workdir, "pp-%s.csv" % label)
     out = tempfile.TemporaryFile("w+")
+    log = tempfile.NamedTemporaryFile("w+", prefix="twamp-sig-", suffix=".log")
     try:
+        # -v logs every reply on stderr, unbuffered: the readiness signal. (The interval lines
+        # on stdout cannot serve: stdout to a file is block-buffered until the run ends.)
         p = itlib.spawn([twamp, "sender", resp.addr, "127.0.0.1:0", "-c", "1000", "-i", "5", "--timeout", "2",
-                         "--json", "--report-interval", "0.2", "--per-packet", csv, "--prometheus", prom, "-q"],
-                        stdout=out, stderr=subprocess.PIPE, text=True)
-        time.sleep(1.2)
-        check(p.poll() is None, "%s: sender still running at 1.2 s" % label)
+                         "--json", "--report-interval", "0.2", "--per-packet", csv, "--prometheus", prom, "-v"],
+                        stdout=out, stderr=log, text=True)
+        # Interrupted mid-run: once the 250th reply is in (1.25 s of its 5 s run).
+        check(itlib.wait_for(r"Reply from \S+ \[rseq=\d+ sseq=249 ", itlib.file_reader(log.name), 20.0, p)
+              is not None, "%s: 250 replies logged before the signal" % label)
+        check(p.poll() is None, "%s: sender still running when signalled" % label)
         t0 = time.monotonic()
         p.send_signal(sig)
         try:
-            _, err = p.communicate(timeout=5)
+            p.wait(15)
         except subprocess.TimeoutExpired:
             p.kill()
-            _, err = p.communicate(timeout=5)
+            p.wait(5)
         dt = time.monotonic() - t0
+        err = itlib.file_reader(log.name)()
+        err = "\n".join(x for x in err.splitlines() if "Reply from" not in x)
         check(p.returncode == 0, "%s: sender exits 0 (rc %s, %r)" % (label, p.returncode, err.strip()[:200]))
-        check(dt < 2.5, "%s: sender ends %.2f s after the signal (its replies are all in)" % (label, dt))
+        # Its replies are all in at once on loopback; the bound is its --timeout 2 plus a
+        # generous margin for a loaded machine.
+        check(dt < 2 + 6, "%s: sender ends %.2f s after the signal" % (label, dt))
         out.seek(0)
         try:
             lines = json_lines(out.read())
@@ -168,26 +177,73 @@ def sender_interrupted(twamp, sig, workdir, prom, label):
               (label, m.group(1) if m else None))
     finally:
         out.close()
+        log.close()
         resp.stop()
 
 
+def probes_until_quiet(sock, quiet, limit):
+    """Reads datagrams until none comes for `quiet` seconds (or `limit` seconds pass); returns
+    how many it read."""
+    n = 0
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        sock.settimeout(quiet)
+        try:
+            sock.recv(65536)
+            n += 1
+        except socket.timeout:
+            return n
+    return n
+
+
+def sigint_pending(pid):
+    """True while SIGINT is still pending for the process (not yet delivered to its handler):
+    a second SIGINT sent then would merge with it."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(("SigPnd:", "ShdPnd:")) and int(line.split()[1], 16) & (1 << (signal.SIGINT - 1)):
+                return True
+    return False
+
+
 def second_sigint(twamp):
-    port = itlib.free_port()  # nobody answers: the sender waits for its 30 s timeout after a stop
-    p = itlib.spawn([twamp, "sender", "127.0.0.1:%d" % port, "127.0.0.1:0", "-c", "1000", "-i", "5",
-                     "--timeout", "30", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(0.5)
-    p.send_signal(signal.SIGINT)
-    time.sleep(0.5)
-    check(p.poll() is None, "second SIGINT: after the first, the sender waits for outstanding replies")
-    t0 = time.monotonic()
-    p.send_signal(signal.SIGINT)
+    # Nobody answers: this socket takes the probes and never replies, so after a stop the sender
+    # waits for its 30 s timeout. The socket stays bound the whole time (no port is released).
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    port = sink.getsockname()[1]
     try:
-        out, err = p.communicate(timeout=5)
-    except subprocess.TimeoutExpired:
-        p.kill()
-        out, err = p.communicate(timeout=5)
-    dt = time.monotonic() - t0
-    check(dt < 1.0, "second SIGINT: the sender ends at once (%.2f s)" % dt)
+        p = itlib.spawn([twamp, "sender", "127.0.0.1:%d" % port, "127.0.0.1:0", "-c", "1000", "-i", "5",
+                         "--timeout", "30", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # Its probes arriving prove it is running with its signal handler installed.
+        sink.settimeout(10)
+        try:
+            sink.recv(65536)
+            running = True
+        except socket.timeout:
+            running = False
+        check(running, "second SIGINT: the sender's probes arrive")
+        p.send_signal(signal.SIGINT)
+        # The first SIGINT stops the probes: wait until it has been delivered and the probes
+        # stop (no probe for 0.5 s, when one came every 5 ms), so that the second SIGINT is a
+        # separate one.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and p.poll() is None and sigint_pending(p.pid):
+            time.sleep(0.005)
+        probes_until_quiet(sink, 0.5, 15)
+        check(p.poll() is None, "second SIGINT: after the first, the sender waits for outstanding replies")
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGINT)
+        try:
+            out, err = p.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate(timeout=5)
+        dt = time.monotonic() - t0
+    finally:
+        sink.close()
+    # At once compared with the 30 s it would wait otherwise; generous for a loaded machine.
+    check(dt < 5.0, "second SIGINT: the sender ends at once (%.2f s, not its 30 s timeout)" % dt)
     try:
         rep = json.loads(out)
     except ValueError:
@@ -196,9 +252,20 @@ def second_sigint(twamp):
           "second SIGINT: exit 1 (no reply), report printed with interrupted: true (rc %s)" % p.returncode)
 
 
+# Where the relay rewrites a port in the control streams (open mode: nothing is MACed):
+# Request-TW-Session follows the 164-octet Set-Up-Response, its Sender Port at octet 12;
+# Accept-Session follows the 64-octet Greeting and the 48-octet Server-Start, its Port at octet 2.
+REQUEST_SENDER_PORT = 164 + 12
+ACCEPT_PORT = 64 + 48 + 2
+
+
 class Relay:
     """A TCP relay in a thread between the controller and the server, recording what the
-    controller sends (to see its Stop-Sessions on the wire)."""
+    controller sends (to see its Stop-Sessions on the wire). It also puts itself in the test
+    packets' path: the server is told that the test packets come from the relay's `up` UDP
+    socket, and the controller that the reflector listens on the relay's `down` socket, so the
+    relay counts every test packet (`probes`) it forwards: a readiness signal that test packets
+    flow, without any sleep."""
 
     def __init__(self, port):
         self.ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -208,8 +275,34 @@ class Relay:
         self.port = self.ls.getsockname()[1]
         self.target = port
         self.client_bytes = b""
+        self.down = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # faces the controller
+        self.down.bind(("127.0.0.1", 0))
+        self.up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # faces the reflector
+        self.up.bind(("127.0.0.1", 0))
+        self.probes = 0
+        self.sender_addr = None  # the controller's test socket, learnt from its first probe
+        self.reflector_port = None  # learnt from Accept-Session
+        self._sent = {}  # id(socket) -> octets already forwarded in that direction
         self.t = threading.Thread(target=self.run, daemon=True)
         self.t.start()
+
+    def _patch(self, data, offset, at, port):
+        """Writes `port` at stream offset `at` if this chunk (starting at `offset`) covers it."""
+        b = bytearray(data)
+        for i, octet in enumerate(port.to_bytes(2, "big")):
+            if offset <= at + i < offset + len(b):
+                b[at + i - offset] = octet
+        return bytes(b)
+
+    def _rewrite(self, data, from_client):
+        key = "c" if from_client else "s"
+        off = self._sent.get(key, 0)
+        self._sent[key] = off + len(data)
+        if from_client:
+            return self._patch(data, off, REQUEST_SENDER_PORT, self.up.getsockname()[1])
+        if off <= ACCEPT_PORT and off + len(data) >= ACCEPT_PORT + 2:
+            self.reflector_port = int.from_bytes(data[ACCEPT_PORT - off:ACCEPT_PORT - off + 2], "big")
+        return self._patch(data, off, ACCEPT_PORT, self.down.getsockname()[1])
 
     def run(self):
         try:
@@ -220,11 +313,24 @@ class Relay:
         sel = selectors.DefaultSelector()
         sel.register(c, selectors.EVENT_READ, u)
         sel.register(u, selectors.EVENT_READ, c)
+        sel.register(self.down, selectors.EVENT_READ, None)
+        sel.register(self.up, selectors.EVENT_READ, None)
         deadline = time.monotonic() + 20
         try:
             while time.monotonic() < deadline:
                 done = False
                 for key, _ in sel.select(0.2):
+                    if key.fileobj is self.down:  # a test packet from the controller
+                        data, self.sender_addr = self.down.recvfrom(65536)
+                        if self.reflector_port is not None:
+                            self.up.sendto(data, ("127.0.0.1", self.reflector_port))
+                            self.probes += 1
+                        continue
+                    if key.fileobj is self.up:  # a reply from the reflector
+                        data = self.up.recv(65536)
+                        if self.sender_addr is not None:
+                            self.down.sendto(data, self.sender_addr)
+                        continue
                     try:
                         data = key.fileobj.recv(65536)
                     except OSError:
@@ -234,7 +340,7 @@ class Relay:
                         break
                     if key.fileobj is c:
                         self.client_bytes += data
-                    key.data.sendall(data)
+                    key.data.sendall(self._rewrite(data, key.fileobj is c))
                 if done:
                     break
         finally:
@@ -242,6 +348,8 @@ class Relay:
             c.close()
             u.close()
             self.ls.close()
+            self.down.close()
+            self.up.close()
 
     def join(self):
         self.t.join(25)
@@ -252,25 +360,26 @@ def controller_interrupted(twamp, sig, label):
     out = tempfile.TemporaryFile("w+")
     relay = Relay(srv.port)
     try:
-        time.sleep(0.2)
         fd0 = srv.fd_count()
         argv = tc.controller_argv(twamp, srv, "-c", "1000", "-i", "5", reflector_port=0)
         argv[argv.index("--control-port") + 1] = str(relay.port)
         p = itlib.spawn(argv, stdout=out, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and "session accepted" not in srv.log_text():
-            time.sleep(0.02)
-        time.sleep(1.0)
+        # Interrupted mid-run: once the relay has forwarded 20 of its test packets.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and relay.probes < 20 and p.poll() is None:
+            time.sleep(0.01)
+        check(relay.probes >= 20, "%s: the controller's test packets flow (%d relayed)" % (label, relay.probes))
         t0 = time.monotonic()
         p.send_signal(sig)
         try:
-            _, err = p.communicate(timeout=8)
+            _, err = p.communicate(timeout=15)
         except subprocess.TimeoutExpired:
             p.kill()
             _, err = p.communicate(timeout=5)
         dt = time.monotonic() - t0
         check(p.returncode == 0, "%s: controller exits 0 (rc %s, %r)" % (label, p.returncode, err.strip()[:200]))
-        check(dt < 3, "%s: controller ends %.2f s after the signal" % (label, dt))
+        # Generous: it waits for no more than its outstanding replies (all in on loopback).
+        check(dt < 8, "%s: controller ends %.2f s after the signal" % (label, dt))
         out.seek(0)
         try:
             reps = tc.parse_reports(out.read())
@@ -302,19 +411,23 @@ def controller_interrupted(twamp, sig, label):
 
 def server_signalled(twamp, sig, label):
     srv = tc.Server(twamp)
-    p = itlib.spawn(tc.controller_argv(twamp, srv, "-c", "1000", "-i", "5", reflector_port=0),
-                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and "session accepted" not in srv.log_text():
-        time.sleep(0.02)
-    time.sleep(0.5)
+    relay = Relay(srv.port)
+    argv = tc.controller_argv(twamp, srv, "-c", "1000", "-i", "5", reflector_port=0)
+    argv[argv.index("--control-port") + 1] = str(relay.port)
+    p = itlib.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # With a session running: once the relay has forwarded 20 of its test packets.
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and relay.probes < 20 and p.poll() is None:
+        time.sleep(0.01)
+    check(relay.probes >= 20, "%s: the controller's test packets flow (%d relayed)" % (label, relay.probes))
     t0 = time.monotonic()
     srv.proc.send_signal(sig)
     try:
-        rc = srv.proc.wait(5)
+        rc = srv.proc.wait(10)
     except subprocess.TimeoutExpired:
         rc = None
-    check(rc == 0 and time.monotonic() - t0 < 2, "%s: server exits 0 at once with a session running (rc %s)" % (label, rc))
+    dt = time.monotonic() - t0
+    check(rc == 0 and dt < 5, "%s: server exits 0 at once with a session running (rc %s, %.2f s)" % (label, rc, dt))
     log = srv.log_text()
     check("signal received: closing connections and sessions" in log and "server stopped:" in log,
           "%s: the server's -v log says it stopped" % label)
@@ -325,6 +438,7 @@ def server_signalled(twamp, sig, label):
         _, err = p.communicate(timeout=5)
     check(p.returncode == 3 and len(err.strip().splitlines()) == 1 and "closed the control connection" in err,
           "%s: its controller exits 3 with one line (rc %s): %r" % (label, p.returncode, err.strip()))
+    relay.join()
 
 
 def responder_signalled(twamp, sig, label):
@@ -336,7 +450,8 @@ def responder_signalled(twamp, sig, label):
         rc = resp.proc.wait(5)
     except subprocess.TimeoutExpired:
         rc = None
-    check(rc == 0 and time.monotonic() - t0 < 2, "%s: responder exits 0 at once (rc %s)" % (label, rc))
+    dt = time.monotonic() - t0
+    check(rc == 0 and dt < 5, "%s: responder exits 0 at once (rc %s, %.2f s)" % (label, rc, dt))
     log = resp.log_text()
     check("signal received: stopping the reflector" in log and "reflector stopped: received 5" in log,
           "%s: the responder's -v log says it stopped, with its counters" % label)

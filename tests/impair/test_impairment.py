@@ -102,6 +102,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from fractions import Fraction
 
 SKIP = 77
 SEED = 5
@@ -149,12 +150,6 @@ def stop(p, sig=signal.SIGTERM, timeout=5.0):
     return p.returncode
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def relay_flags():
     out = []
     for prefix, cfg in (("fwd", FWD), ("bwd", BWD)):
@@ -164,20 +159,22 @@ def relay_flags():
 
 
 def start_responder(twamp, tmp):
-    """`twamp responder` on a free loopback port; retried if another process took the port."""
-    for attempt in range(3):
-        port = free_port()
-        log = os.path.join(tmp, "responder%d.log" % attempt)
-        with open(log, "w") as f:
-            p = spawn([twamp, "responder", "127.0.0.1:%d" % port, "-v"],
-                      stdout=subprocess.DEVNULL, stderr=f)
-        deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline and p.poll() is None:
-            with open(log) as f:
-                if "Wait to receive test packets" in f.read():
-                    return p, port
-            time.sleep(0.02)
-        stop(p)
+    """`twamp responder` on port 0 of the loopback: it binds a port the kernel picks and logs
+    it ("Wait to receive test packets on [addr]:port"), so no port is probed and released."""
+    log = os.path.join(tmp, "responder.log")
+    with open(log, "w") as f:
+        p = spawn([twamp, "responder", "127.0.0.1:0", "-v"], stdout=subprocess.DEVNULL, stderr=f)
+    rx = re.compile(r"Wait to receive test packets on \[[^\]]*\]:(\d+)")
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline:
+        with open(log) as f:
+            m = rx.search(f.read())
+        if m:
+            return p, int(m.group(1))
+        if p.poll() is not None:
+            break
+        time.sleep(0.02)
+    stop(p)
     raise RuntimeError("the responder did not start")
 
 
@@ -218,15 +215,26 @@ def parse_sender_log(path):
     return samples, others
 
 
-def quantiles(values, q):
-    """(low, high) of the q-quantile over the usual definitions (nearest rank and linear)."""
+def quantiles(values, pct):
+    """(low, high) of the pct-th percentile over the usual definitions (nearest rank and linear).
+
+    The ranks are exact: pct is read as the decimal it is written as (99.9 is 999/10, not the
+    binary double nearest to it) and the ranks are computed in integers, so p99.9 of 1000 samples
+    is rank 999 exactly, never 1000 through a rounding error. This is another derivation than the
+    code under test uses (floating-point arithmetic on the histogram)."""
     v = sorted(values)
     n = len(v)
-    nearest = v[min(n - 1, max(0, math.ceil(q * n) - 1))]
-    pos = q * (n - 1)
-    lo = v[int(math.floor(pos))]
-    hi = v[int(math.ceil(pos))]
-    linear = lo + (hi - lo) * (pos - math.floor(pos))
+    p = Fraction(str(pct))
+    # Nearest rank: the smallest rank r with r / n >= p / 100, i.e. ceil(p * n / 100), at least 1.
+    num, den = p.numerator * n, p.denominator * 100
+    rank = max(1, -(-num // den))
+    nearest = v[min(n, rank) - 1]
+    # Linear interpolation between ranks at position p * (n - 1) / 100 (0-based).
+    pos = p * (n - 1) / 100
+    below = pos.numerator // pos.denominator
+    above = -(-pos.numerator // pos.denominator)
+    lo, hi = v[below], v[above]
+    linear = lo + (hi - lo) * float(pos - below)
     return min(nearest, linear, lo), max(nearest, linear, hi)
 
 
@@ -236,7 +244,7 @@ FIXED_PERCENTILE_KEYS = {"p5_us": 5.0, "p50_us": 50.0, "p90_us": 90.0, "p95_us":
 
 def report_percentiles(direction):
     """{percent: us} from a report direction: its "percentiles_us" object ({"50": ..}) and the
-    fixed pNN_us keys (p999 = 99.9); {} when the report has none (older schema)."""
+    fixed pNN_us keys (p999 = 99.9); {} when the report has none."""
     out = {}
     for k, v in (direction.get("percentiles_us") or {}).items():
         if v is not None:
@@ -348,9 +356,9 @@ def check_relay(rec, plan, m):
         late = [(s["sent_ns"] - s["due_ns"]) / 1e3 for s in d["sends"]]
         check(min(late) >= 0, "relay %s: never released early (min lateness %.1f us)"
               % (name, min(late)))
-        lo50, _ = quantiles(late, 0.5)
-        lo90, _ = quantiles(late, 0.9)
-        lo99, _ = quantiles(late, 0.99)
+        lo50, _ = quantiles(late, 50)
+        lo90, _ = quantiles(late, 90)
+        lo99, _ = quantiles(late, 99)
         check(lo50 <= RELAY_P50_LATENESS_US,
               "relay %s: release lateness p50 %.1f us <= %g (p90 %.1f, p99 %.1f, max %.1f us)"
               % (name, lo50, RELAY_P50_LATENESS_US, lo90, lo99, max(late)))
@@ -478,8 +486,8 @@ def check_delays(rep, m):
         for q in sorted(pcts):
             pct_seen = True
             got = pcts[q]
-            lo, _ = quantiles(sv, q / 100.0)
-            _, hi = quantiles(av, q / 100.0)
+            lo, _ = quantiles(sv, q)
+            _, hi = quantiles(av, q)
             res = max(1.0, 0.005 * abs(got))
             if q == 50:
                 check(lo - EPS_US - res <= got <= hi + TOL_P50_US + res,
@@ -490,8 +498,7 @@ def check_delays(rep, m):
                       "(domination)" % (d, q, got, lo))
             check(prev - res <= got <= r["max_us"] + res, "%s p%g within min..max, ordered" % (d, q))
             prev = got
-    if not pct_seen:
-        print("note: the report has no pNN_us keys; medians not checked (min/avg/max are)")
+    check(pct_seen, "the report has percentiles (pNN_us / percentiles_us) to check against the relay")
 
     # Nominal: outbound ~ 20 ms + mean jitter (+ the holds among the in-time samples).
     n = len(sched["outbound"])
@@ -588,11 +595,8 @@ def main():
         check_counts(rep, rec, m)
         check_delays(rep, m)
         log = parse_sender_log(sender_log)
-        if log is None:
-            # The per-reply log format is not part of the documented interface; the JSON checks
-            # above still ran.
-            print("note: no per-reply lines in the sender's -v log; per-reply checks not run")
-        else:
+        check(log is not None, "the sender's -v log has per-reply lines (\"Reply from ...\")")
+        if log is not None:
             check_per_reply(rep, log, m)
     finally:
         for p in _children:

@@ -5,6 +5,7 @@ tests' finally blocks) can stop it, and only loopback addresses are used.
 """
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,6 +17,7 @@ SKIP = 77  # ctest SKIP_RETURN_CODE
 
 _children = []
 _failures = []
+_skipped = []
 
 
 def check(cond, what):
@@ -28,12 +30,51 @@ def check(cond, what):
     return cond
 
 
+def skip(what):
+    """Records a section that cannot run here. The rest of the test goes on; if nothing failed,
+    the test exits SKIP (ctest reports it "Skipped"), so a section that could not run is never a
+    quiet pass."""
+    print("SKIP " + what)
+    _skipped.append(what)
+
+
 def finish():
     if _failures:
         print("%d check(s) failed" % len(_failures))
+        if _skipped:
+            print("%d section(s) skipped: %s" % (len(_skipped), "; ".join(_skipped)))
         return 1
+    if _skipped:
+        print("every check that ran passed, but %d section(s) could not run: %s" %
+              (len(_skipped), "; ".join(_skipped)))
+        return SKIP
     print("all checks passed")
     return 0
+
+
+def wait_for(pattern, read, timeout, proc=None):
+    """Polls read() (a log file's text so far) until the regex `pattern` matches; returns the
+    match, or None when `timeout` seconds pass or `proc` exits first. This is how the tests wait
+    for a program to be ready: on a line it logs, never on a fixed sleep."""
+    rx = re.compile(pattern)
+    deadline = time.monotonic() + timeout
+    while True:
+        m = rx.search(read())
+        if m:
+            return m
+        if time.monotonic() >= deadline:
+            return None
+        if proc is not None and proc.poll() is not None:
+            m = rx.search(read())  # what it logged before exiting
+            return m
+        time.sleep(0.01)
+
+
+def file_reader(path):
+    def read():
+        with open(path, errors="replace") as f:
+            return f.read()
+    return read
 
 
 def free_port(family=socket.AF_INET, host="127.0.0.1"):
@@ -41,6 +82,16 @@ def free_port(family=socket.AF_INET, host="127.0.0.1"):
     with socket.socket(family, socket.SOCK_DGRAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+def port_taken(port, family=socket.AF_INET, host="127.0.0.1"):
+    """True when a UDP bind to host:port fails now (another process holds the port)."""
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        try:
+            s.bind((host, port))
+            return False
+        except OSError:
+            return True
 
 
 def have_ipv6_loopback():
@@ -84,34 +135,24 @@ def cleanup():
 
 
 class Responder:
-    """`twamp responder` on host:port with -v; its log goes to a temporary file.
+    """`twamp responder` on host:0 with -v; its log goes to a temporary file.
 
-    The port comes from a port-0 bind, which can race with another process taking it before
-    the responder binds; so a responder that exits right away is retried on a new port.
+    The responder binds port 0 itself and logs the port the kernel gave it ("Wait to receive
+    test packets on [addr]:port" once its socket is bound), so no port is probed and released
+    first: nothing can take it in between.
     """
 
-    def __init__(self, twamp, host="127.0.0.1", extra=(), family=socket.AF_INET):
-        for _attempt in range(3):
-            self.port = free_port(family, host)
-            self.addr = hostport(host, self.port)
-            self.log = tempfile.NamedTemporaryFile("w+", prefix="twamp-resp-", suffix=".log")
-            self.proc = spawn([twamp, "responder", self.addr, "-v", *extra],
-                              stdout=subprocess.DEVNULL, stderr=self.log)
-            if self._wait_ready(5.0):
-                return
+    def __init__(self, twamp, host="127.0.0.1", extra=(), family=socket.AF_INET, timeout=10.0):
+        del family  # the host literal decides the family
+        self.log = tempfile.NamedTemporaryFile("w+", prefix="twamp-resp-", suffix=".log")
+        self.proc = spawn([twamp, "responder", hostport(host, 0), "-v", *extra],
+                          stdout=subprocess.DEVNULL, stderr=self.log)
+        m = wait_for(r"Wait to receive test packets on \[[^\]]*\]:(\d+)", self.log_text, timeout, self.proc)
+        if m is None:
             stop(self.proc)
-        raise RuntimeError("responder did not start; log:\n" + self.log_text())
-
-    def _wait_ready(self, timeout):
-        # The responder logs "Wait to receive test packets on ..." once its socket is bound.
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if "Wait to receive test packets" in self.log_text():
-                return True
-            if self.proc.poll() is not None:
-                return False
-            time.sleep(0.02)
-        return False
+            raise RuntimeError("responder did not start; log:\n" + self.log_text())
+        self.port = int(m.group(1))
+        self.addr = hostport(host, self.port)
 
     def log_text(self):
         with open(self.log.name) as f:
@@ -124,6 +165,64 @@ class Responder:
         rc = stop(self.proc)
         self.log.flush()
         return rc
+
+
+class Capture:
+    """tshark capturing `bpf` on lo into the pcap file `path`, synchronised by marker packets.
+
+    A marker is a UDP datagram from this process to a socket of its own (port `marker_port`),
+    which the capture filter also takes. tshark prints one line per captured packet (-P -l), so
+    a marker on its stdout proves that the capture is live with its filter attached (start())
+    and that everything sent before it has been captured (stop()). No fixed sleep either way.
+    Decoders should leave out `udp.port == marker_port`.
+    """
+
+    def __init__(self, bpf, path, buffer_mb=None):
+        self.path = path
+        self._sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sink.bind(("127.0.0.1", 0))
+        self.marker_port = self._sink.getsockname()[1]
+        self._src = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._markers = 0
+        self.out = tempfile.NamedTemporaryFile("w+", prefix="twamp-capture-", suffix=".txt")
+        self.err = tempfile.NamedTemporaryFile("w+", prefix="twamp-capture-", suffix=".err")
+        argv = ["tshark", "-i", "lo"]
+        if buffer_mb:
+            argv += ["-B", str(buffer_mb)]
+        argv += ["-f", "(%s) or (udp dst port %d)" % (bpf, self.marker_port), "-w", path,
+                 "-P", "-l", "-T", "fields", "-e", "udp.dstport"]
+        self.proc = spawn(argv, stdout=self.out, stderr=self.err)
+
+    def _seen(self):
+        with open(self.out.name, errors="replace") as f:
+            return sum(1 for line in f if line.strip() == str(self.marker_port))
+
+    def _mark(self, timeout):
+        """Sends markers (one every 50 ms) until one of them shows up in tshark's output."""
+        before = self._seen()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            self._markers += 1
+            self._src.sendto(b"twamp-capture-marker", ("127.0.0.1", self.marker_port))
+            step = time.monotonic() + 0.05
+            while time.monotonic() < step:
+                if self._seen() > before:
+                    return True
+                time.sleep(0.005)
+        return False
+
+    def start(self, timeout=15.0):
+        """True once the capture demonstrably sees packets; False if tshark cannot capture."""
+        return self._mark(timeout)
+
+    def stop(self, timeout=15.0):
+        """Waits until a marker sent now is captured, stops tshark; returns (synced, stderr)."""
+        synced = self.proc.poll() is None and self._mark(timeout)
+        stop(self.proc, timeout=10)
+        self._sink.close()
+        self._src.close()
+        with open(self.err.name, errors="replace") as f:
+            return synced, f.read()
 
 
 def local_any(host):
@@ -154,30 +253,10 @@ def sender_json(twamp, target, *args, timeout=30):
 
 
 def main_capture(body):
-    """main() for tests that read a packet capture: the kernel may drop captured packets when
-    the machine is loaded, so a failed run is repeated once; the second run decides."""
-    if len(sys.argv) < 2 or not os.access(sys.argv[1], os.X_OK):
-        print("usage: %s /path/to/twamp" % sys.argv[0])
-        sys.exit(2)
-    rc = 1
-    for attempt in (1, 2):
-        _failures.clear()
-        try:
-            rc = body(sys.argv[1])
-            if rc is None:
-                rc = finish()
-        except Exception as e:
-            import traceback
-            traceback.print_exc()
-            print("ERROR " + repr(e))
-            rc = 1
-        finally:
-            cleanup()
-        if rc in (0, SKIP):
-            break
-        if attempt == 1:
-            print("first run failed; repeating once (a capture can lose packets under load)")
-    sys.exit(rc)
+    """main() for the tests that read a packet capture. They run once: a capture that loses
+    packets is a failure, not a reason to try again (itlib.Capture synchronises on marker
+    packets so that a loaded machine does not lose any)."""
+    main(body)
 
 
 def main(body):

@@ -93,7 +93,7 @@ def protected_modes(twamp, keys):
         remember(srv.log_text())
 
     if not itlib.have_ipv6_loopback():
-        print("note: no IPv6 loopback; the [::1] run is skipped")
+        itlib.skip("no IPv6 loopback here: the [::1] run")
         return
     srv = twamp_ctl.Server(twamp, host="::1", extra=("--key-file", keys))
     try:
@@ -135,8 +135,7 @@ def refusals(twamp, keys):
         check(r.returncode == 3 and "Count" in r.stderr and one_line(r.stderr),
               "--max-count 1024 vs Count 2048: exit 3, one line naming the Count (rc %d: %s)"
               % (r.returncode, r.stderr.strip()))
-        time.sleep(0.2)
-        check("client declined (Mode 0)" in srv.log_text(),
+        check(itlib.wait_for(r"client declined \(Mode 0\)", srv.log_text, 5.0, srv.proc) is not None,
               "the server saw the client decline with Mode 0 (no KeyID/Token sent)")
     finally:
         check(srv.stop() == 0, "refusals: server exits 0")
@@ -303,7 +302,7 @@ def recv_all(sock, wait):
 
 def forged(twamp, keys):
     if not HAVE_CRYPTO:
-        print("note: python3-cryptography is not installed; the Python control client part is skipped")
+        itlib.skip("python3-cryptography is not installed: the independent Python control client")
         return
     srv = twamp_ctl.Server(twamp, extra=("--key-file", keys))
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -363,19 +362,19 @@ def forged(twamp, keys):
         check(len(r) == 1 and open_auth_reply(aes, mac, r[0]) is not None,
               "authenticated mode: a request with a changed T1 is still reflected (HMAC covers block 0 only)")
         c.stop()
-        time.sleep(0.3)
+        # Stop-Sessions ends the session; the server logs its counters then. 45 of the forgeries
+        # are full-length requests whose HMAC cannot verify (20 random, 20 sealed with other keys,
+        # 5 with one flipped octet); the 2 short ones may be refused before any HMAC is computed.
+        m = itlib.wait_for(r"session on UDP port %d from .* ended: .*authentication failures (\d+)" % c.port,
+                           srv.log_text, 5.0, srv.proc)
+        check(m is not None and 45 <= int(m.group(1)) <= len(forgeries),
+              "the server logs the session's authentication failures: 45..%d (%s)"
+              % (len(forgeries), m.group(1) if m else "no session-end line"))
     finally:
         udp.close()
         check(srv.stop() == 0, "forged: server exits 0")
         log = srv.log_text()
         remember(log)
-        # The server keeps no visible count of test packets that failed authentication.
-        m = re.search(r"auth\w* fail\w*[:= ]+(\d+)", log, re.I)
-        if m:
-            check(int(m.group(1)) >= 47, "server log counts the forged requests (%s)" % m.group(1))
-        else:
-            print("note: the server log reports no test-packet authentication failures "
-                  "(the reflectors' io_counters().auth_failures is not logged)")
 
 
 def forged_during_controller(twamp, keys):
@@ -384,12 +383,15 @@ def forged_during_controller(twamp, keys):
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         udp.bind(("127.0.0.1", 0))
-        port = itlib.free_port()
+        # The server picks the reflector port (no port is probed here and released) and logs it.
         argv = twamp_ctl.controller_argv(twamp, srv, "-c", "100", "-i", "10", "--auth-mode", "authenticated",
-                                         "--key-id", "alice", "--key-file", keys, reflector_port=port)
+                                         "--key-id", "alice", "--key-file", keys, reflector_port=0)
         out = tempfile.TemporaryFile("w+")
         err = tempfile.TemporaryFile("w+")
         p = itlib.spawn(argv, stdout=out, stderr=err)
+        m = itlib.wait_for(r"session accepted for .* on UDP port (\d+)", srv.log_text, 10.0, srv.proc)
+        check(m is not None, "forged-during-controller: the server accepted the controller's session")
+        port = int(m.group(1)) if m else 1
         deadline = time.monotonic() + 3
         sent = 0
         while time.monotonic() < deadline and p.poll() is None:

@@ -10,7 +10,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 
 import itlib
 from itlib import check
@@ -20,39 +19,11 @@ FIELDS = ["frame.number", "udp.srcport", "udp.dstport", "udp.length", "ip.dsfiel
           "_ws.col.Protocol"]
 
 
-class Capture:
-    """tshark writing the UDP traffic of port P on lo to a pcap file, for the whole test."""
-
-    def __init__(self, port, path):
-        self.path = path
-        self.err = tempfile.TemporaryFile("w+")
-        self.proc = itlib.spawn(["tshark", "-i", "lo", "-f", "udp port %d" % port, "-w", path],
-                                stdout=subprocess.DEVNULL, stderr=self.err)
-
-    def wait_capturing(self, timeout=15.0):
-        # tshark says "Capturing on 'Loopback: lo'" once dumpcap has the interface open, and the
-        # file then holds its header. A short grace period covers the filter being attached.
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return False
-            self.err.seek(0)
-            if "Capturing on" in self.err.read() and os.path.exists(self.path) and os.path.getsize(self.path) > 0:
-                time.sleep(0.3)
-                return True
-            time.sleep(0.05)
-        return False
-
-    def stop(self):
-        time.sleep(0.3)  # let the last reply reach the ring buffer before dumpcap stops
-        itlib.stop(self.proc, timeout=10)
-        self.err.seek(0)
-        return self.err.read()
-
-
-def decode(path, port):
-    """Rows of FIELDS for every captured packet, with the port forced to the TWAMP-Test dissector."""
-    r = itlib.run(["tshark", "-r", path, "-d", "udp.port==%d,twamp.test" % port, "-T", "fields",
+def decode(path, port, marker_port):
+    """Rows of FIELDS for every captured packet but the capture's markers, with the port forced
+    to the TWAMP-Test dissector."""
+    r = itlib.run(["tshark", "-r", path, "-d", "udp.port==%d,twamp.test" % port,
+                   "-Y", "!(udp.port == %d)" % marker_port, "-T", "fields",
                    "-E", "separator=/t", *sum((["-e", f] for f in FIELDS), [])])
     rows = [dict(zip(FIELDS, line.split("\t"))) for line in r.stdout.splitlines() if line.strip()]
     malformed = itlib.run(["tshark", "-r", path, "-d", "udp.port==%d,twamp.test" % port,
@@ -129,9 +100,9 @@ def body(twamp):
     resp = itlib.Responder(twamp)  # no --dscp / --tos: it must copy the request's DSCP
     try:
         # One capture for all sessions; each session is told apart by its sender's UDP port.
-        cap = Capture(resp.port, path)
-        if not cap.wait_capturing():
-            print("SKIP: tshark cannot capture on lo:\n" + cap.stop())
+        cap = itlib.Capture("udp port %d" % resp.port, path)
+        if not cap.start():
+            print("SKIP: tshark cannot capture on lo:\n" + cap.stop()[1])
             return itlib.SKIP
         sessions = []
         for name, args, count in CASES:
@@ -139,9 +110,10 @@ def body(twamp):
             check(r.returncode == 0 and j and j["received"] == count, "%s: sender got all %d replies" % (name, count))
             if j:
                 sessions.append((name, count, j["sender"]["port"]))
-        cap.stop()
+        synced, err = cap.stop()
+        check(synced, "the capture saw its end marker, so it holds every packet sent before it (%s)" % (err[-300:] if not synced else "ok"))
 
-        rows, malformed = decode(path, resp.port)
+        rows, malformed = decode(path, resp.port, cap.marker_port)
         check(malformed.strip() == "" and "Malformed" not in malformed,
               "no malformed packets or expert warnings: %r" % malformed[:300])
         check(len(rows) == 2 * sum(c for _, c, _ in sessions), "no packets besides the sessions' (%d)" % len(rows))

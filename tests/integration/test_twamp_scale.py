@@ -6,9 +6,12 @@ before, at the peak and after.
 
 Usage: test_twamp_scale.py /path/to/twamp
 """
+import array
+import fcntl
 import os
 import subprocess
 import tempfile
+import termios
 import time
 
 import itlib
@@ -19,20 +22,28 @@ import twamp_ctl
 CONTROLLERS = int(os.environ.get("TWAMP_SCALE_CONTROLLERS", "200"))
 COUNT = 20
 BOUND_S = 40.0
+# The test loads the machine itself (CONTROLLERS processes at once on loopback), so a few replies
+# may be dropped when a socket buffer overflows while the server waits for a CPU. A session that
+# shares its port with another (the fault this test is for) loses most of its replies, far more
+# than this budget allows.
+LOSS_PER_SESSION = 2
+LOSS_BUDGET = CONTROLLERS * COUNT // 200  # 0.5 %
 
 
 def body(twamp):
     srv = twamp_ctl.Server(twamp, extra=["--max-connections", "1024"])
     outs = []
     try:
-        time.sleep(0.2)
         fd0, rss0 = srv.fd_count(), srv.rss_kb()
         print("server before: %d fds, VmRSS %d kB" % (fd0, rss0))
-        # Every controller waits behind a FIFO until all are spawned; opening and closing its
-        # write end releases them at the same moment.
+        # Every controller waits behind a FIFO until all are spawned. This process holds the FIFO
+        # open O_RDWR, so a shell's open for reading never blocks and no data is lost whenever a
+        # shell gets there; each `read` takes one line, so writing one line per controller
+        # releases them all at once, and an empty FIFO (FIONREAD 0) says every one has read.
         workdir = tempfile.mkdtemp(prefix="twamp-scale-")
         fifo = os.path.join(workdir, "go")
         os.mkfifo(fifo)
+        hold = os.open(fifo, os.O_RDWR)
         ts = time.monotonic()
         procs = []
         for i in range(CONTROLLERS):
@@ -44,12 +55,19 @@ def body(twamp):
             procs.append(itlib.spawn(["/bin/sh", "-c", 'read x < "$0"; exec "$@"', fifo, *argv],
                                      stdout=out, stderr=err))
         spawn_s = time.monotonic() - ts
-        time.sleep(0.3)  # let the last shells reach their read
         t0 = time.monotonic()
-        fd = os.open(fifo, os.O_WRONLY)  # the readers are there, so this does not block long
-        os.close(fd)
+        os.write(hold, b"\n" * CONTROLLERS)  # at most PIPE_BUF octets: one atomic write
+        released = False
+        while time.monotonic() < t0 + BOUND_S and not released:
+            left = array.array("i", [0])
+            fcntl.ioctl(hold, termios.FIONREAD, left)
+            released = left[0] == 0
+            if not released:
+                time.sleep(0.01)
+        os.close(hold)
         os.unlink(fifo)
         os.rmdir(workdir)
+        check(released, "every controller read its line from the FIFO within %.0f s" % BOUND_S)
         # Sample the server while the controllers run.
         peak_fd, peak_rss = fd0, rss0
         deadline = t0 + BOUND_S
@@ -66,7 +84,7 @@ def body(twamp):
         for p in hung:
             p.kill()
             p.wait(5)
-        good, bad = 0, []
+        good, bad, lost_total = 0, [], 0
         for i, (p, (out, err)) in enumerate(zip(procs, outs)):
             out.seek(0)
             err.seek(0)
@@ -75,8 +93,10 @@ def body(twamp):
                 reps = twamp_ctl.parse_reports(text)
             except ValueError:
                 reps = []
-            if p.returncode == 0 and len(reps) == 1 and reps[0]["received"] == COUNT and reps[0]["lost"] == 0:
+            if (p.returncode == 0 and len(reps) == 1 and reps[0]["sent"] == COUNT
+                    and reps[0]["received"] + reps[0]["lost"] == COUNT and reps[0]["lost"] <= LOSS_PER_SESSION):
                 good += 1
+                lost_total += reps[0]["lost"]
             else:
                 bad.append((i, p.returncode, etext.strip()[:200], reps[0]["received"] if reps else None))
                 if reps:
@@ -88,7 +108,10 @@ def body(twamp):
                            j["reflector"]["port"]))
         for b in bad[:5]:
             print("  controller %d: rc %s, stderr %r, received %s" % b)
-        check(good == CONTROLLERS, "%d of %d controllers got %d of %d replies (no loss)" % (good, CONTROLLERS, COUNT, COUNT))
+        check(good == CONTROLLERS, "%d of %d controllers sent %d and lost at most %d replies" %
+              (good, CONTROLLERS, COUNT, LOSS_PER_SESSION))
+        check(lost_total <= LOSS_BUDGET, "%d of %d replies lost in all (budget %d)" %
+              (lost_total, CONTROLLERS * COUNT, LOSS_BUDGET))
         if bad:
             # Diagnosis: a lost session whose UDP port another session also used (sender or
             # reflector side, all on 127.0.0.1) points at two sockets sharing one port, which

@@ -14,7 +14,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 
 import itlib
 from itlib import check
@@ -23,33 +22,6 @@ import twamp_ctl
 
 EXPECTED = ["Server Greeting", "Setup Response", "Server Start", "Request Session", "Accept Session",
             "Start Sessions", "Start Sessions ACK", "Stop Session"]
-
-
-class Capture:
-    def __init__(self, bpf, path):
-        self.path = path
-        self.err = tempfile.TemporaryFile("w+")
-        # A 16 MiB capture buffer: "udp" also takes whatever else runs on lo at the time.
-        self.proc = itlib.spawn(["tshark", "-i", "lo", "-B", "16", "-f", bpf, "-w", path],
-                                stdout=subprocess.DEVNULL, stderr=self.err)
-
-    def wait_capturing(self, timeout=15.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                return False
-            self.err.seek(0)
-            if "Capturing on" in self.err.read() and os.path.exists(self.path) and os.path.getsize(self.path) > 0:
-                time.sleep(0.3)
-                return True
-            time.sleep(0.05)
-        return False
-
-    def stop(self):
-        time.sleep(0.3)
-        itlib.stop(self.proc, timeout=10)
-        self.err.seek(0)
-        return self.err.read()
 
 
 def fields(path, decode_as, display, names):
@@ -70,9 +42,10 @@ def body(twamp):
     srv = twamp_ctl.Server(twamp)
     try:
         c = srv.port
-        cap = Capture("tcp port %d or udp" % c, path)
-        if not cap.wait_capturing():
-            print("SKIP: tshark cannot capture on lo:\n" + cap.stop())
+        # A 16 MiB capture buffer: "udp" also takes whatever else runs on lo at the time.
+        cap = itlib.Capture("tcp port %d or udp" % c, path, buffer_mb=16)
+        if not cap.start():
+            print("SKIP: tshark cannot capture on lo:\n" + cap.stop()[1])
             return itlib.SKIP
         runs = [("plain", ["-c", "20", "-i", "5"]),
                 ("reflect-octets", ["-c", "10", "-i", "5", "--reflect-octets", "--reflect-length", "8",
@@ -86,12 +59,14 @@ def body(twamp):
             check(r.returncode == 0 and rep and rep[0]["received"] == n, "%s: controller got %d of %d replies" % (name, n, n))
             if rep:
                 sessions[name] = (rep[0]["sender"]["port"], rep[0]["reflector"]["port"], n)
-            time.sleep(0.2)  # separate TCP streams clearly in time
-        cap.stop()
+            # Each controller has exited before the next starts, so the TCP streams are numbered in
+            # the order of the runs.
+        synced, err = cap.stop()
+        check(synced, "the capture saw its end marker, so it holds every packet sent before it (%s)" % (err[-300:] if not synced else "ok"))
 
         # ---- control exchange
         ctl = "tcp.port==%d,twamp.control" % c
-        bad = itlib.run(["tshark", "-r", path, "-d", ctl, "-Y", "_ws.malformed || _ws.expert.severity >= error"]).stdout
+        bad = itlib.run(["tshark", "-r", path, "-d", ctl, "-Y", "(_ws.malformed || _ws.expert.severity >= error) && !(udp.port == %d)" % cap.marker_port]).stdout
         check(bad.strip() == "", "no malformed packets or expert errors: %r" % bad[:400])
         warn = itlib.run(["tshark", "-r", path, "-d", ctl, "-Y",
                           "twamp.control && _ws.expert.severity >= warning"]).stdout
@@ -136,7 +111,11 @@ def body(twamp):
                   "%s: the test packets decode as TWAMP-Test via the control session" % name)
             check(all(x["udp.length"] == reqs[0]["udp.length"] for x in t) if reqs else False,
                   "%s: replies as long as requests (%s)" % (name, reqs[0]["udp.length"] if reqs else None))
-            if name == "plain" or not all(x.get("udp.payload") for x in t):
+            if name == "plain":
+                continue
+            check(t and all(x.get("udp.payload") for x in t),
+                  "%s: tshark shows the UDP payload of every test packet" % name)
+            if not t or not all(x.get("udp.payload") for x in t):
                 continue
             # RFC 6038: the first 8 padding octets of the request (at 14, or 41 with Symmetrical
             # Size) come back at offset 41 of the reply.
