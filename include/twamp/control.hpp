@@ -12,6 +12,7 @@
 #pragma once
 
 #include <twamp/error.hpp>
+#include <twamp/test_layout.hpp>
 #include <twamp/timestamp.hpp>
 #include <twamp/wire.hpp>
 
@@ -35,7 +36,8 @@ namespace twamp::control {
 // Constants
 
 inline constexpr std::uint16_t kControlPort = 862; // RFC 5357 §3.1 (TCP)
-inline constexpr std::size_t kBlockSize = 16;      // AES block; control messages are whole blocks
+// Control messages after the Set-Up-Response are whole AES blocks (RFC 4656 §3.4).
+inline constexpr std::size_t kBlockSize = aes_block_size;
 
 inline constexpr std::size_t kServerGreetingSize = 64;
 inline constexpr std::size_t kSetupResponseSize = 164; // the one message that is not whole blocks
@@ -839,6 +841,50 @@ struct open_security {
     std::error_code verify(std::span<std::uint8_t, kBlockSize>) noexcept { return {}; }
 };
 static_assert(control_security_policy<open_security>);
+
+// A policy for the protected modes that derives its keys from a shared secret also takes part
+// in the set-up (RFC 4656 §3.1):
+//   client_setup(greeting, response)        client: fill KeyID and Token, start the outbound
+//                                           chain at Client-IV; an error declines (Mode 0).
+//   server_iv(iv)                           client: start the inbound chain at Server-IV.
+//   server_setup(greeting, response, iv)    server: check KeyID and Token, start both chains;
+//                                           anything but Accept 0 refuses the client.
+// clang-format off
+template <class P>
+concept keyed_control_security_policy =
+    control_security_policy<P> &&
+    requires(P& p, const server_greeting& g, setup_response& sr, const setup_response& csr,
+             const std::array<std::uint8_t, 16>& iv) {
+        { p.client_setup(g, sr) } -> std::same_as<std::error_code>;
+        { p.server_iv(iv) } -> std::same_as<std::error_code>;
+        { p.server_setup(g, csr, iv) } -> std::same_as<accept_code>;
+    };
+
+// A policy says it is keyed by naming the crypto_policy it derives keys with (crypto_type) or by
+// declaring any one of the set-up hooks.
+template <class P>
+concept declares_key_setup =
+    requires { typename P::crypto_type; } || requires { &P::client_setup; } ||
+    requires { &P::server_iv; } || requires { &P::server_setup; };
+// clang-format on
+
+// What the state machines (and the asio controller and server) accept: a control security
+// policy that, if it says it is keyed, has every set-up hook with the right signature. A
+// misspelled or mistyped hook is a compile error, never a silently unauthenticated connection.
+template <class P>
+concept control_machine_policy = control_security_policy<P> &&
+    (keyed_control_security_policy<P> || !declares_key_setup<P>);
+static_assert(control_machine_policy<open_security>);
+
+// A keyed policy built on a crypto_policy (crypto.hpp) names it as crypto_type: the server draws
+// Challenge, Salt and Server-IV from its CSPRNG, and the transports key test packets with it.
+// clang-format off
+template <class P>
+concept crypto_backed_policy =
+    keyed_control_security_policy<P> && requires(std::span<std::uint8_t> out) {
+        { P::crypto_type::random_bytes(out) } -> std::same_as<std::error_code>;
+    };
+// clang-format on
 
 // Random octets for challenges, salts, IVs and SIDs; injectable so tests are deterministic.
 using random_source = std::function<void(std::span<std::uint8_t>)>;

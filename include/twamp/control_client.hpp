@@ -8,11 +8,14 @@
 // and finally connection_closed. Commands are issued with request_session(), start_sessions(),
 // stop_sessions(), start_n_sessions() and stop_n_sessions().
 //
-// Only unauthenticated mode is implemented; every message after the Set-Up-Response goes through
-// the Security policy (control_security_policy in control.hpp).
+// Every message after the Set-Up-Response goes through the Security policy (control_machine_policy
+// in control.hpp; keyed_security in control_security.hpp runs the protected modes). Framing,
+// sealing, the event queue and the close are the control channel both machines share
+// (detail/control_channel.hpp); this file holds only the protocol of its side.
 #pragma once
 
 #include <twamp/control.hpp>
+#include <twamp/detail/control_channel.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -92,7 +95,7 @@ using client_event = std::variant<client_events::greeting_received, client_event
                                   client_events::stop_n_acked, connection_closed>;
 
 template <class Security = open_security>
-requires control_security_policy<Security>
+requires control_machine_policy<Security>
 class control_client {
 public:
     enum class state { awaiting_greeting, awaiting_server_start, ready, closed };
@@ -106,7 +109,7 @@ public:
     };
 
     control_client(client_config cfg, nanoseconds now, Security security = {})
-        : cfg_(std::move(cfg)), security_(std::move(security)), last_progress_(now)
+        : cfg_(std::move(cfg)), ch_(std::move(security)), last_progress_(now)
     {
         if (!cfg_.random) cfg_.random = system_random;
     }
@@ -114,21 +117,21 @@ public:
     // Feed received octets. Everything is consumed; after a close the rest is ignored.
     void receive(std::span<const std::uint8_t> data, nanoseconds now)
     {
-        while (!data.empty() && state_ != state::closed) {
-            switch (state_) {
+        while (!data.empty() && phase() != state::closed) {
+            switch (phase()) {
             case state::awaiting_greeting:
-                data = data.subspan(fill(data, kServerGreetingSize));
-                if (in_.size() == kServerGreetingSize) on_greeting(now);
+                data = data.subspan(ch_.fill(data, kServerGreetingSize));
+                if (ch_.holds(kServerGreetingSize)) on_greeting(now);
                 break;
             case state::awaiting_server_start:
-                data = data.subspan(fill(data, kServerStartSize));
-                if (in_.size() == kServerStartSize) on_server_start(now);
+                data = data.subspan(ch_.fill(data, kServerStartSize));
+                if (ch_.holds(kServerStartSize)) on_server_start(now);
                 break;
             case state::ready: {
-                data = data.subspan(fill(data, want_ ? want_ : kBlockSize));
-                if (!open_blocks()) return;
-                if (want_ == 0 && in_.size() == kBlockSize && !frame_reply()) break;
-                if (want_ != 0 && in_.size() == want_) on_reply(now);
+                data = data.subspan(ch_.fill(data, ch_.target()));
+                if (!ch_.open_blocks()) return;
+                if (ch_.want() == 0 && ch_.holds(kBlockSize) && !frame_reply()) break;
+                if (ch_.want() != 0 && ch_.holds(ch_.want())) on_reply(now);
                 break;
             }
             case state::closed:
@@ -139,8 +142,8 @@ public:
 
     void on_eof(nanoseconds)
     {
-        if (state_ == state::closed) return;
-        if (!in_.empty() || awaiting_reply())
+        if (phase() == state::closed) return;
+        if (!ch_.input_empty() || awaiting_reply())
             close(errc::truncated, std::nullopt, "server closed the connection early");
         else
             close({}, std::nullopt, "server closed the connection");
@@ -149,7 +152,7 @@ public:
     // Absolute time at which on_timer() must be called, if any (the reply timeout).
     std::optional<nanoseconds> deadline() const noexcept
     {
-        if (state_ == state::closed || cfg_.reply_timeout <= nanoseconds::zero() ||
+        if (phase() == state::closed || cfg_.reply_timeout <= nanoseconds::zero() ||
             !awaiting_reply())
             return std::nullopt;
         return last_progress_ + cfg_.reply_timeout;
@@ -166,7 +169,7 @@ public:
     std::error_code request_session(const request_tw_session& req, nanoseconds now,
                                     std::uint64_t& request_id)
     {
-        if (state_ != state::ready) return errc::protocol_violation;
+        if (phase() != state::ready) return errc::protocol_violation;
         // RFC 4656 §3.4: once Start-Sessions is sent only Stop-Sessions may follow.
         if (classic_active() || start_outstanding()) return errc::protocol_violation;
         if ((mode_ & mode::reflect_octets) == 0 &&
@@ -179,7 +182,7 @@ public:
         m.hmac = {};
         if (m.ipvn != 4 && m.ipvn != 6) return errc::bad_value;
         touch_if_idle(now);
-        if (auto ec = queue_sealed(m)) return ec;
+        if (auto ec = ch_.queue_sealed(m)) return ec;
         request_id = ++last_request_id_;
         expected_.push_back({expected::accept_session, request_id});
         return {};
@@ -188,7 +191,7 @@ public:
     // Start-Sessions (not with mode 16): starts every accepted session.
     std::error_code start_sessions(nanoseconds now)
     {
-        if (state_ != state::ready || individual() || classic_active() || start_outstanding())
+        if (phase() != state::ready || individual() || classic_active() || start_outstanding())
             return errc::protocol_violation;
         const bool any = !sessions_.empty() ||
                          std::any_of(expected_.begin(), expected_.end(), [](const expected& e) {
@@ -196,7 +199,7 @@ public:
                          });
         if (!any) return errc::protocol_violation; // nothing to start
         touch_if_idle(now);
-        if (auto ec = queue_sealed(control::start_sessions{})) return ec;
+        if (auto ec = ch_.queue_sealed(control::start_sessions{})) return ec;
         expected_.push_back({expected::start_ack, 0});
         return {};
     }
@@ -205,13 +208,13 @@ public:
     // `accept` tells the server the results are invalid. No reply follows.
     std::error_code stop_sessions(nanoseconds, accept_code accept = accept_code::ok)
     {
-        if (state_ != state::ready || individual() || !classic_active())
+        if (phase() != state::ready || individual() || !classic_active())
             return errc::protocol_violation;
         if (static_cast<std::uint8_t>(accept) > kMaxAcceptCode) return errc::bad_value;
         control::stop_sessions m;
         m.accept = accept;
         m.number_of_sessions = static_cast<std::uint32_t>(sessions_.size());
-        if (auto ec = queue_sealed(m)) return ec;
+        if (auto ec = ch_.queue_sealed(m)) return ec;
         sessions_.clear();
         return {};
     }
@@ -229,27 +232,16 @@ public:
                                                             session_state::stop_pending, now);
     }
 
-    std::span<const std::uint8_t> pending_output() const noexcept { return out_; }
-    void consume_output(std::size_t n)
-    {
-        out_.erase(out_.begin(),
-                   out_.begin() + static_cast<std::ptrdiff_t>(std::min(n, out_.size())));
-    }
+    std::span<const std::uint8_t> pending_output() const noexcept { return ch_.pending_output(); }
+    void consume_output(std::size_t n) { ch_.consume_output(n); }
+    std::optional<client_event> next_event() { return ch_.next_event(); }
 
-    std::optional<client_event> next_event()
-    {
-        if (events_.empty()) return std::nullopt;
-        client_event e = std::move(events_.front());
-        events_.pop_front();
-        return e;
-    }
-
-    state current_state() const noexcept { return state_; }
-    bool closed() const noexcept { return state_ == state::closed; }
+    state current_state() const noexcept { return phase(); }
+    bool closed() const noexcept { return ch_.closed(); }
     std::uint32_t server_modes() const noexcept { return server_modes_; }
     std::uint32_t agreed_mode() const noexcept { return mode_; }
     const std::vector<session>& sessions() const noexcept { return sessions_; }
-    Security& security() noexcept { return security_; }
+    Security& security() noexcept { return ch_.security(); }
 
 private:
     struct expected {
@@ -276,7 +268,7 @@ private:
     }
     bool awaiting_reply() const noexcept
     {
-        return state_ == state::awaiting_greeting || state_ == state::awaiting_server_start ||
+        return phase() == state::awaiting_greeting || phase() == state::awaiting_server_start ||
                !expected_.empty() || n_ack_outstanding();
     }
     // The reply timer runs from the moment something becomes expected, not from the last
@@ -286,74 +278,19 @@ private:
         if (!awaiting_reply()) last_progress_ = now;
     }
 
-    std::size_t fill(std::span<const std::uint8_t> data, std::size_t target)
-    {
-        const std::size_t take = std::min(target - in_.size(), data.size());
-        in_.insert(in_.end(), data.begin(), data.begin() + static_cast<std::ptrdiff_t>(take));
-        return take;
-    }
+    // Reads the next message from the start; also forgets the kind of Ack being read.
     void reset_input()
     {
-        in_.clear();
-        want_ = 0;
-        opened_ = 0;
+        ch_.reset_input();
         reading_n_ack_ = false;
     }
-
-    template <class Msg> void queue(const Msg& m)
-    {
-        const std::size_t at = out_.size();
-        out_.resize(at + encoded_size(m));
-        (void)encode(m, std::span(out_).subspan(at));
-    }
-    template <class Msg> std::error_code queue_sealed(const Msg& m)
-    {
-        const std::size_t at = out_.size();
-        queue(m);
-        if (auto ec = security_.seal(std::span(out_).subspan(at), true)) {
-            out_.resize(at); // never send a half-protected message
-            close(ec, std::nullopt, "cannot protect an outbound message");
-            return ec;
-        }
-        return {};
-    }
-
-    // Decrypts each complete block as soon as it is in, so the first block can tell the
-    // length, but never the HMAC field: verify() takes that one. Returns false after a close.
-    bool open_blocks()
-    {
-        const std::size_t limit = want_ ? want_ - kBlockSize : kBlockSize;
-        while (opened_ + kBlockSize <= std::min(in_.size(), limit)) {
-            const auto block =
-                std::span<std::uint8_t, kBlockSize>(in_.data() + opened_, kBlockSize);
-            if (auto ec = security_.open_block(block)) {
-                close(ec, std::nullopt, "cannot decrypt an inbound block");
-                return false;
-            }
-            opened_ += kBlockSize;
-        }
-        return true;
-    }
-
-    std::error_code verify_hmac()
-    {
-        return security_.verify(
-            std::span<std::uint8_t, kBlockSize>(in_.data() + in_.size() - kBlockSize, kBlockSize));
-    }
-
-    void emit(client_event e)
-    {
-        // After the close event nothing else is reported.
-        if (state_ != state::closed) events_.push_back(std::move(e));
-    }
-
     void close(std::error_code ec, std::optional<accept_code> accept, std::string_view reason)
     {
-        if (state_ == state::closed) return;
-        state_ = state::closed;
-        reset_input();
-        events_.push_back(connection_closed{ec, accept, reason});
+        ch_.close(ec, accept, reason);
+        reading_n_ack_ = false;
     }
+    // The phase, closed once the channel is.
+    state phase() const noexcept { return ch_.closed() ? state::closed : state_; }
 
     // The strongest security mode both sides (and the policy) can run.
     std::uint32_t choose_security(std::uint32_t offered) const noexcept
@@ -374,7 +311,7 @@ private:
     void on_greeting(nanoseconds now)
     {
         server_greeting g;
-        (void)decode(in_, g); // exactly 64 octets: cannot fail
+        (void)decode(ch_.input(), g); // exactly 64 octets: cannot fail
         reset_input();
         last_progress_ = now;
         server_modes_ = g.modes;
@@ -395,7 +332,7 @@ private:
             refusal = "unacceptable PBKDF2 Count";
         if (!refusal.empty()) {
             // Mode 0 tells the server we will not continue (RFC 4656 §3.1).
-            queue(sr);
+            if (ch_.queue(sr)) return;
             close(errc::unsupported, std::nullopt, refusal);
             return;
         }
@@ -404,22 +341,21 @@ private:
         sr.mode = security | features;
         if (security != mode::unauthenticated) cfg_.random(sr.client_iv);
         mode_ = sr.mode;
-        security_.select_mode(mode_);
-        if constexpr (requires { security_.client_setup(g, sr); }) {
+        ch_.security().select_mode(mode_);
+        if constexpr (keyed_control_security_policy<Security>) {
             // A keyed policy fills KeyID and Token (RFC 4656 §3.1) and starts its outbound
             // chain at Client-IV.
             if (security != mode::unauthenticated) {
-                if (auto ec = security_.client_setup(g, sr)) {
-                    setup_response decline;
-                    queue(decline);
+                if (auto ec = ch_.security().client_setup(g, sr)) {
+                    if (ch_.queue(setup_response{})) return;
                     close(ec, std::nullopt, "cannot set up the shared-secret keys");
                     return;
                 }
             }
         }
-        queue(sr);
+        if (ch_.queue(sr)) return;
         state_ = state::awaiting_server_start;
-        emit(client_events::greeting_received{g.modes, mode_, g.count});
+        ch_.emit(client_events::greeting_received{g.modes, mode_, g.count});
     }
 
     void on_server_start(nanoseconds now)
@@ -427,24 +363,24 @@ private:
         // Octets 32..47 are the first block of the server's protected stream; they carry no
         // HMAC but the next HMAC covers them (RFC 5357 §3.2).
         server_start ss;
-        (void)decode(in_, ss); // lenient and exactly 48 octets: cannot fail
+        (void)decode(ch_.input(), ss); // lenient and exactly 48 octets: cannot fail
         if (ss.accept == accept_code::ok) {
-            if constexpr (requires { security_.server_iv(ss.server_iv); }) {
+            if constexpr (keyed_control_security_policy<Security>) {
                 // The inbound chain starts at Server-IV (RFC 4656 §3.1).
                 if ((mode_ & mode::unauthenticated) == 0) {
-                    if (auto ec = security_.server_iv(ss.server_iv)) {
+                    if (auto ec = ch_.security().server_iv(ss.server_iv)) {
                         close(ec, std::nullopt, "cannot start the server's cipher chain");
                         return;
                     }
                 }
             }
-            auto tail = std::span<std::uint8_t, kBlockSize>(in_.data() + 32, kBlockSize);
+            auto tail = ch_.input_span().template subspan<32, kBlockSize>();
             // open_block() also adds the block to the HMAC the first Accept-Session carries.
-            if (auto ec = security_.open_block(tail)) {
+            if (auto ec = ch_.security().open_block(tail)) {
                 close(ec, std::nullopt, "cannot decrypt Server-Start");
                 return;
             }
-            (void)decode(in_, ss);
+            (void)decode(ch_.input(), ss);
         }
         reset_input();
         last_progress_ = now;
@@ -453,7 +389,7 @@ private:
             return;
         }
         state_ = state::ready;
-        emit(client_events::control_ready{mode_, ss.start_time});
+        ch_.emit(client_events::control_ready{mode_, ss.start_time});
     }
 
     // Called with the first decrypted block of a reply. RFC 5938 Acks start with their command
@@ -461,16 +397,16 @@ private:
     // Accept-Session or Start-Ack in order.
     bool frame_reply()
     {
-        const std::uint8_t first = peek_command(in_);
+        const std::uint8_t first = peek_command(ch_.input());
         const bool n_ack = first == static_cast<std::uint8_t>(command::start_n_ack) ||
                            first == static_cast<std::uint8_t>(command::stop_n_ack);
         if (n_ack && n_ack_outstanding()) {
             std::size_t size = 0;
-            if (auto ec = command_message_size(in_, size)) {
+            if (auto ec = command_message_size(ch_.input(), size)) {
                 close(ec, std::nullopt, "invalid Number of Sessions in an Ack");
                 return false;
             }
-            want_ = size;
+            ch_.expect(size);
             reading_n_ack_ = true;
             return true;
         }
@@ -478,18 +414,15 @@ private:
             close(errc::protocol_violation, std::nullopt, "unsolicited message from the server");
             return false;
         }
-        want_ =
-            expected_.front().kind == expected::accept_session ? kAcceptSessionSize : kStartAckSize;
+        ch_.expect(expected_.front().kind == expected::accept_session ? kAcceptSessionSize
+                                                                      : kStartAckSize);
         return true;
     }
 
     void on_reply(nanoseconds now)
     {
-        if (auto ec = verify_hmac()) {
-            close(ec, std::nullopt, "HMAC check failed");
-            return;
-        }
-        const std::vector<std::uint8_t> msg = std::move(in_);
+        if (!ch_.verify_hmac()) return;
+        const std::vector<std::uint8_t> msg = ch_.take_input();
         const bool n_ack = reading_n_ack_;
         reset_input();
         last_progress_ = now;
@@ -515,7 +448,7 @@ private:
             return;
         }
         if (a.accept != accept_code::ok) {
-            emit(client_events::session_rejected{request_id, a.accept, a.port});
+            ch_.emit(client_events::session_rejected{request_id, a.accept, a.port});
             return;
         }
         if (a.port == 0) {
@@ -525,9 +458,9 @@ private:
         }
         const bool reflect = (mode_ & mode::reflect_octets) != 0;
         sessions_.push_back({request_id, a.sid, a.port, session_state::accepted});
-        emit(client_events::session_accepted{request_id, a.port, a.sid,
-                                             reflect ? a.reflected_octets : std::uint16_t{0},
-                                             reflect ? a.server_octets : std::uint16_t{0}});
+        ch_.emit(client_events::session_accepted{request_id, a.port, a.sid,
+                                                 reflect ? a.reflected_octets : std::uint16_t{0},
+                                                 reflect ? a.server_octets : std::uint16_t{0}});
     }
 
     void on_start_ack(std::span<const std::uint8_t> msg)
@@ -544,7 +477,7 @@ private:
             s.st = session_state::started;
             ev.sids.push_back(s.sid);
         }
-        emit(std::move(ev));
+        ch_.emit(std::move(ev));
     }
 
     template <class Ack> void on_n_ack(std::span<const std::uint8_t> msg)
@@ -584,16 +517,16 @@ private:
                 s->st = session_state::started;
         }
         if constexpr (is_start)
-            emit(client_events::start_n_acked{a.accept, std::move(a.sids)});
+            ch_.emit(client_events::start_n_acked{a.accept, std::move(a.sids)});
         else
-            emit(client_events::stop_n_acked{a.accept, std::move(a.sids)});
+            ch_.emit(client_events::stop_n_acked{a.accept, std::move(a.sids)});
     }
 
     template <class Msg>
     std::error_code individual_command(std::span<const session_id> sids, session_state from,
                                        session_state to, nanoseconds now)
     {
-        if (state_ != state::ready || !individual()) return errc::protocol_violation;
+        if (phase() != state::ready || !individual()) return errc::protocol_violation;
         if (sids.empty() || sids.size() > kMaxSessionsPerNMessage) return errc::bad_length;
         std::vector<session*> targets;
         for (const auto& sid : sids) {
@@ -607,23 +540,18 @@ private:
         touch_if_idle(now);
         Msg m;
         m.sids.assign(sids.begin(), sids.end());
-        if (auto ec = queue_sealed(m)) return ec;
+        if (auto ec = ch_.queue_sealed(m)) return ec;
         for (session* s : targets)
             s->st = to;
         return {};
     }
 
     client_config cfg_;
-    Security security_;
     state state_ = state::awaiting_greeting;
     std::uint32_t server_modes_ = 0;
     std::uint32_t mode_ = 0;
-    std::vector<std::uint8_t> in_;
-    std::size_t want_ = 0;
-    std::size_t opened_ = 0;
     bool reading_n_ack_ = false; // the message being read is a Start-N-Ack or Stop-N-Ack
-    std::vector<std::uint8_t> out_;
-    std::deque<client_event> events_;
+    detail::control_channel<Security, client_event> ch_;
     std::deque<expected> expected_;
     std::vector<session> sessions_;
     std::uint64_t last_request_id_ = 0;

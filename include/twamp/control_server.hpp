@@ -7,12 +7,14 @@
 // acts on the events (start or stop reflecting sessions). When closed() turns true the transport
 // flushes the remaining output and closes the connection.
 //
-// Only unauthenticated mode is implemented; every message after the Set-Up-Response goes through
-// the Security policy (see control_security_policy in control.hpp), so authenticated and
-// encrypted modes can be added as a policy without touching this state machine.
+// Every message after the Set-Up-Response goes through the Security policy (control_machine_policy
+// in control.hpp; keyed_security in control_security.hpp runs the protected modes). Framing,
+// sealing, the event queue and the close are the control channel both machines share
+// (detail/control_channel.hpp); this file holds only the protocol of its side.
 #pragma once
 
 #include <twamp/control.hpp>
+#include <twamp/detail/control_channel.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -113,7 +115,7 @@ using server_event = std::variant<server_events::mode_agreed, server_events::ses
                                   server_events::sessions_stopped, connection_closed>;
 
 template <class Security = open_security>
-requires control_security_policy<Security>
+requires control_machine_policy<Security>
 class control_server {
 public:
     enum class state { awaiting_setup, ready, closed };
@@ -121,10 +123,10 @@ public:
     // Queues the Server Greeting at once (the server speaks first, RFC 4656 §3.1).
     control_server(server_config cfg, connection_addresses conn, nanoseconds now,
                    Security security = {})
-        : cfg_(std::move(cfg)), conn_(conn), security_(std::move(security)), idle_since_(now)
+        : cfg_(std::move(cfg)), conn_(conn), ch_(std::move(security)), idle_since_(now)
     {
         if (!cfg_.random) {
-            if constexpr (requires { typename Security::crypto_type; }) {
+            if constexpr (crypto_backed_policy<Security>) {
                 // A failing CSPRNG must not leave predictable octets: stop rather than go on.
                 cfg_.random = [](std::span<std::uint8_t> out) {
                     if (Security::crypto_type::random_bytes(out)) std::abort();
@@ -141,8 +143,8 @@ public:
         cfg_.random(g.challenge);
         cfg_.random(g.salt);
         g.count = cfg_.count;
-        queue(g);
         greeting_ = g;
+        if (ch_.queue(g)) return;
         // RFC 4656 §3.1: with Modes 0 the server "MAY close the connection immediately".
         if (offered_ == 0) close({}, std::nullopt, "connection refused (Modes 0)");
     }
@@ -150,7 +152,7 @@ public:
     // Feed received octets. Everything is consumed; after a close the rest is ignored.
     void receive(std::span<const std::uint8_t> data, nanoseconds now)
     {
-        if (state_ == state::closed || data.empty()) return;
+        if (phase() == state::closed || data.empty()) return;
         if (deriving_) {
             // Nothing is due before Server-Start; keep a little (pipelined requests), no more.
             if (held_in_.size() + data.size() > kMaxHeldInput) {
@@ -162,27 +164,26 @@ public:
         }
         // SERVWAIT restarts only when a whole message has arrived (on_setup_response and
         // on_command), so a client dripping octets cannot hold a connection forever.
-        while (!data.empty() && state_ != state::closed) {
+        while (!data.empty() && phase() != state::closed) {
             if (state_ == state::awaiting_setup) {
-                data = data.subspan(fill(data, kSetupResponseSize));
-                if (in_.size() == kSetupResponseSize) on_setup_response(now);
+                data = data.subspan(ch_.fill(data, kSetupResponseSize));
+                if (ch_.holds(kSetupResponseSize)) on_setup_response(now);
                 continue;
             }
-            const std::size_t target = want_ ? want_ : kBlockSize;
-            data = data.subspan(fill(data, target));
-            if (!open_blocks()) return;
-            if (want_ == 0 && in_.size() == kBlockSize) {
+            data = data.subspan(ch_.fill(data, ch_.target()));
+            if (!ch_.open_blocks()) return;
+            if (ch_.want() == 0 && ch_.holds(kBlockSize)) {
                 if (!frame_command()) continue;
             }
-            if (want_ != 0 && in_.size() == want_) on_command(now);
+            if (ch_.want() != 0 && ch_.holds(ch_.want())) on_command(now);
         }
     }
 
     // The peer closed its side (TCP FIN). Sessions end with the connection.
     void on_eof(nanoseconds)
     {
-        if (state_ == state::closed) return;
-        if (!in_.empty())
+        if (phase() == state::closed) return;
+        if (!ch_.input_empty())
             close(errc::truncated, std::nullopt, "connection closed mid-message");
         else
             close({}, std::nullopt, "client closed the connection");
@@ -191,7 +192,7 @@ public:
     // Absolute time at which on_timer() must be called, if any (the SERVWAIT deadline).
     std::optional<nanoseconds> deadline() const noexcept
     {
-        if (state_ == state::closed || cfg_.servwait <= nanoseconds::zero() || monitoring_paused())
+        if (phase() == state::closed || cfg_.servwait <= nanoseconds::zero() || monitoring_paused())
             return std::nullopt;
         return idle_since_ + cfg_.servwait;
     }
@@ -206,7 +207,7 @@ public:
     // later Stop-Sessions still has to count them.
     void refwait_expired(nanoseconds now)
     {
-        if (state_ == state::closed || !monitoring_paused()) return;
+        if (phase() == state::closed || !monitoring_paused()) return;
         refwait_override_ = true;
         idle_since_ = now;
     }
@@ -221,10 +222,9 @@ public:
     // policy or the held set-up while key_derivation_pending().
     void derive_keys()
     {
-        if constexpr (requires {
-                          security_.server_setup(greeting_, held_setup_, held_start_.server_iv);
-                      })
-            derived_accept_ = security_.server_setup(greeting_, held_setup_, held_start_.server_iv);
+        if constexpr (keyed_control_security_policy<Security>)
+            derived_accept_ =
+                ch_.security().server_setup(greeting_, held_setup_, held_start_.server_iv);
     }
 
     // Back on the owner's thread after derive_keys(): Server-Start (or the refusal), then the
@@ -233,7 +233,7 @@ public:
     {
         if (!deriving_) return;
         deriving_ = false;
-        if (state_ == state::closed) return;
+        if (phase() == state::closed) return;
         if (derived_accept_ != accept_code::ok) {
             refuse_key(derived_accept_);
             return;
@@ -244,27 +244,16 @@ public:
         receive(held, now);
     }
 
-    std::span<const std::uint8_t> pending_output() const noexcept { return out_; }
-    void consume_output(std::size_t n)
-    {
-        out_.erase(out_.begin(),
-                   out_.begin() + static_cast<std::ptrdiff_t>(std::min(n, out_.size())));
-    }
+    std::span<const std::uint8_t> pending_output() const noexcept { return ch_.pending_output(); }
+    void consume_output(std::size_t n) { ch_.consume_output(n); }
+    std::optional<server_event> next_event() { return ch_.next_event(); }
 
-    std::optional<server_event> next_event()
-    {
-        if (events_.empty()) return std::nullopt;
-        server_event e = std::move(events_.front());
-        events_.pop_front();
-        return e;
-    }
-
-    state current_state() const noexcept { return state_; }
-    bool closed() const noexcept { return state_ == state::closed; }
+    state current_state() const noexcept { return phase(); }
+    bool closed() const noexcept { return ch_.closed(); }
     std::uint32_t offered_modes() const noexcept { return offered_; }
     std::uint32_t agreed_mode() const noexcept { return mode_; }
     std::size_t session_count() const noexcept { return sessions_.size(); }
-    Security& security() noexcept { return security_; }
+    Security& security() noexcept { return ch_.security(); }
 
 private:
     enum class session_state { accepted, started };
@@ -284,75 +273,12 @@ private:
                            [](const session& s) { return s.st == session_state::started; });
     }
 
-    std::size_t fill(std::span<const std::uint8_t> data, std::size_t target)
-    {
-        const std::size_t take = std::min(target - in_.size(), data.size());
-        in_.insert(in_.end(), data.begin(), data.begin() + static_cast<std::ptrdiff_t>(take));
-        return take;
-    }
-
-    void reset_input()
-    {
-        in_.clear();
-        want_ = 0;
-        opened_ = 0;
-    }
-
-    template <class Msg> void queue(const Msg& m)
-    {
-        const std::size_t at = out_.size();
-        out_.resize(at + encoded_size(m));
-        (void)encode(m, std::span(out_).subspan(at));
-    }
-    // Queues a message that ends in an HMAC block and hands it to the policy.
-    template <class Msg> std::error_code queue_sealed(const Msg& m)
-    {
-        const std::size_t at = out_.size();
-        queue(m);
-        if (auto ec = security_.seal(std::span(out_).subspan(at), true)) {
-            out_.resize(at); // never send a half-protected message
-            close(ec, std::nullopt, "cannot protect an outbound message");
-            return ec;
-        }
-        return {};
-    }
-
-    // Decrypts each complete block as soon as it is in, so the first block can tell the
-    // length, but never the HMAC field: verify() takes that one. Returns false after a close.
-    bool open_blocks()
-    {
-        const std::size_t limit = want_ ? want_ - kBlockSize : kBlockSize;
-        while (opened_ + kBlockSize <= std::min(in_.size(), limit)) {
-            const auto block =
-                std::span<std::uint8_t, kBlockSize>(in_.data() + opened_, kBlockSize);
-            if (auto ec = security_.open_block(block)) {
-                close(ec, std::nullopt, "cannot decrypt an inbound block");
-                return false;
-            }
-            opened_ += kBlockSize;
-        }
-        return true;
-    }
-
-    std::error_code verify_hmac()
-    {
-        return security_.verify(
-            std::span<std::uint8_t, kBlockSize>(in_.data() + in_.size() - kBlockSize, kBlockSize));
-    }
-
-    void emit(server_event e)
-    {
-        // After the close event nothing else is reported.
-        if (state_ != state::closed) events_.push_back(std::move(e));
-    }
-
     void close(std::error_code ec, std::optional<accept_code> accept, std::string_view reason)
     {
-        if (state_ == state::closed) return;
-        state_ = state::closed;
-        reset_input();
-        events_.push_back(connection_closed{ec, accept, reason});
+        ch_.close(ec, accept, reason);
     }
+    // The phase, closed once the channel is.
+    state phase() const noexcept { return ch_.closed() ? state::closed : state_; }
 
     // RFC 5357 §3.5: an unexpected command is answered with Accept 3 in an Accept-Session.
     // Its length may be unknown, so the stream cannot be resynchronised: close afterwards.
@@ -360,7 +286,7 @@ private:
     {
         accept_session a;
         a.accept = accept_code::not_supported;
-        queue_sealed(a);
+        if (ch_.queue_sealed(a)) return;
         close(errc::unsupported, accept_code::not_supported, reason);
     }
 
@@ -368,8 +294,8 @@ private:
     {
         idle_since_ = now;
         setup_response sr;
-        (void)decode(in_, sr); // cannot fail: exactly 164 octets
-        reset_input();
+        (void)decode(ch_.input(), sr); // cannot fail: exactly 164 octets
+        ch_.reset_input();
         if (sr.mode == 0) {
             // RFC 4656 §3.1: the client will not continue; both sides should close.
             close({}, std::nullopt, "client declined (Mode 0)");
@@ -379,24 +305,24 @@ private:
         if (mode::security_bit_count(sr.mode) != 1 || (sr.mode & ~offered_) != 0) {
             server_start ss;
             ss.accept = accept_code::not_supported;
-            queue(ss);
+            if (ch_.queue(ss)) return;
             close(errc::unsupported, accept_code::not_supported, "mode not offered");
             return;
         }
         mode_ = sr.mode;
-        security_.select_mode(mode_);
+        ch_.security().select_mode(mode_);
         server_start ss;
         ss.accept = accept_code::ok;
         // Server-IV is unused in unauthenticated mode; like twampd we send zeros there.
         if ((mode_ & mode::unauthenticated) == 0) cfg_.random(ss.server_iv);
-        if constexpr (requires { security_.server_setup(greeting_, sr, ss.server_iv); }) {
+        if constexpr (keyed_control_security_policy<Security>) {
             // A keyed policy checks KeyID and Token (RFC 4656 §3.1) and starts both chains. A
             // refusal is a Server-Start with its Accept code, sent in the clear, then close.
             if ((mode_ & mode::unauthenticated) == 0) {
                 if (cfg_.admit_key_derivation && !cfg_.admit_key_derivation()) {
                     server_start no;
                     no.accept = accept_code::failure;
-                    queue(no);
+                    if (ch_.queue(no)) return;
                     close(errc::auth_failed, accept_code::failure,
                           "key derivation refused: too many set-ups");
                     return;
@@ -408,7 +334,7 @@ private:
                     deriving_ = true;
                     return;
                 }
-                const accept_code a = security_.server_setup(greeting_, sr, ss.server_iv);
+                const accept_code a = ch_.security().server_setup(greeting_, sr, ss.server_iv);
                 if (a != accept_code::ok) {
                     refuse_key(a);
                     return;
@@ -422,41 +348,35 @@ private:
     {
         server_start no;
         no.accept = a;
-        queue(no);
+        if (ch_.queue(no)) return;
         close(errc::auth_failed, a, "the client's key was refused");
     }
 
     void send_server_start(server_start ss)
     {
         ss.start_time = to_ntp(cfg_.server_start_time);
-        const std::size_t at = out_.size();
-        queue(ss);
         // Octets 32..47 are the first protected block; no HMAC of their own (RFC 5357 §3.2).
-        if (auto ec = security_.seal(std::span(out_).subspan(at + 32, kBlockSize), false)) {
-            out_.resize(at);
-            close(ec, std::nullopt, "cannot protect Server-Start");
-            return;
-        }
+        if (ch_.queue_partly_sealed(ss, 32, kBlockSize, "cannot protect Server-Start")) return;
         state_ = state::ready;
-        emit(server_events::mode_agreed{mode_});
+        ch_.emit(server_events::mode_agreed{mode_});
     }
 
     // Called with the first (decrypted) block of a command; returns false if the connection
     // was closed.
     bool frame_command()
     {
-        const std::uint8_t cmd = peek_command(in_);
+        const std::uint8_t cmd = peek_command(ch_.input());
         if (!command_allowed(cmd)) {
             reject_unexpected("unexpected command number");
             return false;
         }
         std::size_t size = 0;
-        if (auto ec = command_message_size(in_, size)) {
+        if (auto ec = command_message_size(ch_.input(), size)) {
             // N of 0 or beyond our cap: no Ack can describe it (N >= 1), so just close.
             close(ec, std::nullopt, "invalid Number of Sessions");
             return false;
         }
-        want_ = size;
+        ch_.expect(size);
         return true;
     }
 
@@ -479,12 +399,8 @@ private:
     void on_command(nanoseconds now)
     {
         idle_since_ = now;
-        if (auto ec = verify_hmac()) {
-            close(ec, std::nullopt, "HMAC check failed");
-            return;
-        }
-        const std::vector<std::uint8_t> msg = std::move(in_);
-        reset_input();
+        if (!ch_.verify_hmac()) return;
+        const std::vector<std::uint8_t> msg = ch_.take_input();
         switch (static_cast<command>(msg[0])) {
         case command::request_tw_session:
             on_request(msg, now);
@@ -516,8 +432,8 @@ private:
     {
         accept_session reply;
         reply.accept = a; // Port and SID stay zero (EID 1587)
-        queue_sealed(reply);
-        emit(server_events::session_rejected{a, req});
+        ch_.queue_sealed(reply);
+        ch_.emit(server_events::session_rejected{a, req});
     }
 
     void on_request(std::span<const std::uint8_t> msg, nanoseconds now)
@@ -597,9 +513,9 @@ private:
             reply.reflected_octets = req.octets_to_be_reflected;
             reply.server_octets = cfg_.server_octets;
         }
-        queue_sealed(reply);
+        ch_.queue_sealed(reply);
         sessions_.push_back({*sid, session_state::accepted});
-        emit(server_events::session_accepted{*sid, *port, *dscp, reply.server_octets, req});
+        ch_.emit(server_events::session_accepted{*sid, *port, *dscp, reply.server_octets, req});
     }
 
     std::optional<session_id> new_sid(const request_tw_session& req, nanoseconds now)
@@ -634,7 +550,7 @@ private:
         // Starting nothing is not a useful request, and it would leave the client with a
         // Stop-Sessions count of 0; refuse it (the catch-all code: no other fits).
         ack.accept = sessions_.empty() ? accept_code::failure : accept_code::ok;
-        queue_sealed(ack);
+        ch_.queue_sealed(ack);
         if (ack.accept != accept_code::ok) return;
         server_events::sessions_started ev;
         for (auto& s : sessions_) {
@@ -642,7 +558,7 @@ private:
             ev.sids.push_back(s.sid);
         }
         refwait_override_ = false;
-        emit(std::move(ev));
+        ch_.emit(std::move(ev));
     }
 
     void on_stop(std::span<const std::uint8_t> msg, nanoseconds now)
@@ -663,7 +579,7 @@ private:
             ev.sids.push_back(s.sid);
         sessions_.clear();
         refwait_override_ = false;
-        emit(std::move(ev));
+        ch_.emit(std::move(ev));
     }
 
     // RFC 5938 §3.3/§3.5: one Ack per Accept value, each listing its SIDs.
@@ -674,13 +590,13 @@ private:
             Ack a;
             a.accept = accept_code::ok;
             a.sids = ok;
-            queue_sealed(a);
+            ch_.queue_sealed(a);
         }
         if (!failed.empty()) {
             Ack a;
             a.accept = accept_code::failure;
             a.sids = failed;
-            queue_sealed(a);
+            ch_.queue_sealed(a);
         }
     }
 
@@ -702,7 +618,7 @@ private:
         queue_acks<start_n_ack>(ok, failed);
         if (!ok.empty()) {
             refwait_override_ = false;
-            emit(server_events::sessions_started{std::move(ok)});
+            ch_.emit(server_events::sessions_started{std::move(ok)});
         }
     }
 
@@ -722,21 +638,17 @@ private:
         }
         queue_acks<stop_n_ack>(ok, failed);
         // SERVWAIT resumes by itself once no session runs; on_command() already set idle_since_.
-        if (!ok.empty()) emit(server_events::sessions_stopped{accept_code::ok, std::move(ok), now});
+        if (!ok.empty())
+            ch_.emit(server_events::sessions_stopped{accept_code::ok, std::move(ok), now});
     }
 
     server_config cfg_;
     connection_addresses conn_;
-    Security security_;
+    detail::control_channel<Security, server_event> ch_;
     state state_ = state::awaiting_setup;
     server_greeting greeting_;
     std::uint32_t offered_ = 0;
     std::uint32_t mode_ = 0;
-    std::vector<std::uint8_t> in_;
-    std::size_t want_ = 0;   // length of the command being read, 0 until its first block is in
-    std::size_t opened_ = 0; // octets of in_ already passed to open_block()
-    std::vector<std::uint8_t> out_;
-    std::deque<server_event> events_;
     std::vector<session> sessions_;
     nanoseconds idle_since_{};
     bool refwait_override_ = false;

@@ -12,6 +12,8 @@
 #pragma once
 
 #include "twamp/error.hpp"
+#include "twamp/test_layout.hpp"
+#include "twamp/wire.hpp"
 
 #include <algorithm>
 #include <array>
@@ -26,11 +28,10 @@
 
 namespace twamp {
 
-inline constexpr std::size_t aes_block_size = 16;
-inline constexpr std::size_t truncated_hmac_size = 16; // RFC 4656 §3.2, RFC 8762 §4.4
-inline constexpr std::size_t aes_key_size = 16;        // AES Session-key, K, test AES key
-inline constexpr std::size_t hmac_key_size = 32;       // HMAC Session-key, test HMAC key
-inline constexpr std::size_t token_size = 64;          // Challenge || AES_SK || HMAC_SK
+// aes_block_size and truncated_hmac_size: test_layout.hpp.
+inline constexpr std::size_t aes_key_size = 16;  // AES Session-key, K, test AES key
+inline constexpr std::size_t hmac_key_size = 32; // HMAC Session-key, test HMAC key
+inline constexpr std::size_t token_size = 64;    // Challenge || AES_SK || HMAC_SK
 inline constexpr std::size_t sid_size = 16;
 
 // ---------------------------------------------------------------------------------------------
@@ -361,10 +362,11 @@ std::error_code derive_test_keys(std::span<const std::uint8_t, 16> aes_sk,
 // Mixed mode (8) uses unauthenticated test packets, so it has no entry here.
 enum class test_protection : std::uint8_t { authenticated = 2, encrypted = 4 };
 
-inline constexpr std::size_t test_sender_base_size = 48;     // RFC 4656 §4.1.2
-inline constexpr std::size_t test_reflector_base_size = 112; // RFC 5357 §4.2.1 (EID 5045)
-inline constexpr std::size_t test_sender_hmac_offset = 32;
-inline constexpr std::size_t test_reflector_hmac_offset = 96;
+// The protected TWAMP-Test bases and HMAC fields (test_layout.hpp).
+inline constexpr std::size_t test_sender_base_size = test_layout::auth::twamp_sender_base;
+inline constexpr std::size_t test_reflector_base_size = test_layout::auth::base;
+inline constexpr std::size_t test_sender_hmac_offset = test_layout::auth::twamp_sender_hmac.offset;
+inline constexpr std::size_t test_reflector_hmac_offset = test_layout::auth::hmac.offset;
 
 // How many leading octets are encrypted, and HMAC-covered (always the same bytes, as plaintext):
 // authenticated mode encrypts only block 0 (the sequence number) so that the timestamps can stay
@@ -372,11 +374,13 @@ inline constexpr std::size_t test_reflector_hmac_offset = 96;
 // Authenticated: 16 both ways. Encrypted: 32 (sender), 96 (reflector). Padding: never.
 inline constexpr std::size_t test_sender_protected_size(test_protection p) noexcept
 {
-    return p == test_protection::authenticated ? 16 : 32;
+    return p == test_protection::authenticated ? test_layout::auth::first_block.size
+                                               : test_sender_hmac_offset;
 }
 inline constexpr std::size_t test_reflector_protected_size(test_protection p) noexcept
 {
-    return p == test_protection::authenticated ? 16 : 96;
+    return p == test_protection::authenticated ? test_layout::auth::first_block.size
+                                               : test_reflector_hmac_offset;
 }
 
 // Keys and HMAC state of one test session. Not thread-safe: it reuses one HMAC context, so use
@@ -491,28 +495,25 @@ private:
 // ---------------------------------------------------------------------------------------------
 // STAMP (RFC 8762 §4.2.2, §4.3.2, §4.4; RFC 8972 §4.8)
 
-inline constexpr std::size_t stamp_auth_base_size = 112;
-inline constexpr std::size_t stamp_auth_hmac_offset = 96;
-inline constexpr std::uint8_t stamp_tlv_type_hmac = 8;
-inline constexpr std::size_t stamp_tlv_header_size = 4;
-
 // Authenticated STAMP base packet (sender or reflector, same rule): HMAC-SHA-256/128 with the
 // pre-shared key over bytes 0–95, written at 96–111. STAMP encrypts nothing.
 template <crypto_policy C>
 std::error_code stamp_seal(std::span<const std::uint8_t> key, std::span<std::uint8_t> pkt)
 {
-    if (pkt.size() < stamp_auth_base_size) return errc::buffer_too_small;
-    return C::hmac_sha256_128(key, pkt.first(stamp_auth_hmac_offset),
-                              pkt.subspan(stamp_auth_hmac_offset).first<truncated_hmac_size>());
+    constexpr auto hmac = test_layout::auth::hmac;
+    if (pkt.size() < test_layout::auth::base) return errc::buffer_too_small;
+    return C::hmac_sha256_128(key, pkt.first(hmac.offset),
+                              pkt.subspan(hmac.offset).first<truncated_hmac_size>());
 }
 
 template <crypto_policy C>
 std::error_code stamp_verify(std::span<const std::uint8_t> key, std::span<const std::uint8_t> pkt)
 {
-    if (pkt.size() < stamp_auth_base_size) return errc::truncated;
-    std::array<std::uint8_t, 16> expected{};
-    if (auto ec = C::hmac_sha256_128(key, pkt.first(stamp_auth_hmac_offset), expected)) return ec;
-    if (!C::constant_time_equal(expected, pkt.subspan(stamp_auth_hmac_offset, 16)))
+    constexpr auto hmac = test_layout::auth::hmac;
+    if (pkt.size() < test_layout::auth::base) return errc::truncated;
+    std::array<std::uint8_t, truncated_hmac_size> expected{};
+    if (auto ec = C::hmac_sha256_128(key, pkt.first(hmac.offset), expected)) return ec;
+    if (!C::constant_time_equal(expected, pkt.subspan(hmac.offset, hmac.size)))
         return errc::auth_failed;
     return {};
 }
@@ -528,10 +529,12 @@ std::error_code stamp_tlv_hmac(std::span<const std::uint8_t> key, std::span<cons
                                std::span<std::uint8_t, 16> out)
 {
     if (tlvs_begin < 4 || hmac_tlv < tlvs_begin) return errc::bad_length;
-    if (pkt.size() < hmac_tlv || pkt.size() - hmac_tlv < stamp_tlv_header_size + 16)
+    namespace T = test_layout::tlv;
+    if (pkt.size() < hmac_tlv || pkt.size() - hmac_tlv < T::header_size + T::hmac_value_size)
         return errc::truncated;
-    if (pkt[hmac_tlv + 1] != stamp_tlv_type_hmac) return errc::bad_value;
-    if (pkt[hmac_tlv + 2] != 0 || pkt[hmac_tlv + 3] != 16) return errc::bad_length;
+    if (pkt[hmac_tlv + T::type.offset] != T::type_hmac) return errc::bad_value;
+    if (wire::load16(pkt.data() + hmac_tlv + T::length.offset) != T::hmac_value_size)
+        return errc::bad_length;
     typename C::hmac_sha256_ctx mac;
     if (auto ec = mac.init(key)) return ec;
     if (auto ec = mac.update(pkt.first(4))) return ec;
@@ -547,7 +550,8 @@ std::error_code stamp_seal_tlv_hmac(std::span<const std::uint8_t> key, std::span
 {
     std::array<std::uint8_t, 16> mac{};
     if (auto ec = stamp_tlv_hmac<C>(key, pkt, tlvs_begin, hmac_tlv, mac)) return ec;
-    std::copy(mac.begin(), mac.end(), pkt.begin() + static_cast<std::ptrdiff_t>(hmac_tlv + 4));
+    std::copy(mac.begin(), mac.end(),
+              pkt.begin() + static_cast<std::ptrdiff_t>(hmac_tlv + test_layout::tlv::header_size));
     return {};
 }
 
@@ -560,7 +564,9 @@ std::error_code stamp_verify_tlv_hmac(std::span<const std::uint8_t> key,
 {
     std::array<std::uint8_t, 16> mac{};
     if (auto ec = stamp_tlv_hmac<C>(key, pkt, tlvs_begin, hmac_tlv, mac)) return ec;
-    if (!C::constant_time_equal(mac, pkt.subspan(hmac_tlv + 4, 16))) return errc::auth_failed;
+    if (!C::constant_time_equal(mac,
+                                pkt.subspan(hmac_tlv + test_layout::tlv::header_size, mac.size())))
+        return errc::auth_failed;
     return {};
 }
 

@@ -137,14 +137,11 @@ public:
 
         // Sender fields, read in place; a short request (forced STAMP) has its missing octets read
         // as zero through a scratch copy.
-        std::uint8_t scratch[kStampBaseLen] = {};
-        const std::uint8_t* head = request.data();
-        if (request.size() < kStampBaseLen) {
-            std::copy_n(request.data(), request.size(), scratch);
-            head = scratch;
-        }
-        const std::uint32_t sender_seq = wire::load32(head);
-        const std::uint16_t ssid = stamp ? wire::load16(head + 14) : 0;
+        std::array<std::uint8_t, kStampBaseLen> scratch{};
+        sender_packet s;
+        (void)decode_sender(detail::zero_extended(request, scratch), f, s); // cannot fail: >= 44
+        const std::uint32_t sender_seq = s.seq;
+        const std::uint16_t ssid = s.ssid;
 
         reflector_packet r;
         r.seq = next_sequence(from, ssid, sender_seq, t2);
@@ -154,8 +151,8 @@ public:
         r.receive_timestamp = t2_wire;
         r.ssid = ssid;
         r.sender_seq = sender_seq;
-        r.sender_timestamp = wire::load64(head + 4);
-        r.sender_err = error_estimate::decode(wire::load16(head + 12));
+        r.sender_timestamp = s.timestamp;
+        r.sender_err = s.err;
         r.sender_ttl = ttl;
         (void)encode_reflector_base(r, f, out);
 

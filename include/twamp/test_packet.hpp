@@ -11,10 +11,12 @@
 #pragma once
 
 #include "twamp/error.hpp"
+#include "twamp/test_layout.hpp"
 #include "twamp/timestamp.hpp"
 #include "twamp/wire.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <system_error>
@@ -26,16 +28,17 @@ enum class test_format : std::uint8_t {
     stamp, // STAMP, unauthenticated (RFC 8762/8972)
 };
 
-inline constexpr std::size_t kSenderUnauthLen = 14;
-inline constexpr std::size_t kReflectorUnauthLen = 41;
-inline constexpr std::size_t kStampBaseLen = 44;
-inline constexpr std::size_t kStampTlvHeaderLen = 4;
+// The base sizes (test_layout.hpp has every field).
+inline constexpr std::size_t kSenderUnauthLen = test_layout::open::twamp_sender_base;
+inline constexpr std::size_t kReflectorUnauthLen = test_layout::open::twamp_reflector_base;
+inline constexpr std::size_t kStampBaseLen = test_layout::open::stamp_base;
+inline constexpr std::size_t kStampTlvHeaderLen = test_layout::tlv::header_size;
 // Reflector/sender size difference: the padding a TWAMP sender adds so both directions carry the
 // same number of octets (RFC 5357 §4.1.2).
 inline constexpr std::size_t kSymmetricPadding = kReflectorUnauthLen - kSenderUnauthLen; // 27
 // The shortest reply we can still measure with: everything up to the Sender Timestamp.
 // twampy's deployed reflectors answer with 38 octets (no MBZ, no Sender TTL).
-inline constexpr std::size_t kMinUsableReplyLen = 36;
+inline constexpr std::size_t kMinUsableReplyLen = test_layout::open::sender_timestamp.end();
 // The largest UDP payload we build or accept (IPv4 limit); jumbo frames fit well below it.
 inline constexpr std::size_t kMaxTestPacketLen = 65507;
 
@@ -72,6 +75,38 @@ struct reflector_packet {
     bool truncated = false;
 };
 
+namespace detail {
+
+// Octets 0..13, the same in every open packet: Sequence Number, Timestamp, Error Estimate.
+inline void store_head(std::uint8_t* b, std::uint32_t seq, std::uint64_t ts,
+                       error_estimate err) noexcept
+{
+    namespace L = test_layout::open;
+    wire::store32(b + L::seq.offset, seq);
+    wire::store64(b + L::timestamp.offset, ts);
+    wire::store16(b + L::error_estimate.offset, err.encode());
+}
+inline void load_head(const std::uint8_t* b, std::uint32_t& seq, std::uint64_t& ts,
+                      error_estimate& err) noexcept
+{
+    namespace L = test_layout::open;
+    seq = wire::load32(b + L::seq.offset);
+    ts = wire::load64(b + L::timestamp.offset);
+    err = error_estimate::decode(wire::load16(b + L::error_estimate.offset));
+}
+
+// `in` when it holds at least N octets, else a copy in `scratch` with the missing octets zero.
+template <std::size_t N>
+inline wire::const_byte_span zero_extended(wire::const_byte_span in,
+                                           std::array<std::uint8_t, N>& scratch) noexcept
+{
+    if (in.size() >= N) return in;
+    std::copy_n(in.data(), in.size(), scratch.begin());
+    return scratch;
+}
+
+} // namespace detail
+
 // Writes a Session-Sender packet of `total_len` octets: the base, then zero padding. For STAMP the
 // octets after the base are left to the caller's TLV writer when `tlv_padding` is set (see
 // write_stamp_extra_padding); zero padding is correct for TWAMP and for STAMP MBZ.
@@ -81,12 +116,11 @@ inline std::error_code encode_sender(const sender_packet& p, test_format f, std:
     const std::size_t base = sender_base_len(f);
     if (total_len < base || total_len > kMaxTestPacketLen) return errc::bad_length;
     if (out.size() < total_len) return errc::buffer_too_small;
+    namespace L = test_layout::open;
     std::uint8_t* b = out.data();
-    wire::store32(b, p.seq);
-    wire::store64(b + 4, p.timestamp);
-    wire::store16(b + 12, p.err.encode());
-    std::fill(b + 14, b + total_len, std::uint8_t{0});
-    if (f == test_format::stamp) wire::store16(b + 14, p.ssid);
+    detail::store_head(b, p.seq, p.timestamp, p.err);
+    std::fill(b + L::twamp_sender_base, b + total_len, std::uint8_t{0});
+    if (f == test_format::stamp) wire::store16(b + L::ssid.offset, p.ssid);
     return {};
 }
 
@@ -97,10 +131,8 @@ inline std::error_code decode_sender(wire::const_byte_span in, test_format f,
 {
     if (in.size() < sender_base_len(f)) return errc::truncated;
     const std::uint8_t* b = in.data();
-    p.seq = wire::load32(b);
-    p.timestamp = wire::load64(b + 4);
-    p.err = error_estimate::decode(wire::load16(b + 12));
-    p.ssid = f == test_format::stamp ? wire::load16(b + 14) : 0;
+    detail::load_head(b, p.seq, p.timestamp, p.err);
+    p.ssid = f == test_format::stamp ? wire::load16(b + test_layout::open::ssid.offset) : 0;
     return {};
 }
 
@@ -111,18 +143,17 @@ inline std::error_code encode_reflector_base(const reflector_packet& p, test_for
 {
     const std::size_t base = reflector_base_len(f);
     if (out.size() < base) return errc::buffer_too_small;
+    namespace L = test_layout::open;
     std::uint8_t* b = out.data();
-    wire::store32(b, p.seq);
-    wire::store64(b + 4, p.timestamp);
-    wire::store16(b + 12, p.err.encode());
-    wire::store16(b + 14, f == test_format::stamp ? p.ssid : std::uint16_t{0});
-    wire::store64(b + 16, p.receive_timestamp);
-    wire::store32(b + 24, p.sender_seq);
-    wire::store64(b + 28, p.sender_timestamp);
-    wire::store16(b + 36, p.sender_err.encode());
-    wire::store16(b + 38, 0);
-    b[40] = p.sender_ttl;
-    if (f == test_format::stamp) b[41] = b[42] = b[43] = 0;
+    detail::store_head(b, p.seq, p.timestamp, p.err);
+    wire::store16(b + L::ssid.offset, f == test_format::stamp ? p.ssid : std::uint16_t{0});
+    wire::store64(b + L::receive_timestamp.offset, p.receive_timestamp);
+    wire::store32(b + L::sender_seq.offset, p.sender_seq);
+    wire::store64(b + L::sender_timestamp.offset, p.sender_timestamp);
+    wire::store16(b + L::sender_error_estimate.offset, p.sender_err.encode());
+    wire::store16(b + L::reflector_mbz.offset, 0);
+    b[L::sender_ttl.offset] = p.sender_ttl;
+    std::fill(b + L::twamp_reflector_base, b + base, std::uint8_t{0}); // STAMP: MBZ to 44
     return {};
 }
 
@@ -134,21 +165,16 @@ inline std::error_code decode_reflector(wire::const_byte_span in, test_format f,
 {
     if (in.size() < kMinUsableReplyLen) return errc::truncated;
     // Full-size replies are read in place; only short ones go through a zero-filled copy.
-    std::uint8_t scratch[kReflectorUnauthLen] = {};
-    const std::uint8_t* b = in.data();
-    if (in.size() < kReflectorUnauthLen) {
-        std::copy_n(in.data(), in.size(), scratch);
-        b = scratch;
-    }
-    p.seq = wire::load32(b);
-    p.timestamp = wire::load64(b + 4);
-    p.err = error_estimate::decode(wire::load16(b + 12));
-    p.ssid = f == test_format::stamp ? wire::load16(b + 14) : 0;
-    p.receive_timestamp = wire::load64(b + 16);
-    p.sender_seq = wire::load32(b + 24);
-    p.sender_timestamp = wire::load64(b + 28);
-    p.sender_err = error_estimate::decode(wire::load16(b + 36));
-    p.sender_ttl = b[40];
+    std::array<std::uint8_t, kReflectorUnauthLen> scratch{};
+    const std::uint8_t* b = detail::zero_extended(in, scratch).data();
+    namespace L = test_layout::open;
+    detail::load_head(b, p.seq, p.timestamp, p.err);
+    p.ssid = f == test_format::stamp ? wire::load16(b + L::ssid.offset) : 0;
+    p.receive_timestamp = wire::load64(b + L::receive_timestamp.offset);
+    p.sender_seq = wire::load32(b + L::sender_seq.offset);
+    p.sender_timestamp = wire::load64(b + L::sender_timestamp.offset);
+    p.sender_err = error_estimate::decode(wire::load16(b + L::sender_error_estimate.offset));
+    p.sender_ttl = b[L::sender_ttl.offset];
     p.truncated = in.size() < kReflectorUnauthLen;
     return {};
 }
@@ -157,7 +183,8 @@ inline std::error_code decode_reflector(wire::const_byte_span in, test_format f,
 // transport can take T3 as late as possible before the send.
 inline void stamp_reflector_timestamp(wire::byte_span reply, std::uint64_t wire_ts) noexcept
 {
-    if (reply.size() >= 12) wire::store64(reply.data() + 4, wire_ts);
+    constexpr auto t3 = test_layout::open::timestamp;
+    if (reply.size() >= t3.end()) wire::store64(reply.data() + t3.offset, wire_ts);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -167,18 +194,54 @@ namespace stamp_tlv {
 inline constexpr std::uint8_t kFlagU = 0x80; // unrecognised by the reflector
 inline constexpr std::uint8_t kFlagM = 0x40; // malformed
 inline constexpr std::uint8_t kFlagI = 0x20; // integrity check failed
-inline constexpr std::uint8_t kTypeExtraPadding = 1;
-inline constexpr std::uint8_t kTypeHmac = 8;
+inline constexpr std::uint8_t kTypeExtraPadding = test_layout::tlv::type_extra_padding;
+inline constexpr std::uint8_t kTypeHmac = test_layout::tlv::type_hmac;
 } // namespace stamp_tlv
+
+// One TLV as for_each_stamp_tlv() sees it; `offset` is that of its Flags octet in the walked
+// span, `fits` says whether its Length stays inside the span.
+struct stamp_tlv_header {
+    std::size_t offset = 0;
+    std::uint8_t flags = 0;
+    std::uint8_t type = 0;
+    std::size_t length = 0;
+    bool fits = false;
+};
+
+// The one walk over STAMP TLVs (RFC 8972 §4): calls f(stamp_tlv_header) for each TLV in `tlvs`
+// (the octets after a base) in order. Type 0 is reserved and never sent as a TLV, so a header of
+// type 0 ends the walk: what follows is plain padding (a TWAMP Light sender's zero fill, for
+// instance). A TLV whose Length runs past the end is reported with fits == false and ends the
+// walk too. Fewer than 4 octets left are padding as well.
+template <class F> void for_each_stamp_tlv(wire::const_byte_span tlvs, F&& f)
+{
+    namespace T = test_layout::tlv;
+    std::size_t pos = 0;
+    while (tlvs.size() - pos >= T::header_size) {
+        const std::uint8_t* h = tlvs.data() + pos;
+        stamp_tlv_header t;
+        t.offset = pos;
+        t.flags = h[T::flags.offset];
+        t.type = h[T::type.offset];
+        t.length = wire::load16(h + T::length.offset);
+        if (t.type == 0) return;
+        t.fits = t.length <= tlvs.size() - pos - T::header_size;
+        f(t);
+        if (!t.fits) return;
+        pos += T::header_size + t.length;
+    }
+}
 
 // Writes one Extra Padding TLV filling exactly `out` (out.size() >= 4), value zero.
 inline std::error_code write_stamp_extra_padding(wire::byte_span out) noexcept
 {
     if (out.size() < kStampTlvHeaderLen || out.size() - kStampTlvHeaderLen > 0xFFFF)
         return errc::bad_length;
-    out[0] = 0;
-    out[1] = stamp_tlv::kTypeExtraPadding;
-    wire::store16(out.data() + 2, static_cast<std::uint16_t>(out.size() - kStampTlvHeaderLen));
+    namespace T = test_layout::tlv;
+    out[T::flags.offset] = 0;
+    out[T::type.offset] = T::type_extra_padding;
+    wire::store16(out.data() + T::length.offset,
+                  static_cast<std::uint16_t>(out.size() - kStampTlvHeaderLen));
     std::fill(out.begin() + kStampTlvHeaderLen, out.end(), std::uint8_t{0});
     return {};
 }
@@ -190,20 +253,15 @@ inline std::error_code write_stamp_extra_padding(wire::byte_span out) noexcept
 // and stays untouched. Returns the number of TLVs seen.
 inline std::size_t mark_reflected_tlvs(wire::byte_span tlvs) noexcept
 {
-    std::size_t pos = 0, count = 0;
-    while (tlvs.size() - pos >= kStampTlvHeaderLen) {
-        std::uint8_t* h = tlvs.data() + pos;
-        const std::uint8_t type = h[1];
-        const std::size_t len = wire::load16(h + 2);
-        if (type == 0) break;
+    std::size_t count = 0;
+    for_each_stamp_tlv(tlvs, [&](const stamp_tlv_header& t) {
         ++count;
-        if (len > tlvs.size() - pos - kStampTlvHeaderLen) {
-            h[0] |= stamp_tlv::kFlagM;
-            break;
-        }
-        if (type != stamp_tlv::kTypeExtraPadding) h[0] |= stamp_tlv::kFlagU;
-        pos += kStampTlvHeaderLen + len;
-    }
+        std::uint8_t& flags = tlvs[t.offset + test_layout::tlv::flags.offset];
+        if (!t.fits)
+            flags |= stamp_tlv::kFlagM;
+        else if (t.type != stamp_tlv::kTypeExtraPadding)
+            flags |= stamp_tlv::kFlagU;
+    });
     return count;
 }
 
@@ -214,7 +272,8 @@ inline std::size_t mark_reflected_tlvs(wire::byte_span tlvs) noexcept
 inline bool looks_like_stamp(wire::const_byte_span in) noexcept
 {
     if (in.size() < kStampBaseLen) return false;
-    return std::all_of(in.begin() + 16, in.begin() + kStampBaseLen,
+    constexpr auto mbz = test_layout::open::stamp_sender_mbz;
+    return std::all_of(in.begin() + mbz.offset, in.begin() + mbz.end(),
                        [](std::uint8_t b) { return b == 0; });
 }
 

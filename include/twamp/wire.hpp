@@ -49,48 +49,65 @@ inline constexpr void store64(std::uint8_t* p, std::uint64_t v) noexcept
     store32(p + 4, static_cast<std::uint32_t>(v));
 }
 
-class reader {
+namespace detail {
+
+// Bounds and position shared by reader and writer. Once an access does not fit, the cursor has
+// failed: that access and every later one do nothing.
+template <class Span> class cursor {
 public:
-    constexpr explicit reader(const_byte_span data) noexcept : data_(data) {}
+    constexpr explicit cursor(Span data) noexcept : data_(data) {}
 
     constexpr bool ok() const noexcept { return ok_; }
     constexpr std::size_t position() const noexcept { return pos_; }
     constexpr std::size_t remaining() const noexcept { return data_.size() - pos_; }
 
-    constexpr std::uint8_t u8() noexcept
+protected:
+    // The next n octets, consumed; empty, and the cursor failed, when they are not all there.
+    constexpr Span take(std::size_t n) noexcept
     {
-        if (!need(1)) return 0;
-        return data_[pos_++];
-    }
-    constexpr std::uint16_t u16() noexcept
-    {
-        if (!need(2)) return 0;
-        auto v = load16(data_.data() + pos_);
-        pos_ += 2;
-        return v;
-    }
-    constexpr std::uint32_t u32() noexcept
-    {
-        if (!need(4)) return 0;
-        auto v = load32(data_.data() + pos_);
-        pos_ += 4;
-        return v;
-    }
-    constexpr std::uint64_t u64() noexcept
-    {
-        if (!need(8)) return 0;
-        auto v = load64(data_.data() + pos_);
-        pos_ += 8;
-        return v;
-    }
-    // Returns a view of the next n bytes (empty on failure).
-    constexpr const_byte_span bytes(std::size_t n) noexcept
-    {
-        if (!need(n)) return {};
+        if (!ok_ || n > data_.size() - pos_) {
+            ok_ = false;
+            return {};
+        }
         auto s = data_.subspan(pos_, n);
         pos_ += n;
         return s;
     }
+
+private:
+    Span data_;
+    std::size_t pos_ = 0;
+    bool ok_ = true;
+};
+
+} // namespace detail
+
+class reader : public detail::cursor<const_byte_span> {
+public:
+    constexpr explicit reader(const_byte_span data) noexcept : cursor(data) {}
+
+    constexpr std::uint8_t u8() noexcept
+    {
+        const auto s = take(1);
+        return ok() ? s[0] : 0;
+    }
+    constexpr std::uint16_t u16() noexcept
+    {
+        const auto s = take(2);
+        return ok() ? load16(s.data()) : 0;
+    }
+    constexpr std::uint32_t u32() noexcept
+    {
+        const auto s = take(4);
+        return ok() ? load32(s.data()) : 0;
+    }
+    constexpr std::uint64_t u64() noexcept
+    {
+        const auto s = take(8);
+        return ok() ? load64(s.data()) : 0;
+    }
+    // Returns a view of the next n bytes (empty on failure).
+    constexpr const_byte_span bytes(std::size_t n) noexcept { return take(n); }
     template <std::size_t N> constexpr std::array<std::uint8_t, N> array() noexcept
     {
         std::array<std::uint8_t, N> out{};
@@ -98,88 +115,49 @@ public:
         if (!s.empty()) std::copy(s.begin(), s.end(), out.begin());
         return out;
     }
-    constexpr void skip(std::size_t n) noexcept
-    {
-        if (need(n)) pos_ += n;
-    }
+    constexpr void skip(std::size_t n) noexcept { take(n); }
     // True when the next n bytes exist and are all zero; consumes them either way.
     constexpr bool zeros(std::size_t n) noexcept
     {
         auto s = bytes(n);
-        return ok_ && std::all_of(s.begin(), s.end(), [](std::uint8_t b) { return b == 0; });
+        return ok() && std::all_of(s.begin(), s.end(), [](std::uint8_t b) { return b == 0; });
     }
-
-private:
-    constexpr bool need(std::size_t n) noexcept
-    {
-        if (!ok_ || n > data_.size() - pos_) {
-            ok_ = false;
-            return false;
-        }
-        return true;
-    }
-
-    const_byte_span data_;
-    std::size_t pos_ = 0;
-    bool ok_ = true;
 };
 
-class writer {
+class writer : public detail::cursor<byte_span> {
 public:
-    constexpr explicit writer(byte_span data) noexcept : data_(data) {}
-
-    constexpr bool ok() const noexcept { return ok_; }
-    constexpr std::size_t position() const noexcept { return pos_; }
-    constexpr std::size_t remaining() const noexcept { return data_.size() - pos_; }
+    constexpr explicit writer(byte_span data) noexcept : cursor(data) {}
 
     constexpr void u8(std::uint8_t v) noexcept
     {
-        if (need(1)) data_[pos_++] = v;
+        const auto s = take(1);
+        if (ok()) s[0] = v;
     }
     constexpr void u16(std::uint16_t v) noexcept
     {
-        if (!need(2)) return;
-        store16(data_.data() + pos_, v);
-        pos_ += 2;
+        const auto s = take(2);
+        if (ok()) store16(s.data(), v);
     }
     constexpr void u32(std::uint32_t v) noexcept
     {
-        if (!need(4)) return;
-        store32(data_.data() + pos_, v);
-        pos_ += 4;
+        const auto s = take(4);
+        if (ok()) store32(s.data(), v);
     }
     constexpr void u64(std::uint64_t v) noexcept
     {
-        if (!need(8)) return;
-        store64(data_.data() + pos_, v);
-        pos_ += 8;
+        const auto s = take(8);
+        if (ok()) store64(s.data(), v);
     }
-    constexpr void bytes(const_byte_span s) noexcept
+    constexpr void bytes(const_byte_span in) noexcept
     {
-        if (!need(s.size())) return;
-        std::copy(s.begin(), s.end(), data_.begin() + static_cast<std::ptrdiff_t>(pos_));
-        pos_ += s.size();
+        const auto s = take(in.size());
+        if (ok()) std::copy(in.begin(), in.end(), s.begin());
     }
     constexpr void zeros(std::size_t n) noexcept
     {
-        if (!need(n)) return;
-        std::fill_n(data_.begin() + static_cast<std::ptrdiff_t>(pos_), n, std::uint8_t{0});
-        pos_ += n;
+        const auto s = take(n);
+        if (ok()) std::fill(s.begin(), s.end(), std::uint8_t{0});
     }
-
-private:
-    constexpr bool need(std::size_t n) noexcept
-    {
-        if (!ok_ || n > data_.size() - pos_) {
-            ok_ = false;
-            return false;
-        }
-        return true;
-    }
-
-    byte_span data_;
-    std::size_t pos_ = 0;
-    bool ok_ = true;
 };
 
 } // namespace twamp::wire

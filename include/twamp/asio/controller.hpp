@@ -96,7 +96,7 @@ struct controller_result {
     std::vector<std::string> notices;
 };
 
-template <class Security = control::open_security> class controller {
+template <transport_control_policy Security = control::open_security> class controller {
 public:
     controller(asio::io_context& io, controller_options o, Security security = {})
         : io_(io), opts_(std::move(o)), sock_(io), timer_(io), hold_timer_(io),
@@ -245,7 +245,7 @@ private:
         protected_test_ = (e.mode & (control::mode::authenticated | control::mode::encrypted)) != 0;
         {
             // Probe sizes for the agreed mode.
-            const std::size_t base = protected_test_ ? kSenderAuthLen : kSenderUnauthLen;
+            const std::size_t base = protected_test_ ? test_sender_base_size : kSenderUnauthLen;
             std::vector<std::size_t> pads = opts_.paddings;
             if (pads.empty()) pads = {protected_test_ ? kSymmetricPaddingAuth : kSymmetricPadding};
             opts_.test.sizes.clear();
@@ -289,7 +289,8 @@ private:
                 req.receiver_address = to_bytes(opts_.server.address());
             }
             req.padding_length = static_cast<std::uint32_t>(
-                opts_.test.sizes.front() - (protected_test_ ? kSenderAuthLen : kSenderUnauthLen));
+                opts_.test.sizes.front() -
+                (protected_test_ ? test_sender_base_size : kSenderUnauthLen));
             req.timeout = control::ntp_from_duration(opts_.session_timeout);
             req.type_p = control::type_p_from_dscp(opts_.dscp);
             if (opts_.reflect_length) {
@@ -339,7 +340,7 @@ private:
         }
         if (opts_.run_senders) {
             senders_[*i]->set_remote({opts_.server.address(), e.port});
-            if constexpr (requires { typename Security::crypto_type; }) {
+            if constexpr (test_keying_policy<Security>) {
                 if (protected_test_) {
                     auto& sec = fsm_->security();
                     senders_[*i]->set_guard(
@@ -366,16 +367,22 @@ private:
              std::to_string(static_cast<int>(e.accept)) + " (" + accept_code_text(e.accept) + ")");
     }
 
+    // The SIDs of every session, in request order (Start-N / Stop-N with mode 16).
+    std::vector<control::session_id> session_ids() const
+    {
+        std::vector<control::session_id> sids;
+        for (const auto& s : result_.sessions)
+            sids.push_back(s.sid);
+        return sids;
+    }
+
     void maybe_start()
     {
         if (answered_ != opts_.sessions) return;
         const auto now = realtime_now();
         std::error_code ec;
         if (opts_.individual) {
-            std::vector<control::session_id> sids;
-            for (const auto& s : result_.sessions)
-                sids.push_back(s.sid);
-            ec = fsm_->start_n_sessions(sids, now);
+            ec = fsm_->start_n_sessions(session_ids(), now);
         } else {
             ec = fsm_->start_sessions(now);
         }
@@ -474,10 +481,7 @@ private:
         const auto now = realtime_now();
         std::error_code ec;
         if (opts_.individual) {
-            std::vector<control::session_id> sids;
-            for (const auto& s : result_.sessions)
-                sids.push_back(s.sid);
-            ec = fsm_->stop_n_sessions(sids, now);
+            ec = fsm_->stop_n_sessions(session_ids(), now);
         } else {
             ec = fsm_->stop_sessions(now);
             closing_after_write_ = true; // Stop-Sessions has no reply

@@ -173,7 +173,7 @@ inline std::optional<std::size_t> open_descriptor_count()
     return n > 0 ? n - 1 : 0; // not the directory's own descriptor
 }
 
-template <class Security = control::open_security> class twamp_server {
+template <transport_control_policy Security = control::open_security> class twamp_server {
 public:
     using security_factory = std::function<Security()>;
 
@@ -667,7 +667,7 @@ private:
             s.reflector->set_tos(dscp_to_tos_octet(e.dscp));
             s.reflector->accept_only_address(from_bytes(e.request.ipvn, e.request.sender_address));
             s.reflector->set_symmetric((fsm->agreed_mode() & control::mode::symmetrical_size) != 0);
-            if constexpr (requires { typename Security::crypto_type; }) {
+            if constexpr (test_keying_policy<Security>) {
                 // Authenticated / encrypted test packets with this SID's keys (mixed mode:
                 // protected control, open test packets).
                 const auto m = fsm->agreed_mode();

@@ -8,6 +8,7 @@
 // selects the mode; the AES and HMAC work dwarfs it.
 #pragma once
 
+#include "twamp/control.hpp"
 #include "twamp/crypto.hpp"
 #include "twamp/test_packet_auth.hpp"
 
@@ -16,6 +17,25 @@
 #include <vector>
 
 namespace twamp::net {
+
+// A keyed control policy whose session keys also key the test packets (RFC 4656 §4.1.2 and §6,
+// RFC 5357 §4.1.2): it names its crypto_policy and hands out the AES and HMAC session keys.
+// clang-format off
+template <class P>
+concept test_keying_policy =
+    control::crypto_backed_policy<P> && crypto_policy<typename P::crypto_type> &&
+    requires(const P& p) {
+        { p.aes_session_key() } -> std::same_as<const aes_key&>;
+        { p.hmac_session_key() } -> std::same_as<const hmac_key&>;
+    };
+// clang-format on
+
+// What the asio controller and TWAMP server accept: a policy the state machines accept that, if
+// it is keyed, can also protect the test sessions, so a keyed policy never silently leaves the
+// test packets open in authenticated or encrypted mode.
+template <class P>
+concept transport_control_policy = control::control_machine_policy<P> &&
+    (test_keying_policy<P> || !control::keyed_control_security_policy<P>);
 
 class test_guard {
 public:
@@ -57,12 +77,12 @@ public:
     }
     std::size_t open_reply(wire::byte_span in, wire::byte_span open_out) override
     {
-        if (in.size() < kReflectorAuthLen || keys_.open_reflector(in, prot_)) return 0;
+        if (in.size() < test_reflector_base_size || keys_.open_reflector(in, prot_)) return 0;
         return reflector_from_protected(in, protected_format::twamp, open_out);
     }
     std::size_t open_request(wire::byte_span in, wire::byte_span open_out) override
     {
-        if (in.size() < kSenderAuthLen || keys_.open_sender(in, prot_)) return 0;
+        if (in.size() < test_sender_base_size || keys_.open_sender(in, prot_)) return 0;
         return sender_from_protected(in, protected_format::twamp, open_out);
     }
     std::size_t seal_reply(wire::const_byte_span open_reply, wire::const_byte_span request_plain,
@@ -107,7 +127,10 @@ public:
         if (const auto at = find_hmac_tlv(in, misplaced)) {
             if (misplaced || stamp_verify_tlv_hmac<C>(key_, in, kStampAuthLen, *at)) {
                 ++tlv_hmac_failures_;
-                for_each_tlv(in, [](std::uint8_t* h) { h[0] |= stamp_tlv::kFlagI; });
+                for_each_stamp_tlv(in.subspan(kStampAuthLen), [&](const stamp_tlv_header& t) {
+                    in[kStampAuthLen + t.offset + test_layout::tlv::flags.offset] |=
+                        stamp_tlv::kFlagI;
+                });
             }
         }
         return sender_from_protected(in, protected_format::stamp, open_out);
@@ -122,8 +145,11 @@ public:
         // TLVs unless the request's failed (then it goes back flagged I, as received).
         bool misplaced = false;
         if (const auto at = find_hmac_tlv(out.first(n), misplaced)) {
-            out[*at] &= static_cast<std::uint8_t>(~stamp_tlv::kFlagU);
-            if (!(out[*at] & stamp_tlv::kFlagI) && wire::load16(out.data() + *at + 2) == 16)
+            namespace T = test_layout::tlv;
+            std::uint8_t& flags = out[*at + T::flags.offset];
+            flags &= static_cast<std::uint8_t>(~stamp_tlv::kFlagU);
+            if (!(flags & stamp_tlv::kFlagI) &&
+                wire::load16(out.data() + *at + T::length.offset) == T::hmac_value_size)
                 (void)stamp_seal_tlv_hmac<C>(key_, out.first(n), kStampAuthLen, *at);
         }
         if (stamp_seal<C>(key_, out.first(n))) return 0;
@@ -133,34 +159,19 @@ public:
     std::uint64_t tlv_hmac_failures() const noexcept { return tlv_hmac_failures_; }
 
 private:
-    template <class F> static void for_each_tlv(wire::byte_span pkt, F&& f)
-    {
-        std::size_t pos = kStampAuthLen;
-        while (pkt.size() - pos >= kStampTlvHeaderLen && pos <= pkt.size()) {
-            std::uint8_t* h = pkt.data() + pos;
-            const std::size_t len = wire::load16(h + 2);
-            if (h[1] == 0) break;
-            f(h);
-            if (len > pkt.size() - pos - kStampTlvHeaderLen) break;
-            pos += kStampTlvHeaderLen + len;
-        }
-    }
     // Offset of the HMAC TLV after the 112-octet base, if any; `misplaced` when a TLV other than
     // Extra Padding follows it.
     static std::optional<std::size_t> find_hmac_tlv(wire::const_byte_span pkt, bool& misplaced)
     {
         std::optional<std::size_t> at;
-        std::size_t pos = kStampAuthLen;
-        while (pkt.size() >= pos && pkt.size() - pos >= kStampTlvHeaderLen) {
-            const std::uint8_t type = pkt[pos + 1];
-            const std::size_t len = wire::load16(pkt.data() + pos + 2);
-            if (type == 0 || len > pkt.size() - pos - kStampTlvHeaderLen) break;
-            if (type == stamp_tlv::kTypeHmac)
-                at = pos;
-            else if (at && type != stamp_tlv::kTypeExtraPadding)
+        if (pkt.size() < kStampAuthLen) return at;
+        for_each_stamp_tlv(pkt.subspan(kStampAuthLen), [&](const stamp_tlv_header& t) {
+            if (!t.fits) return;
+            if (t.type == stamp_tlv::kTypeHmac)
+                at = kStampAuthLen + t.offset;
+            else if (at && t.type != stamp_tlv::kTypeExtraPadding)
                 misplaced = true;
-            pos += kStampTlvHeaderLen + len;
-        }
+        });
         return at;
     }
 
