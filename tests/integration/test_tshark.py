@@ -100,7 +100,7 @@ def body(twamp):
     resp = itlib.Responder(twamp)  # no --dscp / --tos: it must copy the request's DSCP
     try:
         # One capture for all sessions; each session is told apart by its sender's UDP port.
-        cap = itlib.Capture("udp port %d" % resp.port, path)
+        cap = itlib.Capture("udp port %d" % resp.port, path, buffer_mb=32)
         if not cap.start():
             print("SKIP: tshark cannot capture on lo:\n" + cap.stop()[1])
             return itlib.SKIP

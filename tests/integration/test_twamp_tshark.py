@@ -43,7 +43,7 @@ def body(twamp):
     try:
         c = srv.port
         # A 16 MiB capture buffer: "udp" also takes whatever else runs on lo at the time.
-        cap = itlib.Capture("tcp port %d or udp" % c, path, buffer_mb=16)
+        cap = itlib.Capture("tcp port %d or udp" % c, path, buffer_mb=32)
         if not cap.start():
             print("SKIP: tshark cannot capture on lo:\n" + cap.stop()[1])
             return itlib.SKIP
