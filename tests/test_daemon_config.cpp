@@ -198,3 +198,29 @@ TEST_CASE("base64 and IP address checks")
     CHECK_FALSE(valid_ip("1:2:3:4:5:6:7"));
     CHECK_FALSE(valid_ip("host.example"));
 }
+
+TEST_CASE("numbers the JSON parser cannot hold, and -0, are handled (found by fuzz_config)")
+{
+    twamp::daemon::config c;
+    // 1e400 is beyond a double: an error at the root, never an exception.
+    std::vector<twamp::daemon::config_error> errs;
+    CHECK_NOTHROW(errs = twamp::daemon::load_config_text("1e400", c));
+    REQUIRE(errs.size() == 1);
+    CHECK(errs[0].path == "/");
+    CHECK_NOTHROW(errs = twamp::daemon::load_config_text(
+                      R"({"ietf-twamp:twamp":{"server":{"servwait":1e400}}})", c));
+    CHECK_FALSE(errs.empty());
+    // -0 is 0 (the parser stores it as a signed integer): accepted wherever 0 is.
+    const std::string doc =
+        R"({"ietf-twamp:twamp":{"session-reflector":{"test-session":[{"sender-ip":"203.0.113.3",)"
+        R"("sender-udp-port":54000,"last-sent-seq":ZERO}]}}})";
+    auto with = [&](const char* zero) {
+        std::string d = doc;
+        d.replace(d.find("ZERO"), 4, zero);
+        twamp::daemon::config cc;
+        return twamp::daemon::load_config_text(d, cc);
+    };
+    CHECK(with("0").empty());
+    CHECK(with("-0").empty());
+    CHECK_FALSE(with("-1").empty());
+}

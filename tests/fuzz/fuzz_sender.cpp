@@ -42,6 +42,26 @@ struct counters {
     }
 };
 
+// A fresh session_sender for `cfg`. Constructing one allocates and zeroes six 64 KiB histograms
+// (stats.hpp), which under ASan made construction most of this target's time. So each
+// configuration is constructed once, kept as a pristine prototype, and copied into a working
+// object that is kept per window size: a copy assignment between equal sizes reuses the storage
+// (memmove, no allocation), and a copy of a never-used object is exactly a new one.
+session_sender& fresh_sender(const sender_config& cfg, std::uint32_t key)
+{
+    static std::map<std::uint32_t, session_sender> prototypes;
+    static std::map<std::size_t, session_sender> working;
+    if (prototypes.size() >= 64) prototypes.clear(); // bounded memory (~0.4 MiB each)
+    auto p = prototypes.find(key);
+    if (p == prototypes.end()) p = prototypes.emplace(key, session_sender(cfg)).first;
+    auto w = working.find(cfg.window);
+    if (w == working.end())
+        w = working.emplace(cfg.window, p->second).first;
+    else
+        w->second = p->second;
+    return w->second;
+}
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
@@ -53,10 +73,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     cfg.err.ptp = (c0 & 2) != 0;
     cfg.ssid = (c0 & 4) ? static_cast<std::uint16_t>(0x1234) : std::uint16_t{0};
     cfg.window = std::size_t{16} << (c0 >> 4 & 3); // 16..128: the ring wraps quickly
-    cfg.timeout = std::chrono::microseconds(1 + in.u8()) * 1000;
+    const std::uint8_t timeout = in.u8();
+    cfg.timeout = std::chrono::microseconds(1 + timeout) * 1000;
     cfg.err.multiplier = in.u8();
-    cfg.err.scale = in.u8() & 0x3F;
-    session_sender s(cfg);
+    const std::uint8_t scale = in.u8();
+    cfg.err.scale = scale & 0x3F;
+    // Everything the configuration depends on, as a cache key.
+    const std::uint32_t key = static_cast<std::uint32_t>(c0 & 0x37) |
+                              static_cast<std::uint32_t>(timeout) << 8 |
+                              static_cast<std::uint32_t>(cfg.err.multiplier) << 16 |
+                              static_cast<std::uint32_t>(scale & 0x3F) << 24;
+    session_sender& s = fresh_sender(cfg, key);
+    FUZZ_CHECK(s.next_sequence() == 0 && s.stats().sent == 0 && s.stats().received == 0);
     const test_format f = cfg.format;
 
     std::int64_t now = twamp_fuzz::kEpochNs;

@@ -3,9 +3,11 @@
 // Usage: twamp_fuzz_make_corpus OUTDIR   (normally tests/fuzz/corpus)
 // Sources: the captures in tests/data (TWAMP-Test packets, both TWAMP-Control byte streams) and
 // messages built with the library's encoders (the unit tests' golden messages: RFC 5938 messages,
-// IPv6 requests, STAMP packets with TLVs). Each seed is laid out as its target's input format
-// describes (see the comment at the top of each fuzz_<name>.cpp). Files are named after what
-// they hold; the output directories are emptied first, so the result is reproducible.
+// IPv6 requests, STAMP packets with TLVs), the daemon configuration documents of
+// tests/daemon/fixtures and deploy/twamp.json, and authenticated STAMP TLV sets. Each seed is laid
+// out as its target's input format describes (see the comment at the top of each fuzz_<name>.cpp).
+// Files are named after what they hold; the output directories are emptied first, so the result is
+// reproducible.
 #include "pcap.hpp"
 
 #include "twamp/control.hpp"
@@ -20,10 +22,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <initializer_list>
+#include <iterator>
 #include <map>
 #include <set>
 #include <span>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -596,6 +601,67 @@ void gen_crypto(const std::vector<capture>& protected_caps)
     write("crypto", "test-short", shortp);
 }
 
+// The configuration loader: the RFC 8913 Appendix A documents of the loader's tests and the
+// deployment example (every section, including twamp-daemon:stamp and twamp-daemon:daemon).
+void gen_config()
+{
+    const fs::path data(TWAMP_TEST_DATA_DIR);
+    std::vector<fs::path> files;
+    for (const auto& e : fs::directory_iterator(data / ".." / "daemon" / "fixtures"))
+        if (e.path().extension() == ".json") files.push_back(e.path());
+    std::sort(files.begin(), files.end());
+    files.push_back(data / ".." / ".." / "deploy" / "twamp.json");
+    for (const auto& f : files) {
+        std::ifstream in(f, std::ios::binary);
+        const bytes b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        const std::string name =
+            f.filename() == "twamp.json" ? "deploy_twamp.json" : f.filename().string();
+        write("config", name, b);
+    }
+}
+
+// TLV sets of authenticated STAMP: config octet (bit 0 seal the HMAC TLV, bit 1 short key,
+// bit 2 flip a bit), a 112-octet base, the set.
+void gen_stamp_tlv_set()
+{
+    bytes base(112, 0);
+    wire::store32(base.data(), 7);
+    wire::store64(base.data() + 16, 0xE8F1A2B300000000ull);
+    wire::store16(base.data() + 24, 0x8001);
+    wire::store16(base.data() + 26, 0x1234);
+    auto tlv = [](std::uint8_t type, const bytes& value) {
+        bytes t = {0, type, static_cast<std::uint8_t>(value.size() >> 8),
+                   static_cast<std::uint8_t>(value.size())};
+        append(t, value);
+        return t;
+    };
+    auto cat = [](std::initializer_list<bytes> parts) {
+        bytes r;
+        for (const auto& p : parts)
+            append(r, p);
+        return r;
+    };
+    const bytes hmac = tlv(8, bytes(16, 0));
+    auto pad = [&](std::size_t n) { return tlv(1, bytes(n, 0)); };
+    const bytes b8 = {0, 1, 2, 3, 4, 5, 6, 7};
+    const std::vector<std::tuple<std::string, std::uint8_t, bytes>> seeds = {
+        {"empty", 0, {}},
+        {"padding", 0, pad(20)},
+        {"hmac_only", 1, hmac},
+        {"unknown_then_hmac", 1, cat({tlv(3, b8), hmac})},
+        {"hmac_then_padding", 1, cat({tlv(4, {1, 2, 3, 4}), hmac, pad(8)})},
+        {"hmac_misplaced", 1, cat({hmac, tlv(5, {'a', 'b', 'c', 'd'})})},
+        {"hmac_bad_value", 0, cat({tlv(3, {'x', 'y', 'z', 'w'}), hmac})},
+        {"hmac_wrong_length", 1, tlv(8, bytes(12, 0))},
+        {"overrun", 1, cat({tlv(3, {'a', 'b'}), {0, 7, 1, 0, 'a', 'b', 'c'}})},
+        {"type0_end", 1, cat({hmac, {0, 0, 0, 4}, bytes(8, 0)})},
+        {"short_key_tampered", 7, cat({tlv(6, bytes(6, 0)), hmac, {5, 3}})},
+        {"two_hmac", 1, cat({hmac, pad(4), hmac})},
+    };
+    for (const auto& [name, c0, set] : seeds)
+        write("stamp_tlv_set", name, cat({{c0}, base, set}));
+}
+
 } // namespace
 
 int main(int argc, char** argv)
@@ -605,8 +671,9 @@ int main(int argc, char** argv)
         return 2;
     }
     g_out = argv[1];
-    for (const char* t : {"test_packet", "reflector", "sender", "stamp_tlv", "control_messages",
-                          "control_server", "control_client", "crypto"}) {
+    for (const char* t :
+         {"test_packet", "reflector", "sender", "stamp_tlv", "control_messages", "control_server",
+          "control_client", "crypto", "config", "stamp_tlv_set"}) {
         const fs::path dir = g_out / t;
         fs::create_directories(dir);
         for (const auto& e : fs::directory_iterator(dir))
@@ -626,8 +693,11 @@ int main(int argc, char** argv)
     gen_control_server(open);
     gen_control_client(open);
     gen_crypto(protected_caps);
-    for (const char* t : {"test_packet", "reflector", "sender", "stamp_tlv", "control_messages",
-                          "control_server", "control_client", "crypto"}) {
+    gen_config();
+    gen_stamp_tlv_set();
+    for (const char* t :
+         {"test_packet", "reflector", "sender", "stamp_tlv", "control_messages", "control_server",
+          "control_client", "crypto", "config", "stamp_tlv_set"}) {
         std::size_t n = 0, total = 0;
         for (const auto& e : fs::directory_iterator(g_out / t)) {
             ++n;

@@ -351,6 +351,8 @@ public:
         std::uint64_t v = 0;
         if (it->is_number_unsigned()) {
             v = it->template get<std::uint64_t>();
+        } else if (it->is_number_integer() && it->template get<std::int64_t>() >= 0) {
+            v = static_cast<std::uint64_t>(it->template get<std::int64_t>()); // "-0"
         } else if (it->is_number_integer()) {
             error(p, json_text(*it) + " is out of range");
             return std::nullopt;
@@ -999,7 +1001,8 @@ inline std::vector<config_error> load_config_text(const std::string& text, confi
     nlohmann::json doc;
     try {
         doc = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {
+        // Syntax errors, and numbers the parser cannot hold (1e400 is out of a double's range).
         return {{"/", std::string("not valid JSON: ") + e.what()}};
     }
     return load_config(doc, out);
