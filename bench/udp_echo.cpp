@@ -46,18 +46,19 @@ int main(int argc, char** argv)
         timespec ts{};
         ::clock_gettime(CLOCK_REALTIME, &ts);
         const unsigned long long secs = static_cast<unsigned long long>(ts.tv_sec) + 2208988800ULL;
-        const unsigned long long frac = (static_cast<unsigned long long>(ts.tv_nsec) << 32) / 1000000000ULL;
+        const unsigned long long frac =
+            (static_cast<unsigned long long>(ts.tv_nsec) << 32) / 1000000000ULL;
         unsigned char t[8];
         for (int i = 0; i < 4; ++i) {
             t[i] = static_cast<unsigned char>(secs >> (24 - 8 * i));
             t[4 + i] = static_cast<unsigned char>(frac >> (24 - 8 * i));
         }
-        std::memmove(b + 24, b, 14);  // sender seq, timestamp, error estimate
-        b[38] = b[39] = 0;            // MBZ
-        b[40] = 255;                  // Sender TTL
-        std::memcpy(b + 4, t, 8);     // T3
-        b[14] = b[15] = 0;            // MBZ
-        std::memcpy(b + 16, t, 8);    // T2
+        std::memmove(b + 24, b, 14); // sender seq, timestamp, error estimate
+        b[38] = b[39] = 0;           // MBZ
+        b[40] = 255;                 // Sender TTL
+        std::memcpy(b + 4, t, 8);    // T3
+        b[14] = b[15] = 0;           // MBZ
+        std::memcpy(b + 16, t, 8);   // T2
         ::sendto(fd, b, static_cast<size_t>(r), 0, reinterpret_cast<sockaddr*>(&from), fl);
         ++n;
     }
