@@ -15,6 +15,8 @@
 
 #include <doctest/doctest.h>
 
+#include "support/plain_udp.hpp"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -83,79 +85,7 @@ std::uint16_t get16(const std::uint8_t* p)
     return std::uint16_t((p[0] << 8) | p[1]);
 }
 
-// A plain blocking IPv4 UDP socket on 127.0.0.1:0 with a 2 s receive timeout, which reports
-// the TTL and TOS of what it receives.
-struct peer_socket {
-    int fd = -1;
-    std::uint16_t port = 0;
-    peer_socket()
-    {
-        fd = ::socket(AF_INET, SOCK_DGRAM, 0);
-        REQUIRE(fd >= 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-        socklen_t len = sizeof a;
-        REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-        port = ntohs(a.sin_port);
-        const int one = 1;
-        REQUIRE(::setsockopt(fd, IPPROTO_IP, IP_RECVTTL, &one, sizeof one) == 0);
-        REQUIRE(::setsockopt(fd, IPPROTO_IP, IP_RECVTOS, &one, sizeof one) == 0);
-        timeval tv{2, 0};
-        REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0);
-    }
-    ~peer_socket() { ::close(fd); }
-    peer_socket(const peer_socket&) = delete;
-    peer_socket& operator=(const peer_socket&) = delete;
-
-    struct datagram {
-        std::vector<std::uint8_t> data;
-        int ttl = -1;
-        int tos = -1;
-        sockaddr_in from{};
-    };
-    // false on timeout
-    bool receive(datagram& d)
-    {
-        d.data.assign(2048, 0);
-        alignas(cmsghdr) unsigned char ctrl[256];
-        iovec iov{d.data.data(), d.data.size()};
-        msghdr mh{};
-        mh.msg_name = &d.from;
-        mh.msg_namelen = sizeof d.from;
-        mh.msg_iov = &iov;
-        mh.msg_iovlen = 1;
-        mh.msg_control = ctrl;
-        mh.msg_controllen = sizeof ctrl;
-        const auto n = ::recvmsg(fd, &mh, 0);
-        if (n < 0) return false;
-        d.data.resize(static_cast<std::size_t>(n));
-        for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-            if (c->cmsg_level != IPPROTO_IP) continue;
-            if (c->cmsg_type == IP_TOS) d.tos = *CMSG_DATA(c);
-            if (c->cmsg_type == IP_TTL) std::memcpy(&d.ttl, CMSG_DATA(c), sizeof d.ttl);
-        }
-        return true;
-    }
-    void send_to(const sockaddr_in& to, const std::vector<std::uint8_t>& p)
-    {
-        REQUIRE(::sendto(fd, p.data(), p.size(), 0, reinterpret_cast<const sockaddr*>(&to),
-                         sizeof to) == static_cast<ssize_t>(p.size()));
-    }
-    void send_to(std::uint16_t port_, const std::vector<std::uint8_t>& p)
-    {
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        a.sin_port = htons(port_);
-        send_to(a, p);
-    }
-    void set_ip(int name, int value)
-    {
-        REQUIRE(::setsockopt(fd, IPPROTO_IP, name, &value, sizeof value) == 0);
-    }
-};
+using peer_socket = twamp_test::plain_udp_peer;
 
 asio::ip::udp::endpoint udp_loopback(std::uint16_t port)
 {

@@ -8,6 +8,8 @@
 
 #include <doctest/doctest.h>
 
+#include "support/plain_udp.hpp"
+
 #include <arpa/inet.h>
 #include <poll.h>
 #include <unistd.h>
@@ -59,78 +61,7 @@ rx_meta fresh()
     return m;
 }
 
-// A plain IPv4 UDP socket on 127.0.0.1:0 that reports the TOS and TTL of what it receives.
-struct plain_socket {
-    int fd = -1;
-    std::uint16_t port = 0;
-    plain_socket()
-    {
-        fd = ::socket(AF_INET, SOCK_DGRAM, 0);
-        REQUIRE(fd >= 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-        socklen_t len = sizeof a;
-        REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-        port = ntohs(a.sin_port);
-        const int one = 1;
-        REQUIRE(::setsockopt(fd, IPPROTO_IP, IP_RECVTOS, &one, sizeof one) == 0);
-        REQUIRE(::setsockopt(fd, IPPROTO_IP, IP_RECVTTL, &one, sizeof one) == 0);
-        timeval tv{2, 0};
-        REQUIRE(::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0);
-    }
-    ~plain_socket() { ::close(fd); }
-    plain_socket(const plain_socket&) = delete;
-    plain_socket& operator=(const plain_socket&) = delete;
-
-    struct got {
-        long len = -1;
-        int tos = -1;
-        int ttl = -1;
-        std::uint16_t from_port = 0;
-    };
-    // One datagram with the TOS and TTL the kernel reports (read here, not via parse_cmsgs).
-    got receive()
-    {
-        got g;
-        unsigned char data[2048];
-        alignas(cmsghdr) unsigned char ctrl[256];
-        sockaddr_in from{};
-        iovec iov{data, sizeof data};
-        msghdr mh{};
-        mh.msg_name = &from;
-        mh.msg_namelen = sizeof from;
-        mh.msg_iov = &iov;
-        mh.msg_iovlen = 1;
-        mh.msg_control = ctrl;
-        mh.msg_controllen = sizeof ctrl;
-        g.len = ::recvmsg(fd, &mh, 0);
-        if (g.len < 0) return g;
-        g.from_port = ntohs(from.sin_port);
-        for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-            if (c->cmsg_level != IPPROTO_IP) continue;
-            if (c->cmsg_type == IP_TOS) g.tos = *CMSG_DATA(c);
-            if (c->cmsg_type == IP_TTL) {
-                int v;
-                std::memcpy(&v, CMSG_DATA(c), sizeof v);
-                g.ttl = v;
-            }
-        }
-        return g;
-    }
-    void send_to(std::uint16_t to_port, const void* p, std::size_t n, int tos = -1, int ttl = -1)
-    {
-        if (tos >= 0) REQUIRE(::setsockopt(fd, IPPROTO_IP, IP_TOS, &tos, sizeof tos) == 0);
-        if (ttl >= 0) REQUIRE(::setsockopt(fd, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl) == 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        a.sin_port = htons(to_port);
-        REQUIRE(::sendto(fd, p, n, 0, reinterpret_cast<sockaddr*>(&a), sizeof a) ==
-                static_cast<ssize_t>(n));
-    }
-};
+using plain_socket = twamp_test::plain_udp_peer;
 
 asio::ip::udp::endpoint loopback(std::uint16_t port)
 {

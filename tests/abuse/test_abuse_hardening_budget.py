@@ -49,28 +49,7 @@ class LimitedServer(tc.Server):
     """twamp_ctl.Server started with RLIMIT_NOFILE = NOFILE."""
 
     def __init__(self, twamp, extra=(), timeout=5.0):
-        self.host = "127.0.0.1"
-        self.log = tempfile.NamedTemporaryFile("w+", prefix="twamp-server-", suffix=".log")
-        argv = [twamp, "server", "127.0.0.1:0", "-v", *extra]
-        kw = {}
-        if shutil.which("prlimit"):
-            argv = ["prlimit", "--nofile=%d" % NOFILE, "--"] + argv
-        else:
-            kw["preexec_fn"] = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, NOFILE))
-        self.proc = itlib.spawn(argv, stdout=subprocess.DEVNULL, stderr=self.log, **kw)
-        deadline = time.monotonic() + timeout
-        self.port = None
-        while time.monotonic() < deadline and self.port is None:
-            m = re.search(r"TWAMP server listening on \[[^\]]*\]:(\d+)", self.log_text())
-            if m:
-                self.port = int(m.group(1))
-            elif self.proc.poll() is not None:
-                break
-            else:
-                time.sleep(0.02)
-        if self.port is None:
-            itlib.stop(self.proc)
-            raise RuntimeError("twamp server did not start; log:\n" + self.log_text())
+        super().__init__(twamp, extra=extra, timeout=timeout, nofile=NOFILE)
 
 
 def accept_code(msg):

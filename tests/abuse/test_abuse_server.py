@@ -289,24 +289,7 @@ class LimitedServer(tc.Server):
     """tc.Server with RLIMIT_NOFILE lowered for the server process only."""
 
     def __init__(self, twamp, nofile, extra=()):
-        def limit():
-            resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
-
-        self.host = "127.0.0.1"
-        self.log = tempfile.NamedTemporaryFile("w+", prefix="twamp-server-", suffix=".log")
-        self.proc = itlib.spawn([twamp, "server", "127.0.0.1:0", "-v", *extra], stdout=subprocess.DEVNULL,
-                                stderr=self.log, preexec_fn=limit)
-        self.port = None
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and self.port is None and self.proc.poll() is None:
-            m = re.search(r"TWAMP server listening on \[[^\]]*\]:(\d+)", self.log_text())
-            if m:
-                self.port = int(m.group(1))
-            else:
-                time.sleep(0.02)
-        if self.port is None:
-            itlib.stop(self.proc)
-            raise RuntimeError("twamp server did not start; log:\n" + self.log_text())
+        super().__init__(twamp, extra=extra, nofile=nofile)
 
     def cpu_s(self):
         with open("/proc/%d/stat" % self.pid) as f:

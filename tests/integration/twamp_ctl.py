@@ -7,6 +7,7 @@ wait is bounded, and only loopback addresses are used.
 """
 import json
 import re
+import resource
 import socket
 import struct
 import subprocess
@@ -28,11 +29,15 @@ STOP_SESSIONS = 32
 class Server:
     """`twamp server host:0 -v ...`; the port is read from its "listening on" log line."""
 
-    def __init__(self, twamp, host="127.0.0.1", extra=(), timeout=5.0):
+    def __init__(self, twamp, host="127.0.0.1", extra=(), timeout=5.0, nofile=None):
+        """`nofile`: RLIMIT_NOFILE of the server process only (for the exhaustion tests)."""
         self.host = host
         self.log = tempfile.NamedTemporaryFile("w+", prefix="twamp-server-", suffix=".log")
+        kw = {}
+        if nofile is not None:
+            kw["preexec_fn"] = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
         self.proc = itlib.spawn([twamp, "server", itlib.hostport(host, 0), "-v", *extra],
-                                stdout=subprocess.DEVNULL, stderr=self.log)
+                                stdout=subprocess.DEVNULL, stderr=self.log, **kw)
         deadline = time.monotonic() + timeout
         self.port = None
         while time.monotonic() < deadline and self.port is None:
