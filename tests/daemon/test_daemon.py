@@ -311,6 +311,15 @@ def test_probe(metrics_at, ports):
     check(st == 400, "/probe above probe-max-count is refused (%d)" % st)
     st, _ = http_get(base + "target=127.0.0.1:%d&mode=stamp&count=5&interval_ms=1" % refl)
     check(st == 400, "/probe below probe-min-interval-ms is refused (%d)" % st)
+    # probe-max-concurrent (default 4): eight tests of 50 probes 10 ms apart (0.5 s each) asked
+    # for at once; those beyond the limit get 503, the others run.
+    import concurrent.futures
+    url = base + "target=127.0.0.1:%d&mode=stamp&count=50&interval_ms=10" % refl
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        codes = sorted(f.result()[0] for f in [pool.submit(http_get, url) for _ in range(8)])
+    check(codes.count(503) >= 1 and codes.count(200) >= 1 and codes.count(200) <= 4 and
+          set(codes) <= {200, 503},
+          "/probe beyond probe-max-concurrent gets 503, at most 4 run at once (%s)" % codes)
 
 
 def test_notify(twamp, work):
