@@ -13,10 +13,12 @@
 
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <cstdint>
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -185,6 +187,38 @@ TEST_CASE("HMAC-SHA-256/128: RFC 4231 vectors")
         REQUIRE_FALSE(C::hmac_sha256_128(v.key, v.data, mac));
         CHECK(to_bytes(mac) == bytes(full.begin(), full.begin() + 16));
     }
+}
+
+// The one-shot HMACs reuse a context per thread and the algorithm objects are fetched once per
+// process: alternating keys, digests and threads must still give every vector's value.
+TEST_CASE("HMAC one-shots: alternating keys and digests on four threads at once")
+{
+    const bytes k1 = repeat(0x0b, 20), k2 = str("Jefe");
+    const bytes d1 = str("Hi There"), d2 = str("what do ya want for nothing?");
+    const bytes sha256_1 = hex("b0344c61d8db38535ca8afceaf0bf12b");
+    const bytes sha256_2 = hex("5bdcc146bf60754e6a042426089575c7");
+    // RFC 2202 test cases 1 and 2 (HMAC-SHA1), truncated to 16 octets.
+    const bytes sha1_1 = hex("b617318655057264e28bc0b6fb378c8e");
+    const bytes sha1_2 = hex("effcdf6ae5eb2fa2d27416d5f184df9c");
+    std::atomic<int> wrong{0};
+    auto work = [&] {
+        for (int i = 0; i < 500; ++i) {
+            std::array<std::uint8_t, 16> mac{};
+            const bool second = (i % 2) != 0;
+            if (C::hmac_sha256_128(second ? k2 : k1, second ? d2 : d1, mac) ||
+                to_bytes(mac) != (second ? sha256_2 : sha256_1))
+                ++wrong;
+            if (C::hmac_sha1_128(second ? k1 : k2, second ? d1 : d2, mac) ||
+                to_bytes(mac) != (second ? sha1_1 : sha1_2))
+                ++wrong;
+        }
+    };
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t)
+        threads.emplace_back(work);
+    for (auto& t : threads)
+        t.join();
+    CHECK(wrong.load() == 0);
 }
 
 TEST_CASE("AES-128: FIPS-197 Appendix B and C.1, both directions")

@@ -99,12 +99,36 @@ inline std::error_code check_blocks(std::span<const std::uint8_t> in,
     return {};
 }
 
+// The algorithm objects are fetched from the default provider once per process (a fetch takes
+// the provider store's lock and a name lookup, which used to dominate a 48-octet operation); the
+// objects live until exit. A fetch that fails (no default provider) stays failed: every call
+// then reports an error.
+enum class aes_mode { ecb, cbc };
+
+inline const EVP_CIPHER* fetched_aes128(aes_mode m) noexcept
+{
+    struct fetched {
+        EVP_CIPHER* ecb = EVP_CIPHER_fetch(nullptr, "AES-128-ECB", nullptr);
+        EVP_CIPHER* cbc = EVP_CIPHER_fetch(nullptr, "AES-128-CBC", nullptr);
+    };
+    static const fetched f;
+    return m == aes_mode::ecb ? f.ecb : f.cbc;
+}
+
+inline EVP_MAC* fetched_hmac() noexcept
+{
+    static EVP_MAC* const mac = EVP_MAC_fetch(nullptr, OSSL_MAC_NAME_HMAC, nullptr);
+    return mac;
+}
+
 // One AES pass with padding off. A fresh context per call keeps the policy stateless;
 // EVP_CIPHER_CTX_free cleanses the expanded key.
-inline std::error_code aes_run(const EVP_CIPHER* cipher, int enc,
-                               std::span<const std::uint8_t, 16> key, const std::uint8_t* iv,
-                               std::span<const std::uint8_t> in, std::span<std::uint8_t> out)
+inline std::error_code aes_run(aes_mode mode, int enc, std::span<const std::uint8_t, 16> key,
+                               const std::uint8_t* iv, std::span<const std::uint8_t> in,
+                               std::span<std::uint8_t> out)
 {
+    const EVP_CIPHER* cipher = fetched_aes128(mode);
+    if (!cipher) return openssl_last_error();
     std::unique_ptr<EVP_CIPHER_CTX, cipher_ctx_deleter> ctx(EVP_CIPHER_CTX_new());
     if (!ctx) return openssl_last_error();
     if (EVP_CipherInit_ex2(ctx.get(), cipher, key.data(), iv, enc, nullptr) != 1)
@@ -174,24 +198,42 @@ public:
     }
 
 private:
+    // A context with the digest already set, one per thread and digest: new contexts are
+    // duplicated from it instead of fetching HMAC and resolving the digest name each time.
+    static EVP_MAC_CTX* prototype()
+    {
+        struct holder {
+            EVP_MAC_CTX* ctx = nullptr;
+            holder()
+            {
+                EVP_MAC* mac = fetched_hmac();
+                if (!mac) return;
+                ctx = EVP_MAC_CTX_new(mac);
+                if (!ctx) return;
+                std::array<char, sizeof(Digest::name)> digest{};
+                std::copy_n(Digest::name, sizeof(Digest::name), digest.begin());
+                const OSSL_PARAM params[] = {
+                    OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest.data(), 0),
+                    OSSL_PARAM_construct_end()};
+                if (EVP_MAC_CTX_set_params(ctx, params) != 1) {
+                    EVP_MAC_CTX_free(ctx);
+                    ctx = nullptr;
+                }
+            }
+            holder(const holder&) = delete;
+            holder& operator=(const holder&) = delete;
+            ~holder() { EVP_MAC_CTX_free(ctx); }
+        };
+        thread_local holder h;
+        return h.ctx;
+    }
+
     std::error_code create()
     {
-        EVP_MAC* mac = EVP_MAC_fetch(nullptr, OSSL_MAC_NAME_HMAC, nullptr);
-        if (!mac) return openssl_last_error();
-        ctx_ = EVP_MAC_CTX_new(mac);
-        EVP_MAC_free(mac); // the context holds its own reference
+        EVP_MAC_CTX* proto = prototype();
+        if (!proto) return openssl_last_error();
+        ctx_ = EVP_MAC_CTX_dup(proto);
         if (!ctx_) return openssl_last_error();
-        std::array<char, sizeof(Digest::name)> digest{};
-        std::copy_n(Digest::name, sizeof(Digest::name), digest.begin());
-        const OSSL_PARAM params[] = {
-            OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest.data(), 0),
-            OSSL_PARAM_construct_end()};
-        if (EVP_MAC_CTX_set_params(ctx_, params) != 1) {
-            auto ec = openssl_last_error();
-            EVP_MAC_CTX_free(ctx_);
-            ctx_ = nullptr;
-            return ec;
-        }
         return {};
     }
 
@@ -205,11 +247,14 @@ struct sha256_digest {
     static constexpr char name[] = "SHA256";
 };
 
+// One HMAC over one buffer through a context kept per thread and digest (re-keyed by each call),
+// so a one-shot costs no allocation. The last key stays in that context until the next call or
+// the thread's exit (freeing cleanses it), as it does in a per-session context.
 template <class Ctx>
 std::error_code one_shot_hmac(std::span<const std::uint8_t> key, std::span<const std::uint8_t> data,
                               std::span<std::uint8_t, 16> out)
 {
-    Ctx ctx;
+    thread_local Ctx ctx;
     if (auto ec = ctx.init(key)) return ec;
     if (auto ec = ctx.update(data)) return ec;
     return ctx.final(out);
@@ -247,7 +292,7 @@ struct openssl_crypto {
     {
         if (auto ec = detail::check_blocks(in, out)) return ec;
         if (in.empty()) return {};
-        return detail::aes_run(EVP_aes_128_ecb(), 1, key, nullptr, in, out);
+        return detail::aes_run(detail::aes_mode::ecb, 1, key, nullptr, in, out);
     }
 
     static std::error_code aes128_ecb_decrypt(std::span<const std::uint8_t, 16> key,
@@ -256,7 +301,7 @@ struct openssl_crypto {
     {
         if (auto ec = detail::check_blocks(in, out)) return ec;
         if (in.empty()) return {};
-        return detail::aes_run(EVP_aes_128_ecb(), 0, key, nullptr, in, out);
+        return detail::aes_run(detail::aes_mode::ecb, 0, key, nullptr, in, out);
     }
 
     static std::error_code aes128_cbc_encrypt(std::span<const std::uint8_t, 16> key,
@@ -266,7 +311,7 @@ struct openssl_crypto {
     {
         if (auto ec = detail::check_blocks(in, out)) return ec;
         if (in.empty()) return {};
-        if (auto ec = detail::aes_run(EVP_aes_128_cbc(), 1, key, iv.data(), in, out)) return ec;
+        if (auto ec = detail::aes_run(detail::aes_mode::cbc, 1, key, iv.data(), in, out)) return ec;
         std::copy_n(out.end() - 16, 16, iv.begin());
         return {};
     }
@@ -281,7 +326,7 @@ struct openssl_crypto {
         // Save the last ciphertext block first: in-place decryption overwrites it.
         std::array<std::uint8_t, 16> next_iv{};
         std::copy_n(in.end() - 16, 16, next_iv.begin());
-        if (auto ec = detail::aes_run(EVP_aes_128_cbc(), 0, key, iv.data(), in, out)) return ec;
+        if (auto ec = detail::aes_run(detail::aes_mode::cbc, 0, key, iv.data(), in, out)) return ec;
         std::copy(next_iv.begin(), next_iv.end(), iv.begin());
         return {};
     }
