@@ -13,6 +13,7 @@
 #include "twamp/control.hpp"
 #include "twamp/control_server.hpp"
 #include "twamp/reflector_session.hpp"
+#include "twamp/stamp_tlvs.hpp"
 #include "twamp/test_packet.hpp"
 
 #include "fuzz_common.hpp"
@@ -662,6 +663,61 @@ void gen_stamp_tlv_set()
         write("stamp_tlv_set", name, cat({{c0}, base, set}));
 }
 
+// stamp_tlvs: a context prefix (fuzz_stamp_tlvs.cpp reads it), then a TLV set: what our
+// sender writes for each TLV and for all of them, and hand-built malformed and unknown ones.
+void gen_stamp_tlvs()
+{
+    auto cat = [](std::initializer_list<bytes> parts) {
+        bytes b;
+        for (const auto& p : parts)
+            b.insert(b.end(), p.begin(), p.end());
+        return b;
+    };
+    // cfg 0x08 (IPv4, DS field read, stateful, previous reply), ports 40000 -> 862, DS AF21 +
+    // ECT(0), counters 7/6, previous seq 5, DSCP 46 refused, 198.51.100.7 -> 192.0.2.2.
+    const bytes v4ctx = {0x08, 0x9C, 0x40, 0x03, 0x5E, 0x4A, 7,   6, 0, 5,
+                         46,   198,  51,   100,  7,    1,    192, 0, 2, 2};
+    // cfg 0x41 (IPv6, return addresses honoured), no previous reply, no destination read.
+    bytes v6ctx = {0x41, 0x9C, 0x40, 0x03, 0x5E, 0xB8, 1, 1, 10, 0x20, 0x01, 0x0d, 0xb8};
+    v6ctx.resize(v6ctx.size() + 11, 0);
+    v6ctx.push_back(7);
+    v6ctx.push_back(0); // no destination
+    auto request = [](const twamp::stamp_tlv_request& r) {
+        bytes b(twamp::stamp_tlv_request_size(r));
+        std::size_t n = 0;
+        (void)twamp::write_stamp_tlvs(r, 41, b, n);
+        return b;
+    };
+    twamp::stamp_tlv_request all;
+    all.location = true;
+    all.timestamp_info = true;
+    all.cos_dscp1 = 46;
+    all.direct_measurement = true;
+    all.access = twamp::stamp_tlv_request::access_report{1, 2};
+    all.follow_up = true;
+    all.destination_node = twamp::tlv_address{false, {192, 0, 2, 2}};
+    all.return_path = twamp::stamp_tlv_request::return_path_request{};
+    all.return_path->return_address = twamp::tlv_address{false, {203, 0, 113, 5}};
+    all.return_path->mpls_labels = {0x00010140u};
+    write("stamp_tlvs", "all-v4", cat({v4ctx, request(all)}));
+    write("stamp_tlvs", "all-v6", cat({v6ctx, request(all)}));
+    twamp::stamp_tlv_request cc;
+    cc.return_path = twamp::stamp_tlv_request::return_path_request{};
+    cc.return_path->control_code = 0;
+    write("stamp_tlvs", "return-path-no-reply", cat({v4ctx, request(cc)}));
+    write("stamp_tlvs", "integrity-marked",
+          cat({v4ctx, {0xA0, 3, 0, 4, 0, 0, 0, 0, 0x80, 5, 0, 12}, bytes(12, 0)}));
+    write("stamp_tlvs", "malformed-then-more",
+          cat({v4ctx, {0x80, 4, 0, 3, 0xB8, 0, 0, 0x80, 3, 0, 4, 0, 0, 0, 0}}));
+    write("stamp_tlvs", "location-bad-sub",
+          cat({v4ctx, {0x80, 2, 0, 10, 0, 0, 0, 0, 0, 7, 0, 16, 0, 0}}));
+    write("stamp_tlvs", "unknown-hmac-padding",
+          cat({v4ctx,
+               {0x80, 200, 0, 2, 1, 2, 0x80, 8, 0, 16},
+               bytes(16, 0x55),
+               {0x80, 1, 0, 4, 0, 0, 0, 0}}));
+}
+
 } // namespace
 
 int main(int argc, char** argv)
@@ -673,7 +729,7 @@ int main(int argc, char** argv)
     g_out = argv[1];
     for (const char* t :
          {"test_packet", "reflector", "sender", "stamp_tlv", "control_messages", "control_server",
-          "control_client", "crypto", "config", "stamp_tlv_set"}) {
+          "control_client", "crypto", "config", "stamp_tlv_set", "stamp_tlvs"}) {
         const fs::path dir = g_out / t;
         fs::create_directories(dir);
         for (const auto& e : fs::directory_iterator(dir))
@@ -695,9 +751,10 @@ int main(int argc, char** argv)
     gen_crypto(protected_caps);
     gen_config();
     gen_stamp_tlv_set();
+    gen_stamp_tlvs();
     for (const char* t :
          {"test_packet", "reflector", "sender", "stamp_tlv", "control_messages", "control_server",
-          "control_client", "crypto", "config", "stamp_tlv_set"}) {
+          "control_client", "crypto", "config", "stamp_tlv_set", "stamp_tlvs"}) {
         std::size_t n = 0, total = 0;
         for (const auto& e : fs::directory_iterator(g_out / t)) {
             ++n;

@@ -1,0 +1,557 @@
+// STAMP extension TLVs (twamp/stamp_tlvs.hpp): the octets a sender writes, what a reflector
+// fills and flags, and what a sender reads back. Expected octets are written out by hand from
+// the figures of RFC 8972 §4.2–4.7 and RFC 9503 §3–4, not computed with the code under test.
+#include "twamp/stamp_tlvs.hpp"
+
+#include <doctest/doctest.h>
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+using namespace twamp;
+namespace S = twamp::stamp_tlv;
+using bytes = std::vector<std::uint8_t>;
+
+namespace {
+
+bytes write(const stamp_tlv_request& r, std::uint32_t s_txc = 0)
+{
+    bytes out(stamp_tlv_request_size(r));
+    std::size_t n = 0;
+    REQUIRE_FALSE(write_stamp_tlvs(r, s_txc, out, n));
+    CHECK(n == out.size());
+    return out;
+}
+
+tlv_address v4(std::uint8_t a, std::uint8_t b, std::uint8_t c, std::uint8_t d)
+{
+    tlv_address x;
+    x.octets[0] = a;
+    x.octets[1] = b;
+    x.octets[2] = c;
+    x.octets[3] = d;
+    return x;
+}
+
+tlv_address v6_2001_db8(std::uint8_t last)
+{
+    tlv_address x;
+    x.v6 = true;
+    x.octets[0] = 0x20;
+    x.octets[1] = 0x01;
+    x.octets[2] = 0x0d;
+    x.octets[3] = 0xb8;
+    x.octets[15] = last;
+    return x;
+}
+
+// A context as a reflector at 192.0.2.2:862 sees a request from 198.51.100.7:40000 with DS field
+// AF21 + ECT(0) (0x48 | 0x02).
+stamp_tlv_context ctx_v4()
+{
+    stamp_tlv_context c;
+    c.source_port = 40000;
+    c.destination_port = 862;
+    c.source = v4(198, 51, 100, 7);
+    c.destination = v4(192, 0, 2, 2);
+    c.tos = 0x4A;
+    c.sync = S::sync_source::ntp;
+    c.t2_method = S::timestamp_method::sw_local;
+    c.t3_method = S::timestamp_method::hw_assist;
+    c.received = 7;
+    c.transmitted = 6;
+    return c;
+}
+
+bytes tlv(std::uint8_t flags, std::uint8_t type, bytes value)
+{
+    bytes b{flags, type, static_cast<std::uint8_t>(value.size() >> 8),
+            static_cast<std::uint8_t>(value.size())};
+    b.insert(b.end(), value.begin(), value.end());
+    return b;
+}
+
+bytes cat(std::initializer_list<bytes> parts)
+{
+    bytes b;
+    for (const auto& p : parts)
+        b.insert(b.end(), p.begin(), p.end());
+    return b;
+}
+
+bytes zeros(std::size_t n)
+{
+    return bytes(n, 0);
+}
+
+} // namespace
+
+TEST_CASE("sender: each TLV's octets (U set, fields for the reflector zero)")
+{
+    SUBCASE("Location with the three generic sub-TLVs")
+    {
+        stamp_tlv_request r;
+        r.location = true;
+        const bytes want =
+            tlv(0x80, 2,
+                cat({zeros(4), tlv(0, 1, zeros(8)), tlv(0, 4, zeros(16)), tlv(0, 7, zeros(16))}));
+        CHECK(want.size() == 4 + 4 + 12 + 20 + 20);
+        CHECK(write(r) == want);
+    }
+    SUBCASE("Timestamp Information")
+    {
+        stamp_tlv_request r;
+        r.timestamp_info = true;
+        CHECK(write(r) == tlv(0x80, 3, zeros(4)));
+    }
+    SUBCASE("Class of Service: DSCP1 EF (46) in the top six bits, RP 0")
+    {
+        stamp_tlv_request r;
+        r.cos_dscp1 = 46;
+        CHECK(write(r) == tlv(0x80, 4, {46 << 2, 0, 0, 0}));
+    }
+    SUBCASE("Direct Measurement: S_TxC, then two zero reflector counters")
+    {
+        stamp_tlv_request r;
+        r.direct_measurement = true;
+        CHECK(write(r, 0x01020304) == tlv(0x80, 5, {1, 2, 3, 4, 0, 0, 0, 0, 0, 0, 0, 0}));
+    }
+    SUBCASE("Access Report: ID in the high nibble, Return Code, reserved")
+    {
+        stamp_tlv_request r;
+        r.access = stamp_tlv_request::access_report{1, 2};
+        CHECK(write(r) == tlv(0x80, 6, {0x10, 2, 0, 0}));
+    }
+    SUBCASE("Follow-Up Telemetry: all zero")
+    {
+        stamp_tlv_request r;
+        r.follow_up = true;
+        CHECK(write(r) == tlv(0x80, 7, zeros(16)));
+    }
+    SUBCASE("Destination Node Address, IPv4 and IPv6")
+    {
+        stamp_tlv_request r;
+        r.destination_node = v4(192, 0, 2, 9);
+        CHECK(write(r) == tlv(0x80, 9, {192, 0, 2, 9}));
+        r.destination_node = v6_2001_db8(1);
+        CHECK(write(r) ==
+              tlv(0x80, 9, {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}));
+    }
+    SUBCASE("Return Path: return address, SR-MPLS label stack, SRv6 segment")
+    {
+        stamp_tlv_request r;
+        stamp_tlv_request::return_path_request rp;
+        rp.return_address = v4(203, 0, 113, 5);
+        rp.mpls_labels = {0x00010140u, 0x000201FFu}; // label 16 TC 0 S 0 TTL 64; label 32 S 1
+        std::array<std::uint8_t, 16> seg{};
+        seg[0] = 0xfc;
+        seg[15] = 0x42;
+        rp.srv6_segments = {seg};
+        r.return_path = rp;
+        const bytes want =
+            tlv(0x80, 10,
+                cat({tlv(0, 2, {203, 0, 113, 5}), tlv(0, 3, {0, 1, 1, 0x40, 0, 2, 1, 0xFF}),
+                     tlv(0, 4, {0xfc, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x42})}));
+        CHECK(write(r) == want);
+    }
+    SUBCASE("Return Path: control code")
+    {
+        stamp_tlv_request r;
+        r.return_path = stamp_tlv_request::return_path_request{};
+        r.return_path->control_code = 1;
+        CHECK(write(r) == tlv(0x80, 10, tlv(0, 1, {0, 0, 0, 1})));
+    }
+    SUBCASE("errors: short buffer, DSCP out of range")
+    {
+        stamp_tlv_request r;
+        r.follow_up = true;
+        bytes small(19);
+        std::size_t n = 99;
+        CHECK(write_stamp_tlvs(r, 0, small, n) == errc::buffer_too_small);
+        CHECK(n == 0);
+        stamp_tlv_request c;
+        c.cos_dscp1 = 64;
+        bytes out(8);
+        CHECK(write_stamp_tlvs(c, 0, out, n) == errc::bad_value);
+    }
+}
+
+TEST_CASE("reflector: Location is filled with what the request arrived with")
+{
+    SUBCASE("IPv4: ports, EUI-64 zero (no MAC on a host), IPv4 destination and source")
+    {
+        stamp_tlv_request r;
+        r.location = true;
+        bytes b = write(r);
+        const auto out = reflect_stamp_tlvs(b, ctx_v4());
+        CHECK(out.count == 1);
+        CHECK_FALSE(out.malformed);
+        const bytes want = tlv(0, 2,
+                               cat({{0x03, 0x5E, 0x9C, 0x40}, // 862, 40000
+                                    tlv(0, 3, zeros(8)),
+                                    tlv(0, 5, cat({{192, 0, 2, 2}, zeros(12)})),
+                                    tlv(0, 8, cat({{198, 51, 100, 7}, zeros(12)}))}));
+        CHECK(b == want);
+    }
+    SUBCASE("IPv6 with a known MAC: EUI-48, IPv6 sub-TLVs")
+    {
+        auto c = ctx_v4();
+        c.source = v6_2001_db8(7);
+        c.destination = v6_2001_db8(2);
+        c.source_mac = std::array<std::uint8_t, 6>{0x02, 0, 0x5e, 0x10, 0, 1};
+        stamp_tlv_request r;
+        r.location = true;
+        bytes b = write(r);
+        reflect_stamp_tlvs(b, c);
+        const bytes want =
+            tlv(0, 2,
+                cat({{0x03, 0x5E, 0x9C, 0x40},
+                     tlv(0, 2, {0x02, 0, 0x5e, 0x10, 0, 1, 0, 0}),
+                     tlv(0, 6, {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2}),
+                     tlv(0, 9, {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7})}));
+        CHECK(b == want);
+    }
+    SUBCASE("policy: report nothing (zeros), still processed")
+    {
+        stamp_tlv_policy pol;
+        pol.report_location = false;
+        stamp_tlv_request r;
+        r.location = true;
+        bytes b = write(r);
+        reflect_stamp_tlvs(b, ctx_v4(), pol);
+        CHECK(b == tlv(0, 2,
+                       cat({zeros(4), tlv(0, 3, zeros(8)), tlv(0, 5, zeros(16)),
+                            tlv(0, 8, zeros(16))})));
+    }
+    SUBCASE("an unknown sub-TLV gets U; a wrong sub-TLV length makes the TLV malformed")
+    {
+        bytes b = tlv(0x80, 2, cat({zeros(4), tlv(0, 99, {1, 2}), tlv(0, 7, zeros(16))}));
+        reflect_stamp_tlvs(b, ctx_v4());
+        CHECK(b == tlv(0, 2,
+                       cat({{0x03, 0x5E, 0x9C, 0x40},
+                            tlv(0x80, 99, {1, 2}),
+                            tlv(0, 8, cat({{198, 51, 100, 7}, zeros(12)}))})));
+        bytes bad = tlv(0x80, 2, cat({zeros(4), tlv(0, 7, zeros(15))}));
+        const auto out = reflect_stamp_tlvs(bad, ctx_v4());
+        CHECK(out.malformed);
+        CHECK(bad[0] == S::kFlagM);
+        bytes short_value = tlv(0x80, 2, {0, 0});
+        CHECK(reflect_stamp_tlvs(short_value, ctx_v4()).malformed);
+    }
+}
+
+TEST_CASE("reflector: Timestamp Information, Class of Service, Direct Measurement")
+{
+    SUBCASE("Timestamp Information: sync source and methods for T2 and T3")
+    {
+        bytes b = tlv(0x80, 3, zeros(4));
+        reflect_stamp_tlvs(b, ctx_v4());
+        CHECK(b == tlv(0, 3, {1, 2, 1, 1})); // NTP, SW local; NTP, HW assist
+        bytes bad = tlv(0x80, 3, zeros(3));
+        CHECK(reflect_stamp_tlvs(bad, ctx_v4()).malformed);
+        CHECK(bad[0] == S::kFlagM);
+    }
+    SUBCASE("CoS permitted: DSCP2 and ECN as received, RP 0, reply with DSCP1")
+    {
+        bytes b = tlv(0x80, 4, {46 << 2, 0, 0, 0});
+        const auto out = reflect_stamp_tlvs(b, ctx_v4());
+        // DSCP1 46, DSCP2 18 (AF21), ECN 2, RP 0: 101110 010010 10 00 -> 0xB9 0x28
+        CHECK(b == tlv(0, 4, {0xB9, 0x28, 0, 0}));
+        REQUIRE(out.reply_dscp);
+        CHECK(*out.reply_dscp == 46);
+    }
+    SUBCASE("CoS not permitted: RP 1, reply keeps the received DSCP")
+    {
+        stamp_tlv_policy pol;
+        pol.permitted_dscp = ~(1ull << 46);
+        bytes b = tlv(0x80, 4, {46 << 2, 0xFF, 0xFF, 0xFF}); // junk in RP and Reserved
+        const auto out = reflect_stamp_tlvs(b, ctx_v4(), pol);
+        CHECK(b == tlv(0, 4, {0xB9, 0x29, 0, 0}));
+        REQUIRE(out.reply_dscp);
+        CHECK(*out.reply_dscp == 18);
+    }
+    SUBCASE("CoS with the DS field unknown and DSCP1 refused: no DSCP decision")
+    {
+        auto c = ctx_v4();
+        c.tos.reset();
+        stamp_tlv_policy pol;
+        pol.permitted_dscp = 0;
+        bytes b = tlv(0x80, 4, {46 << 2, 0, 0, 0});
+        CHECK_FALSE(reflect_stamp_tlvs(b, c, pol).reply_dscp);
+        CHECK(b == tlv(0, 4, {0xB8, 0x01, 0, 0}));
+        bytes bad = tlv(0x80, 4, zeros(5));
+        CHECK(reflect_stamp_tlvs(bad, c, pol).malformed);
+    }
+    SUBCASE("Direct Measurement: S_TxC kept, R_RxC and R_TxC filled")
+    {
+        bytes b = tlv(0x80, 5, {0, 0, 0, 9, 0xAA, 0xAA, 0xAA, 0xAA, 0, 0, 0, 0});
+        reflect_stamp_tlvs(b, ctx_v4());
+        CHECK(b == tlv(0, 5, {0, 0, 0, 9, 0, 0, 0, 7, 0, 0, 0, 6}));
+        bytes bad = tlv(0x80, 5, zeros(8));
+        CHECK(reflect_stamp_tlvs(bad, ctx_v4()).malformed);
+    }
+}
+
+TEST_CASE("reflector: Access Report, Follow-Up Telemetry")
+{
+    SUBCASE("Access Report: echoed; an ID other than 1 or 2 is not processed (U)")
+    {
+        bytes b = tlv(0x80, 6, {0x20, 1, 0, 0});
+        reflect_stamp_tlvs(b, ctx_v4());
+        CHECK(b == tlv(0, 6, {0x20, 1, 0, 0}));
+        bytes other = tlv(0x80, 6, {0x30, 1, 0, 0});
+        reflect_stamp_tlvs(other, ctx_v4());
+        CHECK(other == tlv(0x80, 6, {0x30, 1, 0, 0}));
+        bytes bad = tlv(0x80, 6, {0x10, 1});
+        CHECK(reflect_stamp_tlvs(bad, ctx_v4()).malformed);
+    }
+    SUBCASE("Follow-Up: the previous reply's sequence number, timestamp and method")
+    {
+        auto c = ctx_v4();
+        c.previous = stamp_tlv_context::previous_reply{0x11223344, 0x0102030405060708ull,
+                                                       S::timestamp_method::hw_assist};
+        bytes b = tlv(0x80, 7, bytes(16, 0xEE)); // a sender's junk is overwritten
+        reflect_stamp_tlvs(b, c);
+        CHECK(b == tlv(0, 7, {0x11, 0x22, 0x33, 0x44, 1, 2, 3, 4, 5, 6, 7, 8, 1, 0, 0, 0}));
+    }
+    SUBCASE("Follow-Up: zero without a previous reply, and in stateless mode")
+    {
+        bytes b = tlv(0x80, 7, bytes(16, 0xEE));
+        reflect_stamp_tlvs(b, ctx_v4());
+        CHECK(b == tlv(0, 7, zeros(16)));
+        auto c = ctx_v4();
+        c.stateless = true;
+        c.previous = stamp_tlv_context::previous_reply{5, 6, S::timestamp_method::sw_local};
+        bytes s = tlv(0x80, 7, zeros(16));
+        reflect_stamp_tlvs(s, c);
+        CHECK(s == tlv(0, 7, zeros(16)));
+    }
+    SUBCASE("Follow-Up with a bad length: Sequence Number and Timestamp zeroed, M")
+    {
+        bytes b = tlv(0x80, 7, bytes(14, 0xEE));
+        CHECK(reflect_stamp_tlvs(b, ctx_v4()).malformed);
+        CHECK(b == tlv(0x40, 7, cat({zeros(12), {0xEE, 0xEE}})));
+    }
+}
+
+TEST_CASE("reflector: RFC 9503 Destination Node Address and Return Path")
+{
+    auto local = [](const tlv_address& a) { return a == v4(192, 0, 2, 2); };
+    SUBCASE("Destination Node Address: ours -> U clear and the reply's source; else U")
+    {
+        bytes b = tlv(0x80, 9, {192, 0, 2, 2});
+        auto out = reflect_stamp_tlvs(b, ctx_v4(), {}, local);
+        CHECK(b[0] == 0);
+        REQUIRE(out.reply_source);
+        CHECK(*out.reply_source == v4(192, 0, 2, 2));
+        bytes other = tlv(0x80, 9, {192, 0, 2, 3});
+        out = reflect_stamp_tlvs(other, ctx_v4(), {}, local);
+        CHECK(other[0] == S::kFlagU);
+        CHECK_FALSE(out.reply_source);
+        bytes bad = tlv(0x80, 9, {192, 0, 2});
+        CHECK(reflect_stamp_tlvs(bad, ctx_v4(), {}, local).malformed);
+    }
+    SUBCASE("Return Path control code 0: no reply; 1: U unless the transport can")
+    {
+        bytes none = tlv(0x80, 10, tlv(0, 1, {0, 0, 0, 0}));
+        auto out = reflect_stamp_tlvs(none, ctx_v4());
+        CHECK(out.suppress_reply);
+        CHECK(none[0] == 0);
+        bytes same = tlv(0x80, 10, tlv(0, 1, {0, 0, 0, 1}));
+        out = reflect_stamp_tlvs(same, ctx_v4());
+        CHECK_FALSE(out.suppress_reply);
+        CHECK(same[0] == S::kFlagU);
+        stamp_tlv_policy pol;
+        pol.reply_same_link = true;
+        bytes same2 = tlv(0x80, 10, tlv(0, 1, {0, 0, 0, 1}));
+        reflect_stamp_tlvs(same2, ctx_v4(), pol);
+        CHECK(same2[0] == 0);
+    }
+    SUBCASE("Return Address: honoured only when the policy allows it")
+    {
+        bytes b = tlv(0x80, 10, tlv(0, 2, {203, 0, 113, 5}));
+        auto out = reflect_stamp_tlvs(b, ctx_v4());
+        CHECK(b[0] == S::kFlagU);
+        CHECK_FALSE(out.reply_to);
+        stamp_tlv_policy pol;
+        pol.honour_return_address = true;
+        bytes c = tlv(0x80, 10, tlv(0, 2, {203, 0, 113, 5}));
+        out = reflect_stamp_tlvs(c, ctx_v4(), pol);
+        CHECK(c[0] == 0);
+        REQUIRE(out.reply_to);
+        CHECK(*out.reply_to == v4(203, 0, 113, 5));
+    }
+    SUBCASE("segment lists cannot be honoured by a host; bad lengths are malformed")
+    {
+        bytes b = tlv(0x80, 10, tlv(0, 3, {0, 1, 1, 0x40}));
+        CHECK_FALSE(reflect_stamp_tlvs(b, ctx_v4()).malformed);
+        CHECK(b == tlv(0x80, 10, tlv(0x80, 3, {0, 1, 1, 0x40})));
+        bytes bad = tlv(0x80, 10, tlv(0, 3, {0, 1, 1}));
+        CHECK(reflect_stamp_tlvs(bad, ctx_v4()).malformed);
+        CHECK(bad[0] == S::kFlagM);
+        bytes bad6 = tlv(0x80, 10, tlv(0, 4, zeros(20)));
+        CHECK(reflect_stamp_tlvs(bad6, ctx_v4()).malformed);
+        bytes empty = tlv(0x80, 10, {});
+        CHECK(reflect_stamp_tlvs(empty, ctx_v4()).malformed);
+    }
+    SUBCASE("only the first Return Path TLV is processed")
+    {
+        bytes b =
+            cat({tlv(0x80, 10, tlv(0, 1, {0, 0, 0, 0})), tlv(0x80, 10, tlv(0, 1, {0, 0, 0, 1}))});
+        const auto out = reflect_stamp_tlvs(b, ctx_v4());
+        CHECK(out.suppress_reply);
+        CHECK(out.count == 2);
+        CHECK(b[0] == 0);
+        CHECK(b[12] == 0x80); // the second one is not processed: U
+    }
+}
+
+TEST_CASE("reflector: flags (RFC 8972 §4)")
+{
+    SUBCASE("understood TLVs leave with U, M, I and reserved bits clear; unknown ones with U")
+    {
+        bytes b = cat({tlv(0x9F, 1, zeros(3)), tlv(0x00, 200, {1, 2, 3}), tlv(0x80, 3, zeros(4))});
+        const auto out = reflect_stamp_tlvs(b, ctx_v4());
+        CHECK(out.count == 3);
+        CHECK(b == cat({tlv(0, 1, zeros(3)), tlv(0x80, 200, {1, 2, 3}), tlv(0, 3, {1, 2, 1, 1})}));
+    }
+    SUBCASE("the first malformed TLV gets M; what follows is copied untouched")
+    {
+        bytes b = cat({tlv(0x80, 4, zeros(3)), tlv(0x80, 3, zeros(4))});
+        const auto out = reflect_stamp_tlvs(b, ctx_v4());
+        CHECK(out.malformed);
+        CHECK(b == cat({tlv(0x40, 4, zeros(3)), tlv(0x80, 3, zeros(4))}));
+    }
+    SUBCASE("a TLV running past the packet gets M")
+    {
+        bytes b = cat({tlv(0x80, 3, zeros(4)), {0x80, 5, 0, 12, 0, 0}});
+        const auto out = reflect_stamp_tlvs(b, ctx_v4());
+        CHECK(out.malformed);
+        CHECK(b == cat({tlv(0, 3, {1, 2, 1, 1}), {0x40, 5, 0, 12, 0, 0}}));
+    }
+    SUBCASE("integrity failure: every TLV gets I, nothing is filled")
+    {
+        auto c = ctx_v4();
+        c.integrity_failed = true;
+        const bytes in = cat({tlv(0x80, 3, zeros(4)), tlv(0x80, 5, zeros(12))});
+        bytes b = in;
+        reflect_stamp_tlvs(b, c);
+        CHECK(b == cat({tlv(0xA0, 3, zeros(4)), tlv(0xA0, 5, zeros(12))}));
+        // The authenticated transport marks I in the request: the same outcome.
+        bytes marked = cat({tlv(0xA0, 3, zeros(4)), tlv(0x80, 5, zeros(12))});
+        reflect_stamp_tlvs(marked, ctx_v4());
+        CHECK(marked == cat({tlv(0xA0, 3, zeros(4)), tlv(0xA0, 5, zeros(12))}));
+    }
+    SUBCASE("a zero header ends the walk: the rest is padding")
+    {
+        bytes b = cat({tlv(0x80, 3, zeros(4)), zeros(8)});
+        CHECK(reflect_stamp_tlvs(b, ctx_v4()).count == 1);
+        CHECK(b == cat({tlv(0, 3, {1, 2, 1, 1}), zeros(8)}));
+    }
+}
+
+TEST_CASE("sender reads back what a reflector filled")
+{
+    stamp_tlv_request r;
+    r.location = true;
+    r.timestamp_info = true;
+    r.cos_dscp1 = 10;
+    r.direct_measurement = true;
+    r.access = stamp_tlv_request::access_report{2, 1};
+    r.follow_up = true;
+    r.destination_node = v4(192, 0, 2, 2);
+    r.return_path = stamp_tlv_request::return_path_request{};
+    r.return_path->return_address = v4(198, 51, 100, 7);
+    bytes b = write(r, 41);
+    auto c = ctx_v4();
+    c.previous =
+        stamp_tlv_context::previous_reply{5, 0xABCDEF0012345678ull, S::timestamp_method::sw_local};
+    stamp_tlv_policy pol;
+    pol.honour_return_address = true;
+    const auto out =
+        reflect_stamp_tlvs(b, c, pol, [](const tlv_address& a) { return a == v4(192, 0, 2, 2); });
+    CHECK(out.count == 8);
+    CHECK_FALSE(out.malformed);
+    const auto rep = read_stamp_tlvs(b);
+    CHECK(rep.count == 8);
+    CHECK(rep.unrecognised == 0);
+    CHECK_FALSE(rep.malformed);
+    REQUIRE(rep.location);
+    CHECK(rep.location->destination_port == 862);
+    CHECK(rep.location->source_port == 40000);
+    REQUIRE(rep.location->source);
+    CHECK(*rep.location->source == v4(198, 51, 100, 7));
+    REQUIRE(rep.location->destination);
+    CHECK(*rep.location->destination == v4(192, 0, 2, 2));
+    REQUIRE(rep.location->source_mac);
+    CHECK_FALSE(rep.location->eui48);
+    REQUIRE(rep.timestamps);
+    CHECK(rep.timestamps->sync_in == 1);
+    CHECK(rep.timestamps->method_out == 1);
+    REQUIRE(rep.cos);
+    CHECK(rep.cos->dscp1 == 10);
+    CHECK(rep.cos->dscp2 == 18);
+    CHECK(rep.cos->ecn == 2);
+    CHECK(rep.cos->rp == 0);
+    REQUIRE(rep.direct);
+    CHECK(rep.direct->sender_tx == 41);
+    CHECK(rep.direct->reflector_rx == 7);
+    CHECK(rep.direct->reflector_tx == 6);
+    REQUIRE(rep.access);
+    CHECK(rep.access->id == 2);
+    CHECK(rep.access->return_code == 1);
+    REQUIRE(rep.follow_up);
+    CHECK(rep.follow_up->seq == 5);
+    CHECK(rep.follow_up->timestamp == 0xABCDEF0012345678ull);
+    CHECK(rep.follow_up->method == 2);
+    REQUIRE(rep.destination_node);
+    CHECK(*rep.destination_node == v4(192, 0, 2, 2));
+    REQUIRE(rep.return_path);
+    REQUIRE(rep.return_path->return_address);
+    CHECK(*rep.return_path->return_address == v4(198, 51, 100, 7));
+}
+
+TEST_CASE("sender: U is skipped, M stops, I discards everything (RFC 8972 §4)")
+{
+    const bytes ts = tlv(0, 3, {1, 2, 1, 2});
+    const bytes cos = tlv(0, 4, {0x28, 0x00, 0, 0});
+    auto rep = read_stamp_tlvs(cat({tlv(0x80, 5, zeros(12)), ts}));
+    CHECK(rep.unrecognised == 1);
+    CHECK_FALSE(rep.direct);
+    CHECK(rep.timestamps);
+    rep = read_stamp_tlvs(cat({tlv(0x40, 5, zeros(12)), ts}));
+    CHECK(rep.malformed);
+    CHECK_FALSE(rep.timestamps);
+    rep = read_stamp_tlvs(cat({ts, tlv(0x20, 4, {0x28, 0, 0, 0})}));
+    CHECK(rep.integrity_failed);
+    CHECK_FALSE(rep.timestamps);
+    CHECK_FALSE(rep.cos);
+    rep = read_stamp_tlvs(cat({ts, cos, {0, 5, 0, 12, 0}}));
+    CHECK(rep.malformed);
+    CHECK(rep.timestamps);
+    CHECK(rep.cos);
+    // A reflector that clears U on a TLV with a length wrong for its type: stop there.
+    rep = read_stamp_tlvs(cat({tlv(0, 4, zeros(5)), ts}));
+    CHECK(rep.malformed);
+    CHECK_FALSE(rep.timestamps);
+}
+
+TEST_CASE("Return Path sub-TLVs read back, and trailing junk in Location is malformed")
+{
+    bytes b = tlv(0, 10,
+                  cat({tlv(0, 3, {0, 1, 1, 0x40, 0, 2, 1, 0xFF}),
+                       tlv(0, 4, cat({{0xfc}, zeros(14), {0x42}})), tlv(0, 2, {10, 0, 0, 1})}));
+    auto rep = read_stamp_tlvs(b);
+    REQUIRE(rep.return_path);
+    CHECK(rep.return_path->mpls_labels == std::vector<std::uint32_t>{0x00010140u, 0x000201FFu});
+    REQUIRE(rep.return_path->srv6_segments.size() == 1);
+    CHECK(rep.return_path->srv6_segments[0][0] == 0xfc);
+    CHECK(rep.return_path->srv6_segments[0][15] == 0x42);
+    REQUIRE(rep.return_path->return_address);
+    CHECK(*rep.return_path->return_address == v4(10, 0, 0, 1));
+    rep = read_stamp_tlvs(tlv(0, 2, cat({zeros(4), tlv(0, 3, zeros(8)), {0, 0}})));
+    CHECK(rep.malformed);
+    CHECK_FALSE(rep.location);
+}
