@@ -1,6 +1,7 @@
 // STAMP extension TLVs (twamp/stamp_tlvs.hpp): the octets a sender writes, what a reflector
 // fills and flags, and what a sender reads back. Expected octets are written out by hand from
 // the figures of RFC 8972 §4.2–4.7 and RFC 9503 §3–4, not computed with the code under test.
+#include "twamp/sender_session.hpp"
 #include "twamp/stamp_tlvs.hpp"
 
 #include <doctest/doctest.h>
@@ -554,4 +555,77 @@ TEST_CASE("Return Path sub-TLVs read back, and trailing junk in Location is malf
     rep = read_stamp_tlvs(tlv(0, 2, cat({zeros(4), tlv(0, 3, zeros(8)), {0, 0}})));
     CHECK(rep.malformed);
     CHECK_FALSE(rep.location);
+}
+
+TEST_CASE("session_sender: probes carry the requested TLVs; replies' TLVs are read and summed")
+{
+    sender_config cfg;
+    cfg.format = test_format::stamp;
+    cfg.ssid = 7;
+    cfg.tlvs.timestamp_info = true;
+    cfg.tlvs.cos_dscp1 = 46;
+    cfg.tlvs.direct_measurement = true;
+    session_sender s(cfg);
+    bytes probe(84);
+    // 44 + 8 + 8 + 16 = 76 octets of base and TLVs; 60 cannot hold them: nothing is recorded.
+    CHECK(s.make_probe(nanoseconds{1'000'000'000}, 60, probe) == 0);
+    CHECK(s.next_sequence() == 0);
+    REQUIRE(s.make_probe(nanoseconds{1'000'000'000}, 84, probe) == 84);
+    const bytes want_tlvs =
+        cat({tlv(0x80, 3, zeros(4)), tlv(0x80, 4, {46 << 2, 0, 0, 0}),
+             tlv(0x80, 5, {0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0}), tlv(0, 1, zeros(4))});
+    CHECK(bytes(probe.begin() + 44, probe.end()) == want_tlvs);
+    // 78 octets would leave 2 after the TLVs, too few for a padding TLV: refused. 76: no
+    // padding at all.
+    bytes probe2(78);
+    CHECK(s.make_probe(nanoseconds{1'000'000'000}, 78, probe2) == 0);
+    probe2.resize(76);
+    REQUIRE(s.make_probe(nanoseconds{1'000'000'000}, 76, probe2) == 76);
+    CHECK(probe2[44 + 16 + 4 + 3] == 2); // S_TxC of the second probe
+
+    // The reply a reflector that processes TLVs builds for the first probe.
+    reflector_packet rp;
+    rp.seq = 0;
+    rp.sender_seq = 0;
+    rp.ssid = 7;
+    rp.timestamp = to_ntp(nanoseconds{1'000'100'000}).to_u64();
+    rp.receive_timestamp = to_ntp(nanoseconds{1'000'050'000}).to_u64();
+    rp.sender_ttl = 255;
+    bytes reply(84);
+    REQUIRE_FALSE(encode_reflector_base(rp, test_format::stamp, reply));
+    std::copy(probe.begin() + 44, probe.end(), reply.begin() + 44);
+    auto ctx = ctx_v4();
+    stamp_tlv_policy pol;
+    pol.permitted_dscp = 0; // refuse: RP 1
+    reflect_stamp_tlvs(std::span(reply).subspan(44), ctx, pol);
+    const auto r = s.on_reply(reply, nanoseconds{1'000'200'000}, 64);
+    CHECK(r.status == reply_status::sample);
+    REQUIRE(r.tlvs);
+    REQUIRE(r.tlvs->cos);
+    CHECK(r.tlvs->cos->dscp2 == 18);
+    CHECK(r.tlvs->cos->rp == 1);
+    REQUIRE(r.tlvs->direct);
+    CHECK(r.tlvs->direct->sender_tx == 1);
+    CHECK(r.tlvs->direct->reflector_rx == 7);
+    const auto& t = s.stats().tlv;
+    CHECK(t.replies == 1);
+    CHECK(t.cos_reverse_refused == 1);
+    CHECK(t.unrecognised == 0);
+    REQUIRE(t.timestamps);
+    CHECK(t.timestamps->method_out == 1);
+    REQUIRE(t.direct);
+    CHECK(t.direct->reflector_tx == 6);
+
+    // A reflector without TLV support copies them back: U everywhere, nothing learnt.
+    bytes plain(84);
+    rp.seq = 1;
+    rp.sender_seq = 1;
+    REQUIRE_FALSE(encode_reflector_base(rp, test_format::stamp, plain));
+    std::copy(probe2.begin() + 44, probe2.end(), plain.begin() + 44);
+    plain.resize(76);
+    const auto r2 = s.on_reply(plain, nanoseconds{1'000'200'000}, 64);
+    REQUIRE(r2.tlvs);
+    CHECK(r2.tlvs->unrecognised == 3);
+    CHECK(s.stats().tlv.replies == 2);
+    CHECK(s.stats().tlv.unrecognised == 3);
 }

@@ -13,6 +13,7 @@
 
 #include "twamp/error.hpp"
 #include "twamp/metrics.hpp"
+#include "twamp/stamp_tlvs.hpp"
 #include "twamp/stats.hpp"
 #include "twamp/test_packet.hpp"
 #include "twamp/timestamp.hpp"
@@ -22,6 +23,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 namespace twamp {
@@ -44,6 +46,11 @@ struct sender_config {
     // STAMP reflector may keep numbering from an earlier run that used the same source port, so
     // there the origin is unknown and such losses are reported without a direction.
     bool reflector_counts_from_zero = false;
+    // STAMP (unauthenticated): extension TLVs each probe carries right after the base (RFC 8972,
+    // RFC 9503), before the Extra Padding TLV that fills the rest; a probe is at least
+    // kStampBaseLen + stamp_tlv_request_size(tlvs) octets. What comes back is read into
+    // reply_result::tlvs and session_stats::tlv.
+    stamp_tlv_request tlvs{};
 };
 
 enum class reply_status : std::uint8_t {
@@ -73,6 +80,9 @@ struct reply_result {
     // sequence numbers only.
     reply_sample sample{};
     std::uint64_t reorder_extent = 0; // RFC 4737 extent of a reordered sample; 0 = in order
+    // The reply's extension TLVs, read when the session asks for some (sender_config::tlvs),
+    // for `sample` and `late` replies.
+    std::optional<stamp_tlv_report> tlvs;
 };
 
 class session_sender {
@@ -109,9 +119,21 @@ public:
         p.ssid = cfg_.ssid;
         if (encode_sender(p, cfg_.format, total_len, out)) return 0;
         if (cfg_.format == test_format::stamp && total_len > kStampBaseLen) {
-            // Octets beyond the base travel as one Extra Padding TLV (RFC 8972 §4.1).
-            if (write_stamp_extra_padding(out.subspan(kStampBaseLen, total_len - kStampBaseLen)))
+            std::size_t at = kStampBaseLen;
+            if (!cfg_.tlvs.empty()) {
+                // S_TxC counts this probe too (RFC 8972 §4.5).
+                std::size_t n = 0;
+                if (write_stamp_tlvs(cfg_.tlvs, static_cast<std::uint32_t>(stats_.sent + 1),
+                                     out.subspan(at, total_len - at), n))
+                    return 0;
+                at += n;
+            }
+            // Octets beyond the base and TLVs travel as one Extra Padding TLV (RFC 8972 §4.1),
+            // which needs at least its 4-octet header: 1 to 3 octets more are impossible.
+            if (total_len > at && write_stamp_extra_padding(out.subspan(at, total_len - at)))
                 return 0;
+        } else if (cfg_.format == test_format::stamp && !cfg_.tlvs.empty()) {
+            return 0; // no room for the TLVs
         }
         if (cfg_.reflect_length) {
             const std::size_t at = padding_start();
@@ -188,6 +210,11 @@ public:
             }
             r.status = reply_status::duplicate;
             return r;
+        }
+        if (cfg_.format == test_format::stamp && !cfg_.tlvs.empty()) {
+            r.tlvs = read_stamp_tlvs(data.size() > kStampBaseLen ? data.subspan(kStampBaseLen)
+                                                                 : wire::const_byte_span{});
+            stats_.tlv.add(*r.tlvs);
         }
         if (p.truncated) ++stats_.short_replies;
         if (cfg_.reflect_length && !reflected_ok(seq, data)) ++stats_.reflected_octets_mismatch;

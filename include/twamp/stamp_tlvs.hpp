@@ -617,6 +617,7 @@ struct stamp_tlv_report {
         std::optional<tlv_address> destination, source;
         std::optional<std::array<std::uint8_t, 8>> source_mac; // EUI-48 in the first 6, or EUI-64
         bool eui48 = false;
+        friend bool operator==(const location_info&, const location_info&) = default;
     };
     std::optional<location_info> location;
     struct timestamp_info {
@@ -775,5 +776,50 @@ inline stamp_tlv_report read_stamp_tlvs(wire::const_byte_span tlvs)
     });
     return rep;
 }
+
+// Sender side, per session: what the reflected TLVs said, summed up and the latest of each.
+struct stamp_tlv_stats {
+    std::uint64_t replies = 0;             // replies whose TLVs were read
+    std::uint64_t unrecognised = 0;        // TLVs the reflector marked U (not processed)
+    std::uint64_t malformed = 0;           // replies whose TLVs stopped at one marked M
+    std::uint64_t integrity_failed = 0;    // replies with I: their TLVs were discarded
+    std::uint64_t cos_reverse_refused = 0; // CoS RP = 1: the reply kept the received DSCP
+    std::uint64_t location_changes = 0;    // Location differed from the previous one (NAT, path)
+    std::uint64_t follow_ups = 0;          // Follow-Up Telemetry carrying a timestamp
+    std::optional<stamp_tlv_report::location_info> location; // the latest of each
+    std::optional<stamp_tlv_report::timestamp_info> timestamps;
+    std::optional<stamp_tlv_report::cos_info> cos;
+    std::optional<stamp_tlv_report::direct_info> direct;
+    std::optional<stamp_tlv_report::access_info> access;
+    std::optional<stamp_tlv_report::follow_up_info> follow_up;
+    std::optional<tlv_address> destination_node;
+
+    void add(const stamp_tlv_report& r)
+    {
+        ++replies;
+        unrecognised += r.unrecognised;
+        if (r.malformed) ++malformed;
+        if (r.integrity_failed) {
+            ++integrity_failed;
+            return;
+        }
+        if (r.location) {
+            if (location && !(*location == *r.location)) ++location_changes;
+            location = r.location;
+        }
+        if (r.timestamps) timestamps = r.timestamps;
+        if (r.cos) {
+            cos = r.cos;
+            if (r.cos->rp == 1) ++cos_reverse_refused;
+        }
+        if (r.direct) direct = r.direct;
+        if (r.access) access = r.access;
+        if (r.follow_up) {
+            follow_up = r.follow_up;
+            if (r.follow_up->timestamp) ++follow_ups;
+        }
+        if (r.destination_node) destination_node = r.destination_node;
+    }
+};
 
 } // namespace twamp

@@ -13,6 +13,7 @@
 #pragma once
 
 #include "twamp/histogram.hpp"
+#include "twamp/stamp_tlvs.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -187,6 +188,9 @@ struct session_stats {
     std::uint64_t last_answered_ordinal = 0;
     // The reflector numbers its replies from 0 (full TWAMP); see sender_config.
     bool reflector_counts_from_zero = false;
+
+    // STAMP extension TLVs that came back (sender_config::tlvs; RFC 8972, RFC 9503).
+    stamp_tlv_stats tlv;
 
     // Round-trip loss: probes without an in-time reply. Late replies count as lost (RFC 6673: a
     // reply after the waiting time is a loss), and are reported on their own as well.
