@@ -13,6 +13,7 @@
 #include "twamp/crypto_openssl.hpp"
 
 #include "pcap.hpp"
+#include "support/bytes.hpp"
 
 #include <doctest/doctest.h>
 
@@ -29,25 +30,11 @@ using twamp::errc;
 using twamp::test_protection;
 using C = twamp::openssl_crypto;
 using bytes = std::vector<std::uint8_t>;
+using twamp_test::hex;
+using twamp_test::slice;
 
 constexpr std::uint16_t kControlPort = 18620;
 constexpr std::string_view kPassphrase = "super secret passphrase";
-
-bytes hex(std::string_view s)
-{
-    auto nib = [](char c) { return static_cast<std::uint8_t>(c <= '9' ? c - '0' : c - 'a' + 10); };
-    bytes out;
-    for (std::size_t i = 0; i + 1 < s.size(); i += 2)
-        out.push_back(static_cast<std::uint8_t>(nib(s[i]) << 4 | nib(s[i + 1])));
-    return out;
-}
-
-bytes slice(const bytes& b, std::size_t off, std::size_t n)
-{
-    REQUIRE(off + n <= b.size());
-    return bytes(b.begin() + static_cast<std::ptrdiff_t>(off),
-                 b.begin() + static_cast<std::ptrdiff_t>(off + n));
-}
 
 template <std::size_t N> std::span<const std::uint8_t, N> fixed(const bytes& b, std::size_t off = 0)
 {

@@ -6,6 +6,8 @@
 
 #include <doctest/doctest.h>
 
+#include "support/control_pump.hpp"
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -21,6 +23,10 @@ using namespace std::chrono_literals;
 namespace {
 
 using client = control_client<>;
+using twamp_test::all_of_type;
+using twamp_test::drain;
+using twamp_test::pump;
+using twamp_test::transfer;
 using server = control_server<>;
 
 // Deterministic "random" octets: 1, 2, 3, ...
@@ -59,43 +65,6 @@ client_config test_client_config()
     client_config cfg;
     cfg.random = counting_random();
     return cfg;
-}
-
-// Moves everything `from` has queued into `to`, `chunk` octets per receive() call.
-template <class From, class To>
-std::size_t transfer(From& from, To& to, nanoseconds now,
-                     std::size_t chunk = std::numeric_limits<std::size_t>::max())
-{
-    const auto out = from.pending_output();
-    const std::vector<std::uint8_t> bytes(out.begin(), out.end());
-    from.consume_output(bytes.size());
-    for (std::size_t i = 0; i < bytes.size(); i += chunk)
-        to.receive(std::span(bytes).subspan(i, std::min(chunk, bytes.size() - i)), now);
-    return bytes.size();
-}
-
-template <class Client, class Server>
-void pump(Client& c, Server& s, nanoseconds now,
-          std::size_t chunk = std::numeric_limits<std::size_t>::max())
-{
-    while (transfer(s, c, now, chunk) + transfer(c, s, now, chunk) > 0) {
-    }
-}
-
-template <class Machine> auto drain(Machine& m)
-{
-    std::vector<std::decay_t<decltype(*m.next_event())>> out;
-    while (auto e = m.next_event())
-        out.push_back(std::move(*e));
-    return out;
-}
-
-template <class T, class Events> std::vector<T> all_of_type(const Events& events)
-{
-    std::vector<T> out;
-    for (const auto& e : events)
-        if (auto* p = std::get_if<T>(&e)) out.push_back(*p);
-    return out;
 }
 
 template <class T, class Events> T only(const Events& events)

@@ -13,6 +13,7 @@
 #include <doctest/doctest.h>
 
 #include "pcap.hpp"
+#include "support/control_pump.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -27,6 +28,10 @@ using namespace twamp::control;
 using namespace std::chrono_literals;
 
 namespace {
+
+using twamp_test::all_of_type;
+using twamp_test::drain;
+using twamp_test::take_output;
 
 constexpr std::uint16_t kCapturePort = 18620;
 
@@ -70,30 +75,6 @@ random_source counting_random()
 
 // The capture was taken at NTP 0xEEB59093 (2026-ish); use a nearby Unix time.
 const nanoseconds t0 = from_ntp(ntp_timestamp{0xEEB59093, 0}, std::chrono::seconds(1'700'000'000));
-
-template <class Machine> std::vector<std::uint8_t> take_output(Machine& m)
-{
-    const auto out = m.pending_output();
-    std::vector<std::uint8_t> v(out.begin(), out.end());
-    m.consume_output(v.size());
-    return v;
-}
-
-template <class Machine> auto drain(Machine& m)
-{
-    std::vector<std::decay_t<decltype(*m.next_event())>> out;
-    while (auto e = m.next_event())
-        out.push_back(std::move(*e));
-    return out;
-}
-
-template <class T, class Events> std::vector<T> all_of_type(const Events& events)
-{
-    std::vector<T> out;
-    for (const auto& e : events)
-        if (auto* p = std::get_if<T>(&e)) out.push_back(*p);
-    return out;
-}
 
 template <class Msg> Msg decode_strict(const std::vector<std::uint8_t>& bytes)
 {

@@ -6,6 +6,8 @@
 
 #include <doctest/doctest.h>
 
+#include "support/control_pump.hpp"
+
 #include <limits>
 #include <ostream>
 #include <variant>
@@ -16,6 +18,7 @@ using namespace std::chrono_literals;
 using sec = keyed_security<openssl_crypto>;
 
 namespace {
+using twamp_test::transfer;
 const nanoseconds t0 = std::chrono::seconds(1'700'000'000);
 
 std::shared_ptr<key_store> keys(const char* text)
@@ -28,16 +31,6 @@ std::shared_ptr<key_store> keys(const char* text)
 // "super secret passphrase" in hex, as in the shared captures.
 constexpr const char* kAlice = "alice 7375706572207365637265742070617373706872617365\n";
 
-template <class From, class To>
-void transfer(From& from, To& to, nanoseconds now,
-              std::size_t chunk = std::numeric_limits<std::size_t>::max())
-{
-    const auto out = from.pending_output();
-    const std::vector<std::uint8_t> bytes(out.begin(), out.end());
-    from.consume_output(bytes.size());
-    for (std::size_t i = 0; i < bytes.size(); i += chunk)
-        to.receive(std::span(bytes).subspan(i, std::min(chunk, bytes.size() - i)), now);
-}
 template <class C, class S> void pump(C& c, S& s, nanoseconds now, std::size_t chunk = SIZE_MAX)
 {
     for (int i = 0; i < 8; ++i) {

@@ -13,6 +13,8 @@
 
 #include <doctest/doctest.h>
 
+#include "support/bytes.hpp"
+
 #include <atomic>
 #include <cstdint>
 #include <span>
@@ -26,19 +28,7 @@ namespace {
 using twamp::errc;
 using C = twamp::openssl_crypto;
 using bytes = std::vector<std::uint8_t>;
-
-bytes hex(std::string_view s)
-{
-    auto nib = [](char c) -> std::uint8_t {
-        if (c >= '0' && c <= '9') return static_cast<std::uint8_t>(c - '0');
-        if (c >= 'a' && c <= 'f') return static_cast<std::uint8_t>(c - 'a' + 10);
-        return static_cast<std::uint8_t>(c - 'A' + 10);
-    };
-    bytes out;
-    for (std::size_t i = 0; i + 1 < s.size(); i += 2)
-        out.push_back(static_cast<std::uint8_t>(nib(s[i]) << 4 | nib(s[i + 1])));
-    return out;
-}
+using twamp_test::hex;
 
 bytes str(std::string_view s)
 {

@@ -19,6 +19,8 @@
 
 #include <doctest/doctest.h>
 
+#include "support/bytes.hpp"
+
 #include <array>
 #include <cstdint>
 #include <span>
@@ -32,6 +34,8 @@ using twamp::protected_format;
 using twamp::test_protection;
 using C = twamp::openssl_crypto;
 using bytes = std::vector<std::uint8_t>;
+using twamp_test::hex;
+using twamp_test::slice;
 using twamp_guard = twamp::net::twamp_test_guard<C>;
 using stamp_guard = twamp::net::stamp_auth_guard<C>;
 
@@ -44,27 +48,11 @@ std::uint64_t be64(const bytes& b, std::size_t off)
     return twamp::wire::load64(b.data() + off);
 }
 
-bytes slice(const bytes& b, std::size_t off, std::size_t n)
-{
-    REQUIRE(off + n <= b.size());
-    return bytes(b.begin() + static_cast<std::ptrdiff_t>(off),
-                 b.begin() + static_cast<std::ptrdiff_t>(off + n));
-}
-
 bool all_zero(const bytes& b, std::size_t off, std::size_t n)
 {
     for (std::size_t i = off; i < off + n; ++i)
         if (b.at(i) != 0) return false;
     return true;
-}
-
-bytes hex(std::string_view s)
-{
-    auto nib = [](char c) { return static_cast<std::uint8_t>(c <= '9' ? c - '0' : c - 'a' + 10); };
-    bytes out;
-    for (std::size_t i = 0; i + 1 < s.size(); i += 2)
-        out.push_back(static_cast<std::uint8_t>(nib(s[i]) << 4 | nib(s[i + 1])));
-    return out;
 }
 
 // A recognisable, non-zero filler so a misplaced copy shows up.

@@ -37,42 +37,10 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 
 import itlib  # noqa: E402
-from itlib import check  # noqa: E402
+from itlib import check, udp_port_state  # noqa: E402
 
 import twamp_ctl as tc  # noqa: E402
-from twamp_ctl import recv_exact  # noqa: E402
-
-
-def rst_close(s):
-    try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        pass
-    s.close()
-
-
-def udp_port_state(port, timeout=0.2, tries=3):
-    """'refused' (ICMP port unreachable), 'reply' or 'silent' for a test packet to `port`.
-
-    A connected socket reports the ICMP error as ECONNREFUSED. The kernel rate-limits ICMP
-    host-wide (icmp_msgs_per_sec), so a silent answer is retried a few times."""
-    state = "silent"
-    for _ in range(tries):
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            u.connect(("127.0.0.1", port))
-            u.settimeout(timeout)
-            try:
-                u.send(bytes(41))
-                u.recv(2048)
-                return "reply"
-            except ConnectionRefusedError:
-                return "refused"
-            except socket.timeout:
-                state = "silent"
-        finally:
-            u.close()
-    return state
+from twamp_ctl import recv_exact, rst_close  # noqa: E402
 
 
 # ---- server side

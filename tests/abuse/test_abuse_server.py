@@ -46,10 +46,10 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 
 import itlib  # noqa: E402
-from itlib import check  # noqa: E402
+from itlib import check, udp_port_state  # noqa: E402
 
 import twamp_ctl as tc  # noqa: E402
-from twamp_ctl import recv_exact, closed_by_peer  # noqa: E402
+from twamp_ctl import recv_exact, closed_by_peer, rst_close  # noqa: E402
 
 SERVWAIT = 2
 REFWAIT = 2
@@ -60,15 +60,6 @@ MAX_CONN = 300
 MAX_SESS = 4
 GOOD_COUNT = 700
 GOOD_INTERVAL_MS = 15
-
-
-def rst_close(s):
-    """Closes with an RST instead of a FIN (SO_LINGER on, linger time 0)."""
-    try:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        pass
-    s.close()
 
 
 def test_packet(seq, size=41):
@@ -86,30 +77,6 @@ def wait_closed_all(socks, timeout):
         if closed_by_peer(s, max(0.05, deadline - time.monotonic())):
             closed += 1
     return closed
-
-
-def udp_port_state(port, timeout=0.2, tries=3):
-    """'refused' (ICMP port unreachable), 'reply' or 'silent' for a test packet to `port`.
-
-    A connected socket reports the ICMP error as ECONNREFUSED. The kernel rate-limits ICMP
-    host-wide (icmp_msgs_per_sec), so a silent answer is retried a few times."""
-    state = "silent"
-    for _ in range(tries):
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            u.connect(("127.0.0.1", port))
-            u.settimeout(timeout)
-            try:
-                u.send(bytes(41))
-                u.recv(2048)
-                return "reply"
-            except ConnectionRefusedError:
-                return "refused"
-            except socket.timeout:
-                state = "silent"
-        finally:
-            u.close()
-    return state
 
 
 def rapid_connect_close(srv, n=500):

@@ -18,7 +18,6 @@ Usage: test_abuse_signals.py /path/to/twamp
 import json
 import os
 import re
-import selectors
 import signal
 import socket
 import subprocess
@@ -259,7 +258,7 @@ REQUEST_SENDER_PORT = 164 + 12
 ACCEPT_PORT = 64 + 48 + 2
 
 
-class Relay:
+class Relay(tc.TcpRelay):
     """A TCP relay in a thread between the controller and the server, recording what the
     controller sends (to see its Stop-Sessions on the wire). It also puts itself in the test
     packets' path: the server is told that the test packets come from the relay's `up` UDP
@@ -268,13 +267,6 @@ class Relay:
     flow, without any sleep."""
 
     def __init__(self, port):
-        self.ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(1)
-        self.ls.settimeout(10)
-        self.port = self.ls.getsockname()[1]
-        self.target = port
-        self.client_bytes = b""
         self.down = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # faces the controller
         self.down.bind(("127.0.0.1", 0))
         self.up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # faces the reflector
@@ -283,8 +275,7 @@ class Relay:
         self.sender_addr = None  # the controller's test socket, learnt from its first probe
         self.reflector_port = None  # learnt from Accept-Session
         self._sent = {}  # id(socket) -> octets already forwarded in that direction
-        self.t = threading.Thread(target=self.run, daemon=True)
-        self.t.start()
+        super().__init__(port)
 
     def _patch(self, data, offset, at, port):
         """Writes `port` at stream offset `at` if this chunk (starting at `offset`) covers it."""
@@ -294,7 +285,7 @@ class Relay:
                 b[at + i - offset] = octet
         return bytes(b)
 
-    def _rewrite(self, data, from_client):
+    def rewrite(self, data, from_client):
         key = "c" if from_client else "s"
         off = self._sent.get(key, 0)
         self._sent[key] = off + len(data)
@@ -304,55 +295,19 @@ class Relay:
             self.reflector_port = int.from_bytes(data[ACCEPT_PORT - off:ACCEPT_PORT - off + 2], "big")
         return self._patch(data, off, ACCEPT_PORT, self.down.getsockname()[1])
 
-    def run(self):
-        try:
-            c, _ = self.ls.accept()
-        except OSError:
-            return
-        u = socket.create_connection(("127.0.0.1", self.target), timeout=5)
-        sel = selectors.DefaultSelector()
-        sel.register(c, selectors.EVENT_READ, u)
-        sel.register(u, selectors.EVENT_READ, c)
-        sel.register(self.down, selectors.EVENT_READ, None)
-        sel.register(self.up, selectors.EVENT_READ, None)
-        deadline = time.monotonic() + 20
-        try:
-            while time.monotonic() < deadline:
-                done = False
-                for key, _ in sel.select(0.2):
-                    if key.fileobj is self.down:  # a test packet from the controller
-                        data, self.sender_addr = self.down.recvfrom(65536)
-                        if self.reflector_port is not None:
-                            self.up.sendto(data, ("127.0.0.1", self.reflector_port))
-                            self.probes += 1
-                        continue
-                    if key.fileobj is self.up:  # a reply from the reflector
-                        data = self.up.recv(65536)
-                        if self.sender_addr is not None:
-                            self.down.sendto(data, self.sender_addr)
-                        continue
-                    try:
-                        data = key.fileobj.recv(65536)
-                    except OSError:
-                        data = b""
-                    if not data:
-                        done = True
-                        break
-                    if key.fileobj is c:
-                        self.client_bytes += data
-                    key.data.sendall(self._rewrite(data, key.fileobj is c))
-                if done:
-                    break
-        finally:
-            sel.close()
-            c.close()
-            u.close()
-            self.ls.close()
-            self.down.close()
-            self.up.close()
+    def extra_sockets(self):
+        return [self.down, self.up]
 
-    def join(self):
-        self.t.join(25)
+    def on_extra(self, sock):
+        if sock is self.down:  # a test packet from the controller
+            data, self.sender_addr = self.down.recvfrom(65536)
+            if self.reflector_port is not None:
+                self.up.sendto(data, ("127.0.0.1", self.reflector_port))
+                self.probes += 1
+        else:  # a reply from the reflector
+            data = self.up.recv(65536)
+            if self.sender_addr is not None:
+                self.down.sendto(data, self.sender_addr)
 
 
 def controller_interrupted(twamp, sig, label):

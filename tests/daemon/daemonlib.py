@@ -6,44 +6,21 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
 
-SKIP = 77
-_children = []
-_failures = []
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
 
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what, flush=True)
-    if not cond:
-        _failures.append(what)
-    return cond
-
-
-def finish():
-    if _failures:
-        print("%d check(s) failed" % len(_failures))
-        return 1
-    print("all checks passed")
-    return 0
+# The bookkeeping every end-to-end test shares (checks, children, the exit status) is itlib's.
+from itlib import SKIP, _children, check, cleanup, finish  # noqa: E402,F401
 
 
 def free_port(kind=socket.SOCK_DGRAM, host="127.0.0.1"):
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
-
-
-def cleanup():
-    for p in _children:
-        if p.poll() is None:
-            p.kill()
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                pass
 
 
 def wait_until(pred, timeout, step=0.05):

@@ -104,6 +104,10 @@ import tempfile
 import time
 from fractions import Fraction
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration"))
+
+from itlib import check, cleanup, finish, spawn, stop  # noqa: E402
+
 SKIP = 77
 SEED = 5
 COUNT = 2000
@@ -121,34 +125,6 @@ TOL_HOP_MAX_US = 10000.0
 TOL_MIN_US = 500.0
 TOL_P50_US = 200.0
 RELAY_P50_LATENESS_US = 2000.0
-
-_children = []
-_failures = []
-
-
-def check(cond, what):
-    print(("ok   " if cond else "FAIL ") + what)
-    if not cond:
-        _failures.append(what)
-    return cond
-
-
-def spawn(argv, **kw):
-    p = subprocess.Popen(argv, **kw)
-    _children.append(p)
-    return p
-
-
-def stop(p, sig=signal.SIGTERM, timeout=5.0):
-    if p.poll() is None:
-        p.send_signal(sig)
-        try:
-            p.wait(timeout)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(timeout)
-    return p.returncode
-
 
 def relay_flags():
     out = []
@@ -174,7 +150,7 @@ def start_responder(twamp, tmp):
         if p.poll() is not None:
             break
         time.sleep(0.02)
-    stop(p)
+    stop(p, signal.SIGTERM)
     raise RuntimeError("the responder did not start")
 
 
@@ -599,20 +575,10 @@ def main():
         if log is not None:
             check_per_reply(rep, log, m)
     finally:
-        for p in _children:
-            if p.poll() is None:
-                p.kill()
-                try:
-                    p.wait(5)
-                except subprocess.TimeoutExpired:
-                    pass
+        cleanup()
         shutil.rmtree(tmp, ignore_errors=True)
     print("elapsed %.1f s" % (time.monotonic() - started))
-    if _failures:
-        print("%d check(s) failed" % len(_failures))
-        return 1
-    print("all checks passed")
-    return 0
+    return finish()
 
 
 if __name__ == "__main__":

@@ -23,9 +23,9 @@ _skipped = []
 def check(cond, what):
     """Records a failed assertion and goes on, so one run reports every problem at once."""
     if cond:
-        print("ok   " + what)
+        print("ok   " + what, flush=True)
     else:
-        print("FAIL " + what)
+        print("FAIL " + what, flush=True)
         _failures.append(what)
     return cond
 
@@ -92,6 +92,30 @@ def port_taken(port, family=socket.AF_INET, host="127.0.0.1"):
             return False
         except OSError:
             return True
+
+
+def udp_port_state(port, timeout=0.2, tries=3):
+    """'refused' (ICMP port unreachable), 'reply' or 'silent' for a test packet to `port`.
+
+    A connected socket reports the ICMP error as ECONNREFUSED. The kernel rate-limits ICMP
+    host-wide (icmp_msgs_per_sec), so a silent answer is retried a few times."""
+    state = "silent"
+    for _ in range(tries):
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            u.connect(("127.0.0.1", port))
+            u.settimeout(timeout)
+            try:
+                u.send(bytes(41))
+                u.recv(2048)
+                return "reply"
+            except ConnectionRefusedError:
+                return "refused"
+            except socket.timeout:
+                state = "silent"
+        finally:
+            u.close()
+    return state
 
 
 def have_ipv6_loopback():

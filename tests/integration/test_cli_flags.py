@@ -20,13 +20,11 @@ Usage: test_cli_flags.py /path/to/twamp
 import ctypes
 import os
 import re
-import selectors
 import signal
 import socket
 import struct
 import subprocess
 import tempfile
-import threading
 import time
 
 import itlib
@@ -220,60 +218,13 @@ def allow(twamp):
             check(srv.stop() == 0, "--allow %s: server exits 0" % prefix)
 
 
-class Relay:
-    """A TCP relay in a thread that records what the client sends."""
-
-    def __init__(self, target):
-        self.ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(1)
-        self.ls.settimeout(10)
-        self.port = self.ls.getsockname()[1]
-        self.target = target
-        self.client_bytes = b""
-        self.t = threading.Thread(target=self.run, daemon=True)
-        self.t.start()
-
-    def run(self):
-        try:
-            c, _ = self.ls.accept()
-        except OSError:
-            return
-        u = socket.create_connection(("127.0.0.1", self.target), timeout=5)
-        sel = selectors.DefaultSelector()
-        sel.register(c, selectors.EVENT_READ, u)
-        sel.register(u, selectors.EVENT_READ, c)
-        deadline = time.monotonic() + 20
-        try:
-            while time.monotonic() < deadline:
-                done = False
-                for key, _ in sel.select(0.2):
-                    try:
-                        data = key.fileobj.recv(65536)
-                    except OSError:
-                        data = b""
-                    if not data:
-                        done = True
-                        break
-                    if key.fileobj is c:
-                        self.client_bytes += data
-                    key.data.sendall(data)
-                if done:
-                    break
-        finally:
-            sel.close()
-            c.close()
-            u.close()
-            self.ls.close()
-
-
 def request_on_wire(twamp, srv, *args):
     """The controller's Request-TW-Session as sent (it follows the 164-octet Set-Up-Response)."""
-    relay = Relay(srv.port)
+    relay = twamp_ctl.TcpRelay(srv.port)
     argv = twamp_ctl.controller_argv(twamp, srv, "-c", "3", "-i", "2", *args, reflector_port=0)
     argv[argv.index("--control-port") + 1] = str(relay.port)
     r = itlib.run(argv, timeout=20)
-    relay.t.join(25)
+    relay.join()
     req = relay.client_bytes[164:164 + 112]
     return r, req
 

@@ -8,10 +8,12 @@ wait is bounded, and only loopback addresses are used.
 import json
 import re
 import resource
+import selectors
 import socket
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 
 import itlib
@@ -181,8 +183,18 @@ def recv_exact(s, n, timeout=5.0):
     return buf
 
 
-def closed_by_peer(s, timeout=5.0):
-    """True when the peer closes (EOF or reset) within `timeout` and sends nothing more."""
+def rst_close(s):
+    """Closes with an RST instead of a FIN (SO_LINGER on, linger time 0)."""
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    s.close()
+
+
+def closed_by_peer(s, timeout=5.0, answers=False):
+    """True when the peer closes (EOF or reset) within `timeout`. Anything it sends first fails the
+    wait, unless `answers` (a peer that may answer before it closes: read and dropped)."""
     deadline = time.monotonic() + timeout
     while True:
         left = deadline - time.monotonic()
@@ -190,13 +202,15 @@ def closed_by_peer(s, timeout=5.0):
             return False
         s.settimeout(left)
         try:
-            chunk = s.recv(4096)
+            chunk = s.recv(65536)
         except socket.timeout:
             return False
         except (ConnectionResetError, BrokenPipeError):
             return True
         if not chunk:
             return True
+        if answers:
+            continue
         print("  unexpected %d octets after the expected answer: %s" % (len(chunk), chunk[:48].hex()))
         return False
 
@@ -212,3 +226,73 @@ def greet_and_setup(srv, mode=1):
 
 def modes_of(greeting):
     return struct.unpack_from("!I", greeting, 12)[0]
+
+
+class TcpRelay:
+    """A TCP relay in a thread between a client and 127.0.0.1:`target`, recording what the
+    client sends (`client_bytes`); it serves one connection for at most 20 s. A subclass may
+    rewrite the two streams (`rewrite`) and serve sockets of its own (`extra_sockets`, read in
+    `on_extra`, closed with the relay); it sets them up before calling this __init__, which
+    starts the thread."""
+
+    def __init__(self, target):
+        self.ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(1)
+        self.ls.settimeout(10)
+        self.port = self.ls.getsockname()[1]
+        self.target = target
+        self.client_bytes = b""
+        self.t = threading.Thread(target=self.run, daemon=True)
+        self.t.start()
+
+    def rewrite(self, data, from_client):
+        return data
+
+    def extra_sockets(self):
+        return []
+
+    def on_extra(self, sock):
+        pass
+
+    def join(self):
+        self.t.join(25)
+
+    def run(self):
+        try:
+            c, _ = self.ls.accept()
+        except OSError:
+            return
+        u = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+        sel = selectors.DefaultSelector()
+        sel.register(c, selectors.EVENT_READ, u)
+        sel.register(u, selectors.EVENT_READ, c)
+        for x in self.extra_sockets():
+            sel.register(x, selectors.EVENT_READ, None)
+        deadline = time.monotonic() + 20
+        try:
+            while time.monotonic() < deadline:
+                done = False
+                for key, _ in sel.select(0.2):
+                    if key.data is None:
+                        self.on_extra(key.fileobj)
+                        continue
+                    try:
+                        data = key.fileobj.recv(65536)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        done = True
+                        break
+                    if key.fileobj is c:
+                        self.client_bytes += data
+                    key.data.sendall(self.rewrite(data, key.fileobj is c))
+                if done:
+                    break
+        finally:
+            sel.close()
+            c.close()
+            u.close()
+            self.ls.close()
+            for x in self.extra_sockets():
+                x.close()

@@ -45,6 +45,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 
 namespace twamp_cli {
@@ -94,81 +95,78 @@ std::vector<double> delay_buckets()
     return b;
 }
 
+// The exposition's families: members of `metrics`, registered from the tables below it.
 struct metrics {
     std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
-    prometheus::Family<Counter>& sent = prometheus::BuildCounter()
-                                            .Name("twamp_sender_probes_sent_total")
-                                            .Help("Test packets sent by a sender session")
-                                            .Register(*registry);
-    prometheus::Family<Counter>& received =
-        prometheus::BuildCounter()
-            .Name("twamp_sender_replies_received_total")
-            .Help("Distinct test packets answered within the loss timeout")
-            .Register(*registry);
-    prometheus::Family<Counter>& lost =
-        prometheus::BuildCounter()
-            .Name("twamp_sender_probes_lost_total")
-            .Help("Test packets without an in-time reply; direction outbound/inbound where the "
-                  "reflector's sequence numbers tell them apart, roundtrip always")
-            .Register(*registry);
-    prometheus::Family<Counter>& tests = prometheus::BuildCounter()
-                                             .Name("twamp_sender_tests_total")
-                                             .Help("Finished test runs (report intervals)")
-                                             .Register(*registry);
-    prometheus::Family<Counter>& failures =
-        prometheus::BuildCounter()
-            .Name("twamp_sender_failures_total")
-            .Help("Runs that could not start or whose control connection failed")
-            .Register(*registry);
-    prometheus::Family<Histogram>& delay =
-        prometheus::BuildHistogram()
-            .Name("twamp_delay_seconds")
-            .Help("Delay of answered test packets per direction (outbound T2-T1, inbound T4-T3, "
-                  "roundtrip (T4-T1)-(T3-T2))")
-            .Register(*registry);
-    prometheus::Family<Gauge>& up =
-        prometheus::BuildGauge()
-            .Name("twamp_session_up")
-            .Help("1 when the session's last run got replies, 0 when its peer is down")
-            .Register(*registry);
-    prometheus::Family<Counter>& reflected =
-        prometheus::BuildCounter()
-            .Name("twamp_reflector_packets_reflected_total")
-            .Help("Test packets reflected (TWAMP server: sessions that have ended)")
-            .Register(*registry);
-    prometheus::Family<Counter>& refl_sessions =
-        prometheus::BuildCounter()
-            .Name("twamp_reflector_sessions_total")
-            .Help("Sessions created: per-sender state of a reflector, accepted TWAMP sessions")
-            .Register(*registry);
-    prometheus::Family<Counter>& refusals =
-        prometheus::BuildCounter()
-            .Name("twamp_reflector_refusals_total")
-            .Help("Packets, connections or sessions refused, by reason")
-            .Register(*registry);
-    prometheus::Family<Counter>& auth_failures =
-        prometheus::BuildCounter()
-            .Name("twamp_reflector_auth_failures_total")
-            .Help("Protected test packets that failed authentication")
-            .Register(*registry);
-    prometheus::Family<Counter>& connections = prometheus::BuildCounter()
-                                                   .Name("twamp_server_connections_total")
-                                                   .Help("TWAMP-Control connections accepted")
-                                                   .Register(*registry);
-    prometheus::Family<Gauge>& open_connections = prometheus::BuildGauge()
-                                                      .Name("twamp_server_connections")
-                                                      .Help("TWAMP-Control connections open now")
-                                                      .Register(*registry);
-    prometheus::Family<Gauge>& open_sessions = prometheus::BuildGauge()
-                                                   .Name("twamp_server_sessions")
-                                                   .Help("TWAMP test sessions open now")
-                                                   .Register(*registry);
-    prometheus::Family<Gauge>& configured = prometheus::BuildGauge()
-                                                .Name("twamp_daemon_config_reloads")
-                                                .Help("Configuration loads: result=ok or error")
-                                                .Register(*registry);
+    // Sender sessions.
+    prometheus::Family<Counter>*sent, *received, *lost, *tests, *failures;
+    prometheus::Family<Histogram>* delay;
+    prometheus::Family<Gauge>* up;
+    // Reflectors and the TWAMP server.
+    prometheus::Family<Counter>*reflected, *refl_sessions, *refusals, *auth_failures, *connections;
+    prometheus::Family<Gauge>*open_connections, *open_sessions;
+    // The daemon itself.
+    prometheus::Family<Gauge>* configured;
     const std::vector<double> buckets = delay_buckets();
+
+    metrics();
 };
+
+template <class T> struct family_spec {
+    prometheus::Family<T>* metrics::*member;
+    const char* name;
+    const char* help;
+};
+
+constexpr family_spec<Counter> kCounters[] = {
+    {&metrics::sent, "twamp_sender_probes_sent_total", "Test packets sent by a sender session"},
+    {&metrics::received, "twamp_sender_replies_received_total",
+     "Distinct test packets answered within the loss timeout"},
+    {&metrics::lost, "twamp_sender_probes_lost_total",
+     "Test packets without an in-time reply; direction outbound/inbound where the "
+     "reflector's sequence numbers tell them apart, roundtrip always"},
+    {&metrics::tests, "twamp_sender_tests_total", "Finished test runs (report intervals)"},
+    {&metrics::failures, "twamp_sender_failures_total",
+     "Runs that could not start or whose control connection failed"},
+    {&metrics::reflected, "twamp_reflector_packets_reflected_total",
+     "Test packets reflected (TWAMP server: sessions that have ended)"},
+    {&metrics::refl_sessions, "twamp_reflector_sessions_total",
+     "Sessions created: per-sender state of a reflector, accepted TWAMP sessions"},
+    {&metrics::refusals, "twamp_reflector_refusals_total",
+     "Packets, connections or sessions refused, by reason"},
+    {&metrics::auth_failures, "twamp_reflector_auth_failures_total",
+     "Protected test packets that failed authentication"},
+    {&metrics::connections, "twamp_server_connections_total", "TWAMP-Control connections accepted"},
+};
+
+constexpr family_spec<Gauge> kGauges[] = {
+    {&metrics::up, "twamp_session_up",
+     "1 when the session's last run got replies, 0 when its peer is down"},
+    {&metrics::open_connections, "twamp_server_connections", "TWAMP-Control connections open now"},
+    {&metrics::open_sessions, "twamp_server_sessions", "TWAMP test sessions open now"},
+    {&metrics::configured, "twamp_daemon_config_reloads",
+     "Configuration loads: result=ok or error"},
+};
+
+constexpr family_spec<Histogram> kHistograms[] = {
+    {&metrics::delay, "twamp_delay_seconds",
+     "Delay of answered test packets per direction (outbound T2-T1, inbound T4-T3, "
+     "roundtrip (T4-T1)-(T3-T2))"},
+};
+
+template <class T, class Builder, std::size_t N>
+void register_families(metrics& m, Builder build, const family_spec<T> (&specs)[N])
+{
+    for (const auto& f : specs)
+        m.*f.member = &build().Name(f.name).Help(f.help).Register(*m.registry);
+}
+
+metrics::metrics()
+{
+    register_families(*this, prometheus::BuildCounter, kCounters);
+    register_families(*this, prometheus::BuildGauge, kGauges);
+    register_families(*this, prometheus::BuildHistogram, kHistograms);
+}
 
 // A counter fed from a library counter that may restart from 0 (a replaced reflector).
 struct delta_feed {
@@ -200,34 +198,34 @@ struct session_series {
     // `per_reply`: the session sees every reply (every kind does: Light / STAMP senders and the
     // TWAMP controller's senders), so it feeds the histograms.
     session_series(metrics& mm, const prometheus::Labels& l, bool per_reply)
-        : m(mm), sent(m.sent.Add(l)), received(m.received.Add(l)),
-          lost_rt(m.lost.Add(with(l, "direction", "roundtrip"))), tests(m.tests.Add(l)),
-          failures(m.failures.Add(l)), up(m.up.Add(l)), labels(l)
+        : m(mm), sent(m.sent->Add(l)), received(m.received->Add(l)),
+          lost_rt(m.lost->Add(with(l, "direction", "roundtrip"))), tests(m.tests->Add(l)),
+          failures(m.failures->Add(l)), up(m.up->Add(l)), labels(l)
     {
         if (!per_reply) return;
-        h_out = &m.delay.Add(with(l, "direction", "outbound"), m.buckets);
-        h_in = &m.delay.Add(with(l, "direction", "inbound"), m.buckets);
-        h_rt = &m.delay.Add(with(l, "direction", "roundtrip"), m.buckets);
+        h_out = &m.delay->Add(with(l, "direction", "outbound"), m.buckets);
+        h_in = &m.delay->Add(with(l, "direction", "inbound"), m.buckets);
+        h_rt = &m.delay->Add(with(l, "direction", "roundtrip"), m.buckets);
     }
     session_series(const session_series&) = delete;
     session_series& operator=(const session_series&) = delete;
     ~session_series()
     {
-        m.sent.Remove(&sent);
-        m.received.Remove(&received);
-        m.lost.Remove(&lost_rt);
+        m.sent->Remove(&sent);
+        m.received->Remove(&received);
+        m.lost->Remove(&lost_rt);
         if (lost_out) {
-            m.lost.Remove(lost_out);
-            m.lost.Remove(lost_in);
+            m.lost->Remove(lost_out);
+            m.lost->Remove(lost_in);
         }
-        m.tests.Remove(&tests);
-        m.failures.Remove(&failures);
+        m.tests->Remove(&tests);
+        m.failures->Remove(&failures);
         if (h_out) {
-            m.delay.Remove(h_out);
-            m.delay.Remove(h_in);
-            m.delay.Remove(h_rt);
+            m.delay->Remove(h_out);
+            m.delay->Remove(h_in);
+            m.delay->Remove(h_rt);
         }
-        m.up.Remove(&up);
+        m.up->Remove(&up);
     }
     static prometheus::Labels with(prometheus::Labels l, const char* k, const char* v)
     {
@@ -249,8 +247,8 @@ struct session_series {
         lost_rt.Increment(static_cast<double>(st.lost()));
         if (st.have_reflector_seq) {
             if (!lost_out) {
-                lost_out = &m.lost.Add(with(labels, "direction", "outbound"));
-                lost_in = &m.lost.Add(with(labels, "direction", "inbound"));
+                lost_out = &m.lost->Add(with(labels, "direction", "outbound"));
+                lost_in = &m.lost->Add(with(labels, "direction", "inbound"));
             }
             lost_out->Increment(static_cast<double>(st.outbound_lost()));
             lost_in->Increment(static_cast<double>(st.inbound_lost()));
@@ -382,45 +380,47 @@ std::uint32_t chain_modes(const std::vector<dc::mode_preference>& chain)
     return m ? m : twamp::control::mode::unauthenticated;
 }
 
-// Everything that would stop the daemon from running the configuration as written.
-std::vector<dc::config_error> check_runnable(const dc::config& c, key_source& ks)
+using errors = std::vector<dc::config_error>;
+const std::string kTwampPath = std::string("/") + dc::kTwampRoot;
+const std::string kStampPath = std::string("/") + dc::kStampRoot;
+constexpr std::uint32_t kKeyedModes = twamp::control::mode::authenticated |
+                                      twamp::control::mode::encrypted | twamp::control::mode::mixed;
+
+// The preference chain, highest priority first, must be ordered as the library chooses: the
+// strongest mode both sides offer (encrypted, authenticated, mixed, unauthenticated).
+void check_mode_chain(const dc::config& c, errors& errs)
 {
     using namespace twamp::control;
-    auto errs = dc::unsupported(c);
-    for (auto& e : build_keys(c, ks))
-        errs.push_back(e);
-    const std::string t = std::string("/") + dc::kTwampRoot;
-    const std::string s = std::string("/") + dc::kStampRoot;
-    // The preference chain, highest priority first, must be ordered as the library chooses:
-    // the strongest mode both sides offer (encrypted, authenticated, mixed, unauthenticated).
-    {
-        auto chain = c.client.mode_preference_chain;
-        std::stable_sort(chain.begin(), chain.end(),
-                         [](const auto& a, const auto& b) { return a.priority < b.priority; });
-        auto rank = [](std::uint32_t m) {
-            if (m & mode::encrypted) return 0;
-            if (m & mode::authenticated) return 1;
-            if (m & mode::mixed) return 2;
-            return 3;
-        };
-        for (std::size_t i = 0; i < chain.size(); ++i) {
-            const std::string p = t + "/client/mode-preference-chain[priority='" +
-                                  std::to_string(chain[i].priority) + "']/mode";
-            const std::uint32_t sec = chain[i].mode & mode::security_mask;
-            if (chain[i].mode & ~mode::security_mask & 0x7F)
-                errs.push_back({p, "not supported: only security modes belong in the chain; "
-                                   "features are not requested"});
-            if (sec == 0 || (sec & (sec - 1)) != 0)
-                errs.push_back({p, "not supported: name exactly one security mode per entry"});
-            else if (i > 0 && rank(sec) < rank(chain[i - 1].mode & mode::security_mask))
-                errs.push_back({p, "not supported: the client prefers the strongest mode, so "
-                                   "order the chain strongest first"});
-        }
+    auto chain = c.client.mode_preference_chain;
+    std::stable_sort(chain.begin(), chain.end(),
+                     [](const auto& a, const auto& b) { return a.priority < b.priority; });
+    auto rank = [](std::uint32_t m) {
+        if (m & mode::encrypted) return 0;
+        if (m & mode::authenticated) return 1;
+        if (m & mode::mixed) return 2;
+        return 3;
+    };
+    for (std::size_t i = 0; i < chain.size(); ++i) {
+        const std::string p = kTwampPath + "/client/mode-preference-chain[priority='" +
+                              std::to_string(chain[i].priority) + "']/mode";
+        const std::uint32_t sec = chain[i].mode & mode::security_mask;
+        if (chain[i].mode & ~mode::security_mask & 0x7F)
+            errs.push_back({p, "not supported: only security modes belong in the chain; "
+                               "features are not requested"});
+        if (sec == 0 || (sec & (sec - 1)) != 0)
+            errs.push_back({p, "not supported: name exactly one security mode per entry"});
+        else if (i > 0 && rank(sec) < rank(chain[i - 1].mode & mode::security_mask))
+            errs.push_back({p, "not supported: the client prefers the strongest mode, so "
+                               "order the chain strongest first"});
     }
-    const bool keyed_client = chain_modes(c.client.mode_preference_chain) &
-                              (mode::authenticated | mode::encrypted | mode::mixed);
+}
+
+// Each control connection's key, and its requests' reflector and schedule.
+void check_client_connections(const dc::config& c, const key_source& ks, errors& errs)
+{
+    const bool keyed_client = chain_modes(c.client.mode_preference_chain) & kKeyedModes;
     for (const auto& cc : c.client.connections) {
-        const std::string p = t + "/client/ctrl-connection[name='" + cc.name + "']";
+        const std::string p = kTwampPath + "/client/ctrl-connection[name='" + cc.name + "']";
         if (cc.key_id && !ks.keys->find(*cc.key_id))
             errs.push_back({p + "/key-id", "'" + *cc.key_id +
                                                "' is in neither the client key-chain nor the "
@@ -438,17 +438,22 @@ std::vector<dc::config_error> check_runnable(const dc::config& c, key_source& ks
             for (const auto& ts : c.session_sender.sessions)
                 found = found || ts.name == q.name;
             if (!found)
-                errs.push_back({qp, "needs its schedule: " + t +
+                errs.push_back({qp, "needs its schedule: " + kTwampPath +
                                         "/session-sender/test-session[name='" + q.name +
                                         "'] is missing"});
         }
     }
+}
+
+// Each TWAMP schedule: its request, its packet count and its interval.
+void check_sender_schedules(const dc::config& c, errors& errs)
+{
     for (const auto& ts : c.session_sender.sessions) {
         bool found = false;
         for (const auto& cc : c.client.connections)
             for (const auto& q : cc.requests)
                 found = found || q.name == ts.name;
-        const std::string p = t + "/session-sender/test-session[name='" + ts.name + "']";
+        const std::string p = kTwampPath + "/session-sender/test-session[name='" + ts.name + "']";
         if (!found) errs.push_back({p, "no client test-session-request of that name"});
         if (ts.number_of_packets == 0)
             errs.push_back({p + "/number-of-packets", "0 is out of range (at least 1)"});
@@ -458,28 +463,49 @@ std::vector<dc::config_error> check_runnable(const dc::config& c, key_source& ks
         if (!(iv >= 0.00001) || iv > 3600)
             errs.push_back({p, "the interval must be 0.00001 to 3600 seconds"});
     }
-    if (c.server.present) {
-        const bool keyed_server =
-            c.server.modes &&
-            (*c.server.modes & (mode::authenticated | mode::encrypted | mode::mixed));
-        if (keyed_server && ks.server_keys->keys().empty())
-            errs.push_back({t + "/server/modes", "keyed modes need a server key-chain or a key "
-                                                 "file"});
-        if (c.server.modes && !(*c.server.modes & mode::security_mask))
-            errs.push_back({t + "/server/modes", "name at least one security mode"});
-    }
+}
+
+void check_server_modes(const dc::config& c, const key_source& ks, errors& errs)
+{
+    if (!c.server.present) return;
+    const bool keyed_server = c.server.modes && (*c.server.modes & kKeyedModes);
+    if (keyed_server && ks.server_keys->keys().empty())
+        errs.push_back({kTwampPath + "/server/modes",
+                        "keyed modes need a server key-chain or a key "
+                        "file"});
+    if (c.server.modes && !(*c.server.modes & twamp::control::mode::security_mask))
+        errs.push_back({kTwampPath + "/server/modes", "name at least one security mode"});
+}
+
+// The keys of authenticated STAMP sessions and reflectors.
+void check_stamp_keys(const dc::config& c, const key_source& ks, errors& errs)
+{
     for (const auto& ls : c.stamp.sessions)
         if (ls.key_id && !stamp_key(ks, *ls.key_id))
-            errs.push_back({s + "/session-sender/test-session[name='" + ls.name + "']/key-id",
-                            "'" + *ls.key_id + "' is not in any key-chain or the key file"});
+            errs.push_back(
+                {kStampPath + "/session-sender/test-session[name='" + ls.name + "']/key-id",
+                 "'" + *ls.key_id + "' is not in any key-chain or the key file"});
     for (const auto& lr : c.stamp.reflectors) {
-        const std::string p = s + "/session-reflector/reflector[name='" + lr.name + "']";
+        const std::string p = kStampPath + "/session-reflector/reflector[name='" + lr.name + "']";
         if (lr.key_id && !stamp_key(ks, *lr.key_id))
             errs.push_back(
                 {p + "/key-id", "'" + *lr.key_id + "' is not in any key-chain or the key file"});
         if (lr.key_id && lr.mode == "twamp-light")
             errs.push_back({p + "/key-id", "authenticated reflection is STAMP only"});
     }
+}
+
+// Everything that would stop the daemon from running the configuration as written.
+errors check_runnable(const dc::config& c, key_source& ks)
+{
+    auto errs = dc::unsupported(c);
+    for (auto& e : build_keys(c, ks))
+        errs.push_back(e);
+    check_mode_chain(c, errs);
+    check_client_connections(c, ks, errs);
+    check_sender_schedules(c, errs);
+    check_server_modes(c, ks, errs);
+    check_stamp_keys(c, ks, errs);
     return errs;
 }
 
@@ -564,10 +590,81 @@ nlohmann::json result_line(const twamp::session_stats& st, const twamp::report::
     return j;
 }
 
-class light_runner final : public session_runner {
+// A chain of finite runs with a wait between them (RFC 8913 repeat / repeat-interval), and the
+// two-step stop of session_runner. A subclass starts a run in run() and calls after_run() when
+// it has ended.
+class run_chain : public session_runner {
+public:
+    void start() final { run(); }
+
+    void stop(std::function<void()> done) final
+    {
+        if (stopping_) {
+            interrupt(/*again=*/true); // the second call ends the run at once
+            return;
+        }
+        stopping_ = true;
+        on_stopped_ = std::move(done);
+        if (interrupt(/*again=*/false)) return;
+        timer_.cancel();
+        asio::post(ctx_.io, [f = std::move(on_stopped_)] { f(); });
+    }
+
+protected:
+    explicit run_chain(run_context ctx) : ctx_(ctx), timer_(ctx.io) {}
+
+    virtual void run() = 0;
+    // Ends the run in progress early (`again`: at once); false when no run is in progress.
+    virtual bool interrupt(bool again) = 0;
+
+    enum class next { stopped, done, waiting };
+    // After a run that got replies (`up`) or none: the stop's callback when stopping; the end
+    // after `repeat` more runs; else the next run repeat-interval later, after a back-off that
+    // doubles while the peer is down.
+    next after_run(bool up, std::uint32_t repeat, std::uint32_t repeat_interval)
+    {
+        if (stopping_) {
+            if (on_stopped_) asio::post(ctx_.io, std::move(on_stopped_));
+            return next::stopped;
+        }
+        ++runs_;
+        if (repeat != dc::kRepeatForever && runs_ > repeat) return next::done;
+        if (up) {
+            backoff_.reset();
+            wait(std::chrono::seconds{repeat_interval});
+        } else {
+            wait(std::max<std::chrono::nanoseconds>(backoff_.failed(ctx_.d),
+                                                    std::chrono::seconds{repeat_interval}));
+        }
+        return next::waiting;
+    }
+    // A run that could not start: try again after the back-off.
+    void retry_later() { wait(backoff_.failed(ctx_.d)); }
+    bool stopping() const { return stopping_; }
+    std::uint32_t runs() const { return runs_; }
+
+    run_context ctx_;
+
+private:
+    void wait(std::chrono::nanoseconds d)
+    {
+        timer_.expires_after(d);
+        timer_.async_wait([this](const std::error_code& ec) {
+            if (!ec) run();
+        });
+    }
+
+    asio::steady_timer timer_;
+    std::uint32_t runs_ = 0;
+    backoff backoff_;
+    bool stopping_ = false;
+    std::function<void()> on_stopped_;
+};
+
+class light_runner final : public run_chain {
 public:
     light_runner(run_context ctx, dc::light_session cfg, const key_source& keys)
-        : ctx_(ctx), cfg_(std::move(cfg)), timer_(ctx.io),
+        : run_chain(ctx), cfg_(std::move(cfg)),
           series_(ctx.series.get(
               {{"session", cfg_.name},
                {"mode", cfg_.mode},
@@ -580,29 +677,17 @@ public:
     }
     ~light_runner() override { std::fill(key_.begin(), key_.end(), 0); }
 
-    void start() override { run(); }
-
-    void stop(std::function<void()> done) override
+private:
+    bool interrupt(bool again) override
     {
-        if (!stopping_) {
-            stopping_ = true;
-            on_stopped_ = std::move(done);
-            if (sender_) {
-                sender_->mark_interrupted();
-                sender_->stop();
-                return;
-            }
-            timer_.cancel();
-            asio::post(ctx_.io, [f = std::move(on_stopped_)] { f(); });
-            return;
-        }
-        if (sender_) sender_->stop(); // the second call ends the run at once
+        if (!sender_) return false;
+        if (!again) sender_->mark_interrupted();
+        sender_->stop();
+        return true;
     }
 
-private:
-    void run()
+    twamp::net::sender_options sender_options()
     {
-        if (stopping_) return;
         twamp::net::sender_options so;
         std::error_code ec;
         const auto raddr = asio::ip::make_address(cfg_.reflector_ip, ec);
@@ -627,12 +712,18 @@ private:
         std::size_t size = twamp::sender_base_len(so.core.format) + pad;
         if (!key_.empty()) size += twamp::kStampAuthLen - twamp::kStampBaseLen;
         so.sizes = {std::min(size, twamp::kMaxTestPacketLen)};
+        return so;
+    }
 
+    void run() override
+    {
+        if (stopping()) return;
+        const auto so = sender_options();
         sender_ = std::make_unique<twamp::net::udp_sender>(ctx_.io, so);
         if (!key_.empty())
             sender_->set_guard(
                 std::make_unique<twamp::net::stamp_auth_guard<twamp::openssl_crypto>>(key_));
-        if ((ec = sender_->open())) {
+        if (const auto ec = sender_->open()) {
             g_log.log(logger::warning, "session %s: cannot bind [%s]:%u: %s", cfg_.name.c_str(),
                       so.local.address().to_string().c_str(), unsigned(so.local.port()),
                       ec.message().c_str());
@@ -642,12 +733,20 @@ private:
             if (!cfg_.sender_udp_port) port_ = 0;
             series_->failures.Increment();
             series_->up.Set(0);
-            wait(backoff_.failed(ctx_.d));
+            retry_later();
             return;
         }
         port_ = sender_->local_endpoint().port();
+        set_info(so);
+        sender_->on_sent([this](std::uint32_t, twamp::nanoseconds) { series_->sent.Increment(); });
+        sender_->on_reply([this](const twamp::reply_result& r) { series_->sample(r); });
+        sender_->start([this] { asio::post(ctx_.io, [this] { finished(); }); });
+    }
+
+    void set_info(const twamp::net::sender_options& so)
+    {
         info_ = {};
-        info_.mode = stamp ? "stamp" : "twamp-light";
+        info_.mode = so.core.format == twamp::test_format::stamp ? "stamp" : "twamp-light";
         info_.ssid = cfg_.ssid;
         const auto local = sender_->local_endpoint();
         info_.sender_address = twamp::net::display_address(local.address());
@@ -658,9 +757,6 @@ private:
         info_.distribution = cfg_.lambda ? "poisson" : "periodic";
         info_.interval_ns = so.interval.count();
         info_.seed = so.seed;
-        sender_->on_sent([this](std::uint32_t, twamp::nanoseconds) { series_->sent.Increment(); });
-        sender_->on_reply([this](const twamp::reply_result& r) { series_->sample(r); });
-        sender_->start([this] { asio::post(ctx_.io, [this] { finished(); }); });
     }
 
     void finished()
@@ -679,55 +775,29 @@ private:
         series_->run_done(st);
         const bool up = st.received > 0;
         series_->up.Set(up ? 1 : 0);
-        if (stopping_) {
-            if (on_stopped_) asio::post(ctx_.io, std::move(on_stopped_));
-            return;
-        }
-        ++runs_;
-        if (cfg_.repeat != dc::kRepeatForever && runs_ > cfg_.repeat) {
-            g_log.log(logger::info, "session %s: %u run(s) done", cfg_.name.c_str(), runs_);
-            return;
-        }
-        if (up) {
-            backoff_.reset();
-            wait(std::chrono::seconds{cfg_.repeat_interval});
-        } else {
+        const auto n = after_run(up, cfg_.repeat, cfg_.repeat_interval);
+        if (n == next::done)
+            g_log.log(logger::info, "session %s: %u run(s) done", cfg_.name.c_str(), runs());
+        else if (n == next::waiting && !up)
             g_log.log(logger::info, "session %s: no reply from %s", cfg_.name.c_str(),
                       hostport_text(cfg_.reflector_ip, cfg_.reflector_udp_port).c_str());
-            wait(std::max<std::chrono::nanoseconds>(backoff_.failed(ctx_.d),
-                                                    std::chrono::seconds{cfg_.repeat_interval}));
-        }
     }
 
-    void wait(std::chrono::nanoseconds d)
-    {
-        timer_.expires_after(d);
-        timer_.async_wait([this](const std::error_code& ec) {
-            if (!ec) run();
-        });
-    }
-
-    run_context ctx_;
     dc::light_session cfg_;
-    asio::steady_timer timer_;
     std::shared_ptr<session_series> series_;
     std::mt19937_64 rng_;
     std::vector<std::uint8_t> key_;
     std::unique_ptr<twamp::net::udp_sender> sender_;
     twamp::report::session_info info_;
     std::uint16_t port_ = 0;
-    std::uint32_t runs_ = 0;
-    backoff backoff_;
-    bool stopping_ = false;
-    std::function<void()> on_stopped_;
 };
 
 // A TWAMP session: one control connection per run (RFC 8913: each repeat negotiates a new
 // instance of the test session), the controller's own Session-Sender.
-class twamp_runner final : public session_runner {
+class twamp_runner final : public run_chain {
 public:
     twamp_runner(run_context ctx, twamp_session_cfg cfg, const key_source& keys)
-        : ctx_(ctx), cfg_(std::move(cfg)), keys_(keys.keys), timer_(ctx.io),
+        : run_chain(ctx), cfg_(std::move(cfg)), keys_(keys.keys),
           series_(ctx.series.get(
               {{"session", cfg_.req.name},
                {"mode", "twamp"},
@@ -736,28 +806,17 @@ public:
     {
     }
 
-    void start() override { run(); }
-
-    void stop(std::function<void()> done) override
+private:
+    bool interrupt(bool) override
     {
-        if (!stopping_) {
-            stopping_ = true;
-            on_stopped_ = std::move(done);
-            if (ctl_) {
-                ctl_->stop(); // ends the test early and sends Stop-Sessions
-                return;
-            }
-            timer_.cancel();
-            asio::post(ctx_.io, [f = std::move(on_stopped_)] { f(); });
-            return;
-        }
-        if (ctl_) ctl_->stop();
+        if (!ctl_) return false;
+        ctl_->stop(); // ends the test early and sends Stop-Sessions
+        return true;
     }
 
-private:
-    void run()
+    void run() override
     {
-        if (stopping_) return;
+        if (stopping()) return;
         using namespace twamp::control;
         twamp::net::controller_options co;
         std::error_code ec;
@@ -829,42 +888,16 @@ private:
             series_->failures.Increment();
         }
         series_->up.Set(up ? 1 : 0);
-        if (stopping_) {
-            if (on_stopped_) asio::post(ctx_.io, std::move(on_stopped_));
-            return;
-        }
-        ++runs_;
-        if (cfg_.req.repeat != dc::kRepeatForever && runs_ > cfg_.req.repeat) return;
-        if (up) {
-            backoff_.reset();
-            wait(std::chrono::seconds{cfg_.req.repeat_interval});
-        } else {
-            wait(std::max<std::chrono::nanoseconds>(
-                backoff_.failed(ctx_.d), std::chrono::seconds{cfg_.req.repeat_interval}));
-        }
+        after_run(up, cfg_.req.repeat, cfg_.req.repeat_interval);
     }
 
-    void wait(std::chrono::nanoseconds d)
-    {
-        timer_.expires_after(d);
-        timer_.async_wait([this](const std::error_code& ec) {
-            if (!ec) run();
-        });
-    }
-
-    run_context ctx_;
     twamp_session_cfg cfg_;
     std::shared_ptr<const twamp::control::key_store> keys_;
-    asio::steady_timer timer_;
     std::shared_ptr<session_series> series_;
     std::unique_ptr<twamp::net::controller<security>> ctl_;
     twamp::net::controller_result result_;
     std::int64_t interval_ns_ = 0;
     std::uint32_t count_ = 0;
-    std::uint32_t runs_ = 0;
-    backoff backoff_;
-    bool stopping_ = false;
-    std::function<void()> on_stopped_;
 };
 
 // ----------------------------------------------------------------------------------------------
@@ -994,79 +1027,104 @@ public:
 
     bool handleGet(CivetServer*, mg_connection* c) override
     {
-        probe_limits lim;
-        {
-            std::lock_guard<std::mutex> g(mu_);
-            lim = limits_;
-        }
-        if (lim.allow.empty()) {
-            http_reply(c, 403, "Forbidden", "text/plain",
-                       "/probe is disabled: list target prefixes in twamp-daemon:daemon/"
-                       "probe-allow\n");
-            return true;
-        }
-        std::string target, mode = "stamp", count_s = "10", interval_s = "100";
-        CivetServer::getParam(c, "target", target);
-        CivetServer::getParam(c, "mode", mode);
-        CivetServer::getParam(c, "count", count_s);
-        CivetServer::getParam(c, "interval_ms", interval_s);
-        auto bad = [&](const std::string& msg) {
-            http_reply(c, 400, "Bad Request", "text/plain", msg + "\n");
-            return true;
-        };
-        if (mode == "light") mode = "twamp-light";
-        if (mode != "stamp" && mode != "twamp-light" && mode != "twamp")
-            return bad("mode: stamp, light or twamp");
-        auto number = [](const std::string& v, std::uint32_t& out) {
-            if (v.empty() || v.size() > 9 || v.find_first_not_of("0123456789") != std::string::npos)
-                return false;
-            out = static_cast<std::uint32_t>(std::stoul(v));
-            return true;
-        };
-        std::uint32_t count = 0, interval_ms = 0;
-        if (!number(count_s, count) || count < 1 || count > lim.max_count)
-            return bad("count: 1 to " + std::to_string(lim.max_count));
-        if (!number(interval_s, interval_ms) || interval_ms < lim.min_interval_ms ||
-            interval_ms > 10000)
-            return bad("interval_ms: " + std::to_string(lim.min_interval_ms) + " to 10000");
-        twamp::net::host_port hp;
-        if (target.empty() || twamp::net::parse_host_port(target, 862, hp) || hp.host.empty())
-            return bad("target: HOST:PORT");
-        asio::io_context rio;
-        asio::ip::udp::resolver res(rio);
-        std::error_code ec;
-        auto r = res.resolve(hp.host, std::to_string(hp.port), ec);
-        if (ec || r.empty()) return bad("target: cannot resolve '" + hp.host + "'");
-        const auto addr = r.begin()->endpoint().address();
+        const auto lim = limits();
+        if (lim.allow.empty())
+            return reply_text(c, 403, "Forbidden",
+                              "/probe is disabled: list target prefixes in twamp-daemon:daemon/"
+                              "probe-allow");
+        probe_request q;
+        if (const auto err = parse_request(c, lim, q))
+            return reply_text(c, 400, "Bad Request", *err);
+        asio::ip::address addr;
+        if (const auto err = resolve_target(q.hp, addr))
+            return reply_text(c, 400, "Bad Request", *err);
         bool allowed = false;
         for (const auto& p : lim.allow)
             allowed = allowed || p.contains(addr);
-        if (!allowed) {
-            http_reply(c, 403, "Forbidden", "text/plain",
-                       "target " + addr.to_string() + " is not in probe-allow\n");
-            return true;
-        }
+        if (!allowed)
+            return reply_text(c, 403, "Forbidden",
+                              "target " + addr.to_string() + " is not in probe-allow");
         if (running_.fetch_add(1) >= lim.max_concurrent) {
             running_.fetch_sub(1);
-            http_reply(c, 503, "Service Unavailable", "text/plain",
-                       "too many probes at once (probe-max-concurrent)\n");
-            return true;
+            return reply_text(c, 503, "Service Unavailable",
+                              "too many probes at once (probe-max-concurrent)");
         }
         const auto t0 = std::chrono::steady_clock::now();
         probe_result pr;
         try {
-            pr = run_probe(addr, hp.port, mode, count, interval_ms, lim.timeout_s);
+            pr = run_probe(addr, q.hp.port, q.mode, q.count, q.interval_ms, lim.timeout_s);
         } catch (const std::exception& e) {
             pr.error = e.what();
         }
         running_.fetch_sub(1);
         const double took =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        http_reply(c, 200, "OK", kTextFormat, render(pr, mode, target, took));
+        http_reply(c, 200, "OK", kTextFormat, render(pr, q.mode, q.target, took));
         return true;
     }
 
 private:
+    struct probe_request {
+        std::string target, mode = "stamp";
+        std::uint32_t count = 0, interval_ms = 0;
+        twamp::net::host_port hp;
+    };
+
+    probe_limits limits()
+    {
+        std::lock_guard<std::mutex> g(mu_);
+        return limits_;
+    }
+
+    static bool reply_text(mg_connection* c, int status, const char* reason,
+                           const std::string& text)
+    {
+        http_reply(c, status, reason, "text/plain", text + "\n");
+        return true;
+    }
+
+    // The query's target, mode, count and interval_ms, checked against the limits; the message of
+    // a 400 when one is wrong.
+    static std::optional<std::string> parse_request(mg_connection* c, const probe_limits& lim,
+                                                    probe_request& q)
+    {
+        std::string count_s = "10", interval_s = "100";
+        CivetServer::getParam(c, "target", q.target);
+        CivetServer::getParam(c, "mode", q.mode);
+        CivetServer::getParam(c, "count", count_s);
+        CivetServer::getParam(c, "interval_ms", interval_s);
+        if (q.mode == "light") q.mode = "twamp-light";
+        if (q.mode != "stamp" && q.mode != "twamp-light" && q.mode != "twamp")
+            return "mode: stamp, light or twamp";
+        auto number = [](const std::string& v, std::uint32_t& out) {
+            if (v.empty() || v.size() > 9 || v.find_first_not_of("0123456789") != std::string::npos)
+                return false;
+            out = static_cast<std::uint32_t>(std::stoul(v));
+            return true;
+        };
+        if (!number(count_s, q.count) || q.count < 1 || q.count > lim.max_count)
+            return "count: 1 to " + std::to_string(lim.max_count);
+        if (!number(interval_s, q.interval_ms) || q.interval_ms < lim.min_interval_ms ||
+            q.interval_ms > 10000)
+            return "interval_ms: " + std::to_string(lim.min_interval_ms) + " to 10000";
+        if (q.target.empty() || twamp::net::parse_host_port(q.target, 862, q.hp) ||
+            q.hp.host.empty())
+            return "target: HOST:PORT";
+        return std::nullopt;
+    }
+
+    static std::optional<std::string> resolve_target(const twamp::net::host_port& hp,
+                                                     asio::ip::address& addr)
+    {
+        asio::io_context rio;
+        asio::ip::udp::resolver res(rio);
+        std::error_code ec;
+        auto r = res.resolve(hp.host, std::to_string(hp.port), ec);
+        if (ec || r.empty()) return "target: cannot resolve '" + hp.host + "'";
+        addr = r.begin()->endpoint().address();
+        return std::nullopt;
+    }
+
     static std::string render(const probe_result& pr, const std::string& mode,
                               const std::string& target, double took)
     {
@@ -1175,119 +1233,12 @@ public:
     // Applies a configuration. `initial`: a failure to bind is fatal (returns false).
     bool apply(const dc::config& next, const key_source& keys, bool initial)
     {
-        // Daemon section: results file and metrics endpoint.
-        {
-            // Opened again on every reload, so a rotated file (logrotate without
-            // copytruncate) is followed.
-            const auto err = results_.open(next.daemon.results_file);
-            if (!err.empty()) {
-                g_log.log(logger::warning, "results-file: %s", err.c_str());
-                if (initial) return false;
-            }
-        }
-        const std::string cur = http_ ? http_->address() : std::string();
-        if (next.daemon.metrics_listen != cur) {
-            http_.reset();
-            if (!next.daemon.metrics_listen.empty()) {
-                try {
-                    http_ =
-                        std::make_unique<http_endpoint>(next.daemon.metrics_listen, m_.registry);
-                    std::fprintf(stderr, "twamp daemon: metrics on http://%s/metrics\n",
-                                 next.daemon.metrics_listen.c_str());
-                } catch (const std::exception& e) {
-                    g_log.log(logger::warning, "metrics-listen %s: %s",
-                              next.daemon.metrics_listen.c_str(), e.what());
-                    if (initial) return false;
-                }
-            }
-        }
-        if (http_) http_->set_probe_limits(probe_limits_of(next.daemon));
+        if (!apply_outputs(next.daemon, initial)) return false;
         cfg_ = next;
         const run_context ctx{io_, m_, results_, cfg_.daemon, dead_, pool_};
-        bool ok = true;
-
-        // Server: replaced when its configuration changes.
-        const bool want_server = next.server.present && next.server.admin_state;
-        const bool server_changed = !(server_cfg_ == next.server) ||
-                                    server_listen_ != next.daemon.server_listen ||
-                                    server_refwait_ != next.session_reflector.refwait ||
-                                    server_keys_ != keys.server_keys->keys();
-        if (server_ && (!want_server || server_changed)) {
-            poll_server();
-            server_->stop();
-            dead_.bury(std::shared_ptr<twamp::net::twamp_server<security>>(std::move(server_)));
-            server_feeds_ = {};
-        }
-        if (want_server && !server_) {
-            if (!start_server(next, keys)) ok = false;
-        }
-
-        // Light / STAMP reflectors by name.
-        std::map<std::string, dc::light_reflector> want_refl;
-        if (next.stamp.reflector_admin_state)
-            for (const auto& r : next.stamp.reflectors)
-                if (r.admin_state) want_refl[r.name] = r;
-        for (auto it = reflectors_.begin(); it != reflectors_.end();) {
-            auto w = want_refl.find(it->first);
-            if (w == want_refl.end() || !(w->second == it->second.cfg) ||
-                it->second.refwait != next.stamp.refwait) {
-                poll_reflector(it->first, it->second);
-                it->second.refl->stop();
-                dead_.bury(std::shared_ptr<twamp::net::udp_reflector>(std::move(it->second.refl)));
-                refl_series_[it->first].f = {};
-                it = reflectors_.erase(it);
-            } else {
-                ++it;
-            }
-        }
-        for (const auto& [name, rc] : want_refl) {
-            if (reflectors_.count(name)) continue;
-            if (!start_reflector(rc, next.stamp.refwait, keys)) ok = false;
-        }
-
-        // Sender sessions by name: unchanged ones keep running with their series.
-        std::map<std::string, dc::light_session> want_light;
-        if (next.stamp.sender_admin_state)
-            for (const auto& s : next.stamp.sessions)
-                if (s.admin_state) want_light[s.name] = s;
-        std::map<std::string, twamp_session_cfg> want_twamp;
-        for (const auto& s : twamp_sessions(next))
-            want_twamp[s.req.name] = s;
-        for (auto it = light_.begin(); it != light_.end();) {
-            auto w = want_light.find(it->first);
-            if (w == want_light.end() || !(w->second == it->second.first) ||
-                light_keys_changed(it->second.first, keys)) {
-                light_key_.erase(it->first);
-                retire(std::move(it->second.second));
-                it = light_.erase(it);
-            } else {
-                ++it;
-            }
-        }
-        for (auto it = twamp_.begin(); it != twamp_.end();) {
-            auto w = want_twamp.find(it->first);
-            if (w == want_twamp.end() || !(w->second == it->second.first) ||
-                !(twamp_keys_ == keys.keys->keys())) {
-                retire(std::move(it->second.second));
-                it = twamp_.erase(it);
-            } else {
-                ++it;
-            }
-        }
-        for (const auto& [name, s] : want_light) {
-            if (light_.count(name)) continue;
-            auto r = std::make_unique<light_runner>(ctx, s, keys);
-            r->start();
-            light_[name] = {s, std::move(r)};
-            light_key_[name] = s.key_id ? key_bytes(keys, *s.key_id) : std::vector<std::uint8_t>{};
-        }
-        twamp_keys_ = keys.keys->keys();
-        for (const auto& [name, s] : want_twamp) {
-            if (twamp_.count(name)) continue;
-            auto r = std::make_unique<twamp_runner>(ctx, s, keys);
-            r->start();
-            twamp_[name] = {s, std::move(r)};
-        }
+        bool ok = apply_server(next, keys);
+        ok = apply_reflectors(next, keys) && ok;
+        apply_sessions(next, keys, ctx);
         if (initial) arm_poll();
         return ok;
     }
@@ -1328,6 +1279,138 @@ public:
     metrics& m() { return m_; }
 
 private:
+    // The daemon section: results file and metrics endpoint. False when `initial` and one of
+    // them cannot be opened.
+    bool apply_outputs(const dc::daemon_section& d, bool initial)
+    {
+        // Opened again on every reload, so a rotated file (logrotate without copytruncate) is
+        // followed.
+        const auto err = results_.open(d.results_file);
+        if (!err.empty()) {
+            g_log.log(logger::warning, "results-file: %s", err.c_str());
+            if (initial) return false;
+        }
+        const std::string cur = http_ ? http_->address() : std::string();
+        if (d.metrics_listen != cur) {
+            http_.reset();
+            if (!d.metrics_listen.empty()) {
+                try {
+                    http_ = std::make_unique<http_endpoint>(d.metrics_listen, m_.registry);
+                    std::fprintf(stderr, "twamp daemon: metrics on http://%s/metrics\n",
+                                 d.metrics_listen.c_str());
+                } catch (const std::exception& e) {
+                    g_log.log(logger::warning, "metrics-listen %s: %s", d.metrics_listen.c_str(),
+                              e.what());
+                    if (initial) return false;
+                }
+            }
+        }
+        if (http_) http_->set_probe_limits(probe_limits_of(d));
+        return true;
+    }
+
+    // The server: replaced when its configuration changes.
+    bool apply_server(const dc::config& next, const key_source& keys)
+    {
+        const bool want_server = next.server.present && next.server.admin_state;
+        const bool server_changed = !(server_cfg_ == next.server) ||
+                                    server_listen_ != next.daemon.server_listen ||
+                                    server_refwait_ != next.session_reflector.refwait ||
+                                    server_keys_ != keys.server_keys->keys();
+        if (server_ && (!want_server || server_changed)) {
+            poll_server();
+            server_->stop();
+            dead_.bury(std::shared_ptr<twamp::net::twamp_server<security>>(std::move(server_)));
+            server_feeds_ = {};
+        }
+        if (want_server && !server_) return start_server(next, keys);
+        return true;
+    }
+
+    // Light / STAMP reflectors by name: changed ones are replaced.
+    bool apply_reflectors(const dc::config& next, const key_source& keys)
+    {
+        std::map<std::string, dc::light_reflector> want_refl;
+        if (next.stamp.reflector_admin_state)
+            for (const auto& r : next.stamp.reflectors)
+                if (r.admin_state) want_refl[r.name] = r;
+        for (auto it = reflectors_.begin(); it != reflectors_.end();) {
+            auto w = want_refl.find(it->first);
+            if (w == want_refl.end() || !(w->second == it->second.cfg) ||
+                it->second.refwait != next.stamp.refwait) {
+                poll_reflector(it->first, it->second);
+                it->second.refl->stop();
+                dead_.bury(std::shared_ptr<twamp::net::udp_reflector>(std::move(it->second.refl)));
+                refl_series_[it->first].f = {};
+                it = reflectors_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        bool ok = true;
+        for (const auto& [name, rc] : want_refl)
+            if (!reflectors_.count(name) && !start_reflector(rc, next.stamp.refwait, keys))
+                ok = false;
+        return ok;
+    }
+
+    // Retires the running sessions for which `changed(name, configuration)` holds.
+    template <class Running, class Changed> void retire_if(Running& running, Changed changed)
+    {
+        for (auto it = running.begin(); it != running.end();) {
+            if (changed(it->first, it->second.first)) {
+                retire(std::move(it->second.second));
+                it = running.erase(it);
+            } else {
+                ++it;
+            }
+        }
+    }
+
+    // Starts the wanted sessions that are not running.
+    template <class Runner, class Running, class Wanted>
+    void start_missing(Running& running, const Wanted& wanted, const run_context& ctx,
+                       const key_source& keys)
+    {
+        for (const auto& [name, s] : wanted) {
+            if (running.count(name)) continue;
+            auto r = std::make_unique<Runner>(ctx, s, keys);
+            r->start();
+            running[name] = {s, std::move(r)};
+        }
+    }
+
+    // Sender sessions by name: unchanged ones keep running with their series.
+    void apply_sessions(const dc::config& next, const key_source& keys, const run_context& ctx)
+    {
+        std::map<std::string, dc::light_session> want_light;
+        if (next.stamp.sender_admin_state)
+            for (const auto& s : next.stamp.sessions)
+                if (s.admin_state) want_light[s.name] = s;
+        std::map<std::string, twamp_session_cfg> want_twamp;
+        for (const auto& s : twamp_sessions(next))
+            want_twamp[s.req.name] = s;
+        retire_if(light_, [&](const std::string& name, const dc::light_session& s) {
+            const auto w = want_light.find(name);
+            if (w != want_light.end() && w->second == s && !light_keys_changed(s, keys))
+                return false;
+            light_key_.erase(name);
+            return true;
+        });
+        const bool twamp_keys_changed = !(twamp_keys_ == keys.keys->keys());
+        retire_if(twamp_, [&](const std::string& name, const twamp_session_cfg& s) {
+            const auto w = want_twamp.find(name);
+            return w == want_twamp.end() || !(w->second == s) || twamp_keys_changed;
+        });
+        start_missing<light_runner>(light_, want_light, ctx, keys);
+        for (const auto& [name, s] : want_light)
+            if (!light_key_.count(name))
+                light_key_[name] =
+                    s.key_id ? key_bytes(keys, *s.key_id) : std::vector<std::uint8_t>{};
+        twamp_keys_ = keys.keys->keys();
+        start_missing<twamp_runner>(twamp_, want_twamp, ctx, keys);
+    }
+
     static std::vector<std::uint8_t> key_bytes(const key_source& ks, const std::string& id)
     {
         const auto* k = stamp_key(ks, id);
@@ -1361,7 +1444,7 @@ private:
         }
     }
 
-    bool start_server(const dc::config& c, const key_source& keys)
+    static twamp::net::server_options server_options_of(const dc::config& c, bool have_keys)
     {
         using namespace twamp::control;
         twamp::net::server_options so;
@@ -1373,7 +1456,6 @@ private:
         so.control.servwait = std::chrono::seconds{c.server.servwait};
         so.refwait = std::chrono::seconds{c.session_reflector.refwait};
         so.control.count = std::uint32_t{1} << c.server.count;
-        const bool have_keys = !keys.server_keys->keys().empty();
         const std::uint32_t features =
             mode::individual_session_control | mode::reflect_octets | mode::symmetrical_size;
         so.control.modes = c.server.modes
@@ -1384,6 +1466,14 @@ private:
                                   features);
         if (g_log.current() >= logger::info)
             so.log = [](const std::string& s) { g_log.log(logger::info, "server: %s", s.c_str()); };
+        return so;
+    }
+
+    bool start_server(const dc::config& c, const key_source& keys)
+    {
+        const bool have_keys = !keys.server_keys->keys().empty();
+        auto so = server_options_of(c, have_keys);
+        std::error_code ec;
         auto ks = keys.server_keys;
         auto make = [ks, have_keys] { return have_keys ? security::server(ks) : security{}; };
         auto srv = std::make_unique<twamp::net::twamp_server<security>>(io_, so, make);
@@ -1408,24 +1498,30 @@ private:
         server_listen_ = c.daemon.server_listen;
         server_refwait_ = c.session_reflector.refwait;
         server_keys_ = keys.server_keys->keys();
+        add_server_series();
+        return true;
+    }
+
+    // The server's counters, once: they outlive the server instances.
+    void add_server_series()
+    {
         if (!server_counters_) {
             const prometheus::Labels l{{"reflector", "twamp-server"}, {"mode", "twamp"}};
             auto refusal = [&](const char* reason) {
                 auto x = l;
                 x["reason"] = reason;
-                return &m_.refusals.Add(x);
+                return &m_.refusals->Add(x);
             };
             server_counters_.emplace(server_counter_set{
-                &m_.reflected.Add(l), &m_.refl_sessions.Add(l), &m_.connections.Add(l),
+                &m_.reflected->Add(l), &m_.refl_sessions->Add(l), &m_.connections->Add(l),
                 refusal("connection_limit_or_allow"), refusal("session_rejected"),
-                refusal("accept_error"), &m_.auth_failures.Add(l), &m_.open_connections.Add(l),
-                &m_.open_sessions.Add(l)});
+                refusal("accept_error"), &m_.auth_failures->Add(l), &m_.open_connections->Add(l),
+                &m_.open_sessions->Add(l)});
         }
-        return true;
     }
 
-    bool start_reflector(const dc::light_reflector& rc, std::uint32_t refwait,
-                         const key_source& keys)
+    static twamp::net::reflector_options reflector_options_of(const dc::light_reflector& rc,
+                                                              std::uint32_t refwait)
     {
         twamp::net::reflector_options ro;
         std::error_code ec;
@@ -1438,8 +1534,15 @@ private:
         ro.core.format = rc.mode == "stamp"         ? twamp::reflector_format::stamp
                          : rc.mode == "twamp-light" ? twamp::reflector_format::twamp
                                                     : twamp::reflector_format::automatic;
+        return ro;
+    }
+
+    bool start_reflector(const dc::light_reflector& rc, std::uint32_t refwait,
+                         const key_source& keys)
+    {
+        auto ro = reflector_options_of(rc, refwait);
         auto r = std::make_unique<twamp::net::udp_reflector>(io_, ro);
-        ec = r->open();
+        auto ec = r->open();
         if (ec && !rc.reflector_ip) {
             ro.local = {asio::ip::address_v4::any(), rc.reflector_udp_port};
             r = std::make_unique<twamp::net::udp_reflector>(io_, ro);
@@ -1458,24 +1561,30 @@ private:
         std::fprintf(stderr, "twamp daemon: reflector %s (%s) listening on %s\n", rc.name.c_str(),
                      rc.mode.c_str(), hostport_text(ep.address().to_string(), ep.port()).c_str());
         r->start();
+        add_reflector_series(rc);
+        reflectors_[rc.name] = reflector_instance{rc, refwait, std::move(r)};
+        return true;
+    }
+
+    // A reflector name's counters, once: they outlive its instances.
+    void add_reflector_series(const dc::light_reflector& rc)
+    {
         auto& s = refl_series_[rc.name];
         if (!s.reflected) {
             const prometheus::Labels l{{"reflector", rc.name}, {"mode", rc.mode}};
             auto refusal = [&](const char* reason) {
                 auto x = l;
                 x["reason"] = reason;
-                return &m_.refusals.Add(x);
+                return &m_.refusals->Add(x);
             };
-            s.reflected = &m_.reflected.Add(l);
-            s.sessions = &m_.refl_sessions.Add(l);
+            s.reflected = &m_.reflected->Add(l);
+            s.sessions = &m_.refl_sessions->Add(l);
             s.malformed = refusal("malformed");
             s.table_full = refusal("session_table_full");
             s.not_accepted = refusal("not_accepted");
             s.oversize = refusal("oversize");
-            s.auth = &m_.auth_failures.Add(l);
+            s.auth = &m_.auth_failures->Add(l);
         }
-        reflectors_[rc.name] = reflector_instance{rc, refwait, std::move(r)};
-        return true;
     }
 
     void poll_reflector(const std::string& name, reflector_instance& ri)
@@ -1586,6 +1695,62 @@ bool load_checked(const std::string& file, dc::config& cfg, key_source& keys)
     return errs.empty();
 }
 
+// systemd's reload notification: RELOADING=1 with the monotonic time it began.
+void sd_notify_reloading()
+{
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    const std::string reloading =
+        "RELOADING=1\nMONOTONIC_USEC=" +
+        std::to_string(std::uint64_t(ts.tv_sec) * 1000000u + std::uint64_t(ts.tv_nsec) / 1000u);
+    sd_notify_text(reloading.c_str());
+}
+
+// SIGHUP: reads the configuration file again and applies it; a bad one leaves the running one in
+// place. Counted in twamp_daemon_config_reloads.
+class hup_reloader {
+public:
+    hup_reloader(asio::io_context& io, daemon_state& d, std::string file)
+        : hup_(io, SIGHUP), d_(d), file_(std::move(file)),
+          ok_(d.m().configured->Add({{"result", "ok"}})),
+          err_(d.m().configured->Add({{"result", "error"}}))
+    {
+    }
+    void loaded() { ok_.Increment(); }
+    void arm()
+    {
+        hup_.async_wait([this](const std::error_code& ec, int) {
+            if (ec) return;
+            reload();
+            arm();
+        });
+    }
+
+private:
+    void reload()
+    {
+        sd_notify_reloading();
+        dc::config next;
+        key_source keys;
+        if (!load_checked(file_, next, keys)) {
+            err_.Increment();
+            std::fprintf(stderr, "twamp daemon: reload failed; the old configuration keeps "
+                                 "running\n");
+        } else {
+            d_.apply(next, keys, false);
+            ok_.Increment();
+            std::fprintf(stderr, "twamp daemon: reloaded\n");
+        }
+        sd_notify_text("READY=1");
+    }
+
+    asio::signal_set hup_;
+    daemon_state& d_;
+    const std::string file_;
+    Gauge& ok_;
+    Gauge& err_;
+};
+
 int run_daemon(const daemon_cli_options& o)
 {
     apply_logging(o.common);
@@ -1599,36 +1764,9 @@ int run_daemon(const daemon_cli_options& o)
 
     asio::io_context io;
     daemon_state d(io, o.config_file);
-    auto& reloads_ok = d.m().configured.Add({{"result", "ok"}});
-    auto& reloads_err = d.m().configured.Add({{"result", "error"}});
-
     // Signal handling is in place before anything starts, so a SIGHUP or SIGTERM right after
     // READY (or during start-up) is handled, never the default action.
-    asio::signal_set hup(io, SIGHUP);
-    std::function<void()> arm_hup = [&] {
-        hup.async_wait([&](const std::error_code& ec, int) {
-            if (ec) return;
-            timespec ts{};
-            ::clock_gettime(CLOCK_MONOTONIC, &ts);
-            const std::string reloading = "RELOADING=1\nMONOTONIC_USEC=" +
-                                          std::to_string(std::uint64_t(ts.tv_sec) * 1000000u +
-                                                         std::uint64_t(ts.tv_nsec) / 1000u);
-            sd_notify_text(reloading.c_str());
-            dc::config next;
-            key_source nkeys;
-            if (!load_checked(o.config_file, next, nkeys)) {
-                reloads_err.Increment();
-                std::fprintf(stderr, "twamp daemon: reload failed; the old configuration keeps "
-                                     "running\n");
-            } else {
-                d.apply(next, nkeys, false);
-                reloads_ok.Increment();
-                std::fprintf(stderr, "twamp daemon: reloaded\n");
-            }
-            sd_notify_text("READY=1");
-            arm_hup();
-        });
-    };
+    hup_reloader hup(io, d, o.config_file);
     signal_guard sig(io, [&](int) {
         std::fprintf(stderr, "twamp daemon: stopping\n");
         sd_notify_text("STOPPING=1");
@@ -1644,8 +1782,8 @@ int run_daemon(const daemon_cli_options& o)
         d.final_poll();
         return kExitRuntime;
     }
-    reloads_ok.Increment();
-    arm_hup();
+    hup.loaded();
+    hup.arm();
     std::fprintf(stderr, "twamp daemon: ready (%zu TWAMP, %zu Light/STAMP sessions)\n",
                  twamp_sessions(cfg).size(), cfg.stamp.sessions.size());
     sd_notify_text("READY=1");

@@ -3,6 +3,7 @@
 
 #include "cli_common.hpp"
 #include "output.hpp"
+#include "probe_options.hpp"
 
 #include "twamp/asio/reflector.hpp"
 #include "twamp/asio/sender.hpp"
@@ -50,22 +51,58 @@ std::vector<std::uint8_t> stamp_key(const std::string& file, const std::string& 
     return *k;
 }
 
-int run_responder(const responder_options& o)
+// With --key-file, every request (or reply) must carry a valid HMAC.
+template <class Endpoint>
+void guard_with_key(Endpoint& e, const std::string& file, const std::string& id)
 {
-    apply_logging(o.common);
-    auto hp = parse_endpoint_arg("local-ip:port", o.near_end, 20001);
+    if (file.empty()) return;
+    e.set_guard(
+        std::make_unique<twamp::net::stamp_auth_guard<twamp::openssl_crypto>>(stamp_key(file, id)));
+}
+
+// --threads: 1-256, or auto (one per core).
+std::optional<unsigned> parse_threads(const std::string& s)
+{
+    if (s == "auto") return std::max(1U, std::thread::hardware_concurrency());
+    std::size_t used = 0;
+    long v = 0;
+    try {
+        v = std::stol(s, &used);
+    } catch (const std::exception&) {
+        return std::nullopt;
+    }
+    if (used != s.size() || v < 1 || v > 256) return std::nullopt;
+    return static_cast<unsigned>(v);
+}
+
+twamp::reflector_format reflector_format_of(const responder_options& o)
+{
+    const std::string fmt = o.stamp ? "stamp" : o.format;
+    if (fmt == "twamp") return twamp::reflector_format::twamp;
+    if (fmt == "stamp") return twamp::reflector_format::stamp;
+    return twamp::reflector_format::automatic;
+}
+
+// The checks that span flags, or a flag and the packet format.
+void check_responder(const responder_options& o)
+{
+    check_common(o.common);
+    if (o.common.padding && *o.common.padding < 0)
+        throw usage_error("--padding: IMIX (-1) is a sender option; the responder mirrors sizes");
+    if (o.common.padding &&
+        twamp::kReflectorUnauthLen + static_cast<std::size_t>(*o.common.padding) >
+            twamp::kMaxTestPacketLen)
+        throw usage_error("--padding: " + std::to_string(*o.common.padding) + " is too large");
+    if (o.key_file.empty() && !o.key_id.empty()) throw usage_error("--key-id: needs --key-file");
+}
+
+twamp::net::reflector_options reflector_options_from(const responder_options& o, unsigned threads)
+{
     twamp::net::reflector_options ro;
     ro.sock = socket_options_from(o.common);
-    if (o.common.padding) {
-        if (*o.common.padding < 0)
-            throw usage_error(
-                "--padding: IMIX (-1) is a sender option; the responder mirrors sizes");
+    if (o.common.padding)
         ro.core.min_reply_len =
             twamp::kReflectorUnauthLen + static_cast<std::size_t>(*o.common.padding);
-        if (ro.core.min_reply_len > twamp::kMaxTestPacketLen)
-            throw usage_error("--padding: " + std::to_string(*o.common.padding) + " is too large");
-    }
-    if (o.refwait <= 0) throw usage_error("--refwait: must be > 0 seconds");
     const double refwait = o.timer > 0 ? o.timer : o.refwait;
     ro.core.refwait = std::chrono::nanoseconds{static_cast<std::int64_t>(refwait * 1e9)};
     ro.core.stateless = o.stateless;
@@ -74,104 +111,84 @@ int run_responder(const responder_options& o)
     // --strict-size (requests shorter than their padded reply are dropped) unless the operator
     // opts out with --allow-amplification.
     ro.core.strict_size = o.strict_size || (o.common.padding && !o.allow_amplification);
-    if (o.common.padding && !o.strict_size && o.allow_amplification)
+    ro.core.format = reflector_format_of(o);
+    // One socket and one event loop per thread on the same port (SO_REUSEPORT): the kernel keeps
+    // each flow on one socket, so a stateful session's sequence numbers stay in one thread.
+    if (threads > 1) ro.sock.reuse_port = true;
+    return ro;
+}
+
+void log_padding_policy(const responder_options& o, const twamp::net::reflector_options& ro)
+{
+    if (!o.common.padding || o.strict_size) return;
+    if (o.allow_amplification)
         g_log.log(logger::info,
                   "--padding %d with --allow-amplification: short requests get padded replies",
                   *o.common.padding);
-    else if (o.common.padding && !o.strict_size)
+    else
         g_log.log(logger::info,
                   "--padding %d implies --strict-size: requests shorter than %zu octets are "
                   "dropped (--allow-amplification to answer them)",
                   *o.common.padding, ro.core.min_reply_len);
-    std::string fmt = o.stamp ? "stamp" : o.format;
-    if (fmt == "auto")
-        ro.core.format = twamp::reflector_format::automatic;
-    else if (fmt == "twamp")
-        ro.core.format = twamp::reflector_format::twamp;
-    else if (fmt == "stamp")
-        ro.core.format = twamp::reflector_format::stamp;
-    else
-        throw usage_error("--format: invalid value '" + fmt + "' (auto, twamp or stamp)");
-    if (o.max_sessions < 1) throw usage_error("--max-sessions: must be at least 1");
-    unsigned threads = 1;
-    if (o.threads == "auto") {
-        threads = std::max(1U, std::thread::hardware_concurrency());
-    } else {
-        try {
-            std::size_t used = 0;
-            const long v = std::stol(o.threads, &used);
-            if (used != o.threads.size() || v < 1 || v > 256) throw std::invalid_argument("range");
-            threads = static_cast<unsigned>(v);
-        } catch (const std::exception&) {
-            throw usage_error("--threads: invalid value '" + o.threads + "' (1-256 or auto)");
-        }
-    }
-    // One socket and one event loop per thread on the same port (SO_REUSEPORT): the kernel keeps
-    // each flow on one socket, so a stateful session's sequence numbers stay in one thread.
-    if (threads > 1) ro.sock.reuse_port = true;
+}
 
+// The responder's reflectors, one per thread; the main thread runs the first one's loop.
+struct reflector_pool {
     asio::io_context io;
-    std::error_code ec;
-    ro.local = twamp::net::resolve_udp(io, hp, 0, ec);
-    if (ec) {
-        std::fprintf(stderr, "twamp responder: cannot resolve '%s': %s\n", o.near_end.c_str(),
-                     ec.message().c_str());
-        return kExitRuntime;
-    }
-    auto refl_ptr = std::make_unique<twamp::net::udp_reflector>(io, ro);
-    ec = refl_ptr->open();
-    if (ec && hp.host.empty() && ro.local.address().is_v6()) {
-        // No IPv6 on this host: fall back to IPv4 only.
-        ro.local = {asio::ip::address_v4::any(), hp.port};
-        refl_ptr = std::make_unique<twamp::net::udp_reflector>(io, ro);
-        ec = refl_ptr->open();
-    }
-    auto& refl = *refl_ptr;
-    if (!o.key_file.empty()) {
-        // Authenticated STAMP only: every request must carry a valid HMAC.
-        refl.set_guard(std::make_unique<twamp::net::stamp_auth_guard<twamp::openssl_crypto>>(
-            stamp_key(o.key_file, o.key_id)));
-    } else if (!o.key_id.empty()) {
-        throw usage_error("--key-id: needs --key-file");
-    }
-    if (ec) {
-        std::fprintf(stderr, "twamp responder: cannot bind %s: %s\n", o.near_end.c_str(),
-                     ec.message().c_str());
-        return kExitRuntime;
-    }
-    const auto ep = refl.local_endpoint();
-    // The other threads' reflectors join the port the first one got.
     std::vector<std::unique_ptr<asio::io_context>> extra_io;
     std::vector<std::unique_ptr<twamp::net::udp_reflector>> refls;
-    refls.push_back(std::move(refl_ptr));
+};
+
+// The first reflector: binds the address asked for, or IPv4 only when a wildcard finds no IPv6.
+void open_first(reflector_pool& p, twamp::net::reflector_options ro,
+                const twamp::net::host_port& hp, const responder_options& o)
+{
+    std::error_code ec;
+    ro.local = twamp::net::resolve_udp(p.io, hp, 0, ec);
+    if (ec)
+        throw run_failure("twamp responder: cannot resolve '" + o.near_end + "': " + ec.message());
+    auto refl = std::make_unique<twamp::net::udp_reflector>(p.io, ro);
+    ec = refl->open();
+    if (ec && hp.host.empty() && ro.local.address().is_v6()) {
+        ro.local = {asio::ip::address_v4::any(), hp.port};
+        refl = std::make_unique<twamp::net::udp_reflector>(p.io, ro);
+        ec = refl->open();
+    }
+    guard_with_key(*refl, o.key_file, o.key_id);
+    if (ec) throw run_failure("twamp responder: cannot bind " + o.near_end + ": " + ec.message());
+    p.refls.push_back(std::move(refl));
+}
+
+// The other threads' reflectors join the port the first one got.
+void open_others(reflector_pool& p, const twamp::net::reflector_options& ro, unsigned threads,
+                 const responder_options& o)
+{
+    const auto ep = p.refls.front()->local_endpoint();
     for (unsigned t = 1; t < threads; ++t) {
-        extra_io.push_back(std::make_unique<asio::io_context>(1));
+        p.extra_io.push_back(std::make_unique<asio::io_context>(1));
         auto r = ro;
         r.local = ep;
-        refls.push_back(std::make_unique<twamp::net::udp_reflector>(*extra_io.back(), r));
-        if ((ec = refls.back()->open())) {
-            std::fprintf(stderr, "twamp responder: thread %u cannot bind [%s]:%u: %s\n", t + 1,
-                         ep.address().to_string().c_str(), unsigned(ep.port()),
-                         ec.message().c_str());
-            return kExitRuntime;
-        }
-        if (!o.key_file.empty())
-            refls.back()->set_guard(
-                std::make_unique<twamp::net::stamp_auth_guard<twamp::openssl_crypto>>(
-                    stamp_key(o.key_file, o.key_id)));
+        p.refls.push_back(std::make_unique<twamp::net::udp_reflector>(*p.extra_io.back(), r));
+        if (const auto ec = p.refls.back()->open())
+            throw run_failure("twamp responder: thread " + std::to_string(t + 1) +
+                              " cannot bind [" + ep.address().to_string() +
+                              "]:" + std::to_string(ep.port()) + ": " + ec.message());
+        guard_with_key(*p.refls.back(), o.key_file, o.key_id);
     }
-    g_log.log(logger::info, "Wait to receive test packets on [%s]:%u (%u thread%s)",
-              ep.address().to_string().c_str(), unsigned(ep.port()), threads,
-              threads > 1 ? "s" : "");
-    for (auto& r : refls)
+}
+
+// Runs every reflector until SIGINT or SIGTERM.
+void serve(reflector_pool& p)
+{
+    for (auto& r : p.refls)
         r->start();
-    signal_guard sig(io, [&](int) {
+    signal_guard sig(p.io, [&p](int) {
         g_log.log(logger::info, "signal received: stopping the reflector");
-        refl.stop();
-        io.stop();
-        for (std::size_t t = 0; t < extra_io.size(); ++t) {
-            auto* r = refls[t + 1].get();
-            auto* x = extra_io[t].get();
+        p.refls.front()->stop();
+        p.io.stop();
+        for (std::size_t t = 0; t < p.extra_io.size(); ++t) {
+            auto* r = p.refls[t + 1].get();
+            auto* x = p.extra_io[t].get();
             asio::post(*x, [r, x] {
                 r->stop();
                 x->stop();
@@ -179,167 +196,171 @@ int run_responder(const responder_options& o)
         }
     });
     std::vector<std::thread> workers;
-    for (auto& x : extra_io)
+    for (auto& x : p.extra_io)
         workers.emplace_back([&ctx = *x] { ctx.run(); });
-    io.run();
+    p.io.run();
     for (auto& w : workers)
         w.join();
+}
+
+void log_counters(const reflector_pool& p, bool authenticated)
+{
     twamp::reflector_counters total{};
     std::uint64_t oversize = 0, auth_failures = 0;
-    for (std::size_t t = 0; t < refls.size(); ++t) {
-        const auto& c = refls[t]->session().counters();
-        if (threads > 1)
-            g_log.log(logger::info,
-                      "thread %zu: received %llu, reflected %llu, malformed %llu, sessions %llu",
-                      t + 1, static_cast<unsigned long long>(c.received),
-                      static_cast<unsigned long long>(c.reflected),
-                      static_cast<unsigned long long>(c.malformed),
-                      static_cast<unsigned long long>(c.sessions_created));
+    for (std::size_t t = 0; t < p.refls.size(); ++t) {
+        const auto& c = p.refls[t]->session().counters();
+        if (p.refls.size() > 1)
+            g_log.counts(
+                logger::info,
+                "thread %llu: received %llu, reflected %llu, malformed %llu, sessions %llu", t + 1,
+                c.received, c.reflected, c.malformed, c.sessions_created);
         total.received += c.received;
         total.reflected += c.reflected;
         total.malformed += c.malformed;
         total.sessions_created += c.sessions_created;
         total.sessions_expired += c.sessions_expired;
         total.table_full += c.table_full;
-        oversize += refls[t]->io_counters().oversize;
-        auth_failures += refls[t]->io_counters().auth_failures;
+        oversize += p.refls[t]->io_counters().oversize;
+        auth_failures += p.refls[t]->io_counters().auth_failures;
     }
-    g_log.log(logger::info,
-              "reflector stopped: received %llu, reflected %llu, malformed %llu, oversize %llu, "
-              "sessions %llu (expired %llu, table full %llu)",
-              static_cast<unsigned long long>(total.received),
-              static_cast<unsigned long long>(total.reflected),
-              static_cast<unsigned long long>(total.malformed),
-              static_cast<unsigned long long>(oversize),
-              static_cast<unsigned long long>(total.sessions_created),
-              static_cast<unsigned long long>(total.sessions_expired),
-              static_cast<unsigned long long>(total.table_full));
-    if (!o.key_file.empty())
-        g_log.log(logger::info, "authentication failures: %llu",
-                  static_cast<unsigned long long>(auth_failures));
+    g_log.counts(logger::info,
+                 "reflector stopped: received %llu, reflected %llu, malformed %llu, oversize %llu, "
+                 "sessions %llu (expired %llu, table full %llu)",
+                 total.received, total.reflected, total.malformed, oversize, total.sessions_created,
+                 total.sessions_expired, total.table_full);
+    if (authenticated) g_log.counts(logger::info, "authentication failures: %llu", auth_failures);
+}
+
+int run_responder(const responder_options& o)
+{
+    apply_logging(o.common);
+    check_responder(o);
+    const auto hp = parse_endpoint_arg("local-ip:port", o.near_end, 20001);
+    const unsigned threads = parse_threads(o.threads).value_or(1);
+    const auto ro = reflector_options_from(o, threads);
+    log_padding_policy(o, ro);
+
+    reflector_pool pool;
+    open_first(pool, ro, hp, o);
+    open_others(pool, ro, threads, o);
+    const auto ep = pool.refls.front()->local_endpoint();
+    g_log.log(logger::info, "Wait to receive test packets on [%s]:%u (%u thread%s)",
+              ep.address().to_string().c_str(), unsigned(ep.port()), threads,
+              threads > 1 ? "s" : "");
+    serve(pool);
+    log_counters(pool, !o.key_file.empty());
     return kExitOk;
+}
+
+void add_responder_options(CLI::App* sc, responder_options& o)
+{
+    add_debug_options(sc, o.common);
+    add_ip_options(sc, o.common);
+    sc->add_option("local-ip:port", o.near_end, "Address to listen on")->capture_default_str();
+    sc->add_option("--timer", o.timer, "twampy's session reset timer, seconds (sets --refwait)");
+    sc->add_option("--refwait", o.refwait, "Drop sessions idle this long, seconds")
+        ->capture_default_str()
+        ->check(number_check<double>([](double v) { return v > 0; },
+                                     [](double) { return std::string("must be > 0 seconds"); }));
+    sc->add_flag("--stateless", o.stateless,
+                 "Echo the sender's sequence numbers (RFC 8762 stateless)");
+    sc->add_flag("--stamp", o.stamp, "Answer every request as STAMP (same as --format stamp)");
+    sc->add_option("--format", o.format, "auto, twamp or stamp")
+        ->capture_default_str()
+        ->check(one_of({"auto", "twamp", "stamp"}, "invalid value", "auto, twamp or stamp"));
+    sc->add_option("--max-sessions", o.max_sessions, "Per-sender state kept at most")
+        ->capture_default_str()
+        ->check(at_least_one<std::size_t>());
+    sc->add_flag("--strict-size", o.strict_size,
+                 "Drop requests shorter than their reply (implied by --padding)");
+    sc->add_option("--threads", o.threads,
+                   "Reflect on N threads (or auto = one per core), one socket each on the "
+                   "same port (SO_REUSEPORT); a flow always stays on one thread")
+        ->capture_default_str()
+        ->check(text_check([](const std::string& s) { return parse_threads(s).has_value(); },
+                           "invalid value", "1-256 or auto"));
+    sc->add_flag("--allow-amplification", o.allow_amplification,
+                 "With --padding, answer short requests with larger padded replies");
+    sc->add_option("--key-file", o.key_file,
+                   "Authenticated STAMP: key file of 'KEYID HEXSECRET' lines (pfs format)");
+    sc->add_option("--key-id", o.key_id, "Authenticated STAMP: which key (default: the first)");
 }
 
 // ----------------------------------------------------------------------------------------------
 
-struct sender_cli_options {
-    common_options common;
-    std::string far_end = "127.0.0.1:20001";
-    std::string near_end = ":20000";
-    bool near_end_given = false; // false: twampy's default port, with a fallback when busy
-    double interval_ms = 100;
-    long long count = 100;
-    double timeout_s = 5;
+struct sender_cli_options : test_cli_options {
     bool stamp = false;
     int ssid = 0;
     std::string distribution = "periodic";
     std::optional<std::uint64_t> seed;
     std::string key_file;
     std::string key_id;
-    output_options output;
 };
 
-// Bins for the chart when --svg is given without --report-interval: about 60 over the run.
-std::chrono::nanoseconds interval_period(const sender_cli_options& o)
+twamp::test_format format_of(const sender_cli_options& o)
 {
-    if (o.output.report_interval_s > 0)
-        return std::chrono::nanoseconds{
-            static_cast<std::int64_t>(o.output.report_interval_s * 1e9)};
-    const double run_ns = static_cast<double>(o.count) * o.interval_ms * 1e6;
-    const double p = std::max({run_ns / 60, o.interval_ms * 1e6, 1e7});
-    return std::chrono::nanoseconds{static_cast<std::int64_t>(p)};
+    return o.stamp ? twamp::test_format::stamp : twamp::test_format::twamp;
 }
 
-int run_sender(const sender_cli_options& o)
+// The checks that span flags, or a flag and the packet format.
+void check_sender(const sender_cli_options& o)
 {
-    apply_logging(o.common);
+    check_common(o.common);
     check_output_options(o.output);
-    if (!(o.interval_ms > 0) || o.interval_ms > 3.6e6)
-        throw usage_error("--interval: invalid value " + num(o.interval_ms) +
-                          " (milliseconds, > 0)");
-    if (o.count < 1 || o.count > 0xFFFFFFFFLL)
-        throw usage_error("--count: invalid value " + std::to_string(o.count) + " (1-4294967295)");
-    if (!(o.timeout_s > 0) || o.timeout_s > 3600)
-        throw usage_error("--timeout: invalid value " + num(o.timeout_s) +
-                          " (seconds, > 0, at most 3600)");
-    if (o.ssid < 0 || o.ssid > 65535)
-        throw usage_error("--ssid: invalid value " + std::to_string(o.ssid) + " (0-65535)");
     if (o.ssid != 0 && !o.stamp) throw usage_error("--ssid: only with --stamp");
-    if (o.distribution != "periodic" && o.distribution != "poisson")
-        throw usage_error("--distribution: invalid value '" + o.distribution +
-                          "' (periodic or poisson)");
     if (o.seed && o.distribution != "poisson")
         throw usage_error("--seed: only with --distribution poisson");
+    check_padding(o.common.padding, format_of(o));
+    const int pad = o.common.padding.value_or(0);
+    if (o.stamp && pad > 0 && pad < 4)
+        throw usage_error(
+            "--padding: with --stamp, padding travels in a TLV and is 0 or at least 4");
+    if (!o.key_file.empty() && !o.stamp)
+        throw usage_error("--key-file: the sender authenticates STAMP only (add --stamp)");
+    if (o.key_file.empty() && !o.key_id.empty()) throw usage_error("--key-id: needs --key-file");
+}
 
+// The reflector's address and ours, in one IP version; returns it (4 or 6).
+int resolve_addresses(asio::io_context& io, const sender_cli_options& o,
+                      twamp::net::sender_options& so)
+{
     const auto remote_hp = parse_endpoint_arg("remote-ip:port", o.far_end, 20001);
-    auto local_hp = parse_endpoint_arg("local-ip:port", o.near_end, 20000);
+    const auto local_hp = parse_endpoint_arg("local-ip:port", o.near_end, 20000);
+    std::error_code ec;
+    const int fam = remote_hp.family_hint ? remote_hp.family_hint : local_hp.family_hint;
+    so.remote = twamp::net::resolve_udp(io, remote_hp, fam, ec);
+    if (ec) throw run_failure("twamp sender: cannot resolve '" + o.far_end + "': " + ec.message());
+    const int family = so.remote.address().is_v4() ? 4 : 6;
+    so.local = twamp::net::resolve_udp(io, local_hp, family, ec);
+    if (ec || so.local.address().is_v4() != so.remote.address().is_v4())
+        throw run_failure("twamp sender: local address '" + o.near_end +
+                          "' does not fit the remote's IPv" + std::to_string(family));
+    return family;
+}
 
+twamp::net::sender_options sender_options_from(asio::io_context& io, const sender_cli_options& o)
+{
     twamp::net::sender_options so;
-    so.sock = socket_options_from(o.common);
-    so.count = static_cast<std::uint32_t>(o.count);
-    so.interval = std::chrono::nanoseconds{static_cast<std::int64_t>(o.interval_ms * 1e6)};
-    so.core.format = o.stamp ? twamp::test_format::stamp : twamp::test_format::twamp;
+    const int family = resolve_addresses(io, o, so);
+    fill_sender_options(o.common, o.probes, format_of(o), family, so);
     so.core.ssid = static_cast<std::uint16_t>(o.ssid);
-    so.core.timeout = std::chrono::nanoseconds{static_cast<std::int64_t>(o.timeout_s * 1e9)};
     so.distribution = o.distribution == "poisson" ? twamp::net::send_distribution::poisson
                                                   : twamp::net::send_distribution::periodic;
     so.seed =
         o.seed ? *o.seed : (std::uint64_t{std::random_device{}()} << 32 | std::random_device{}());
-
-    asio::io_context io;
-    std::error_code ec;
-    const int fam = remote_hp.family_hint ? remote_hp.family_hint : local_hp.family_hint;
-    so.remote = twamp::net::resolve_udp(io, remote_hp, fam, ec);
-    if (ec) {
-        std::fprintf(stderr, "twamp sender: cannot resolve '%s': %s\n", o.far_end.c_str(),
-                     ec.message().c_str());
-        return kExitRuntime;
-    }
-    const int remote_family = so.remote.address().is_v4() ? 4 : 6;
-    so.local = twamp::net::resolve_udp(io, local_hp, remote_family, ec);
-    if (ec || so.local.address().is_v4() != so.remote.address().is_v4()) {
-        std::fprintf(stderr, "twamp sender: local address '%s' does not fit the remote's IPv%d\n",
-                     o.near_end.c_str(), remote_family);
-        return kExitRuntime;
-    }
-    const auto base = twamp::sender_base_len(so.core.format);
-    if (o.common.padding && *o.common.padding == -1) {
-        so.sizes = twamp::imix_sizes(remote_family, so.core.format);
-    } else {
-        int pad = o.common.padding ? *o.common.padding : (o.stamp ? 0 : 27);
-        if (pad < 0 || static_cast<std::size_t>(pad) > twamp::kMaxTestPacketLen - base)
-            throw usage_error("--padding: invalid value " + std::to_string(pad) + " (-1, or 0-" +
-                              std::to_string(twamp::kMaxTestPacketLen - base) + ")");
-        if (o.stamp && pad > 0 && pad < 4)
-            throw usage_error(
-                "--padding: with --stamp, padding travels in a TLV and is 0 or at least 4");
-        so.sizes = {base + static_cast<std::size_t>(pad)};
-    }
-
-    const bool stamp_auth = !o.key_file.empty();
-    if (stamp_auth && !o.stamp)
-        throw usage_error("--key-file: the sender authenticates STAMP only (add --stamp)");
-    if (!stamp_auth && !o.key_id.empty()) throw usage_error("--key-id: needs --key-file");
-    if (stamp_auth) {
+    if (!o.key_file.empty()) {
         // Authenticated STAMP probes are 112 octets plus the same extra octets (as a TLV).
         for (auto& sz : so.sizes)
             sz += twamp::kStampAuthLen - twamp::kStampBaseLen;
     }
     so.ephemeral_port_fallback = !o.near_end_given;
-    twamp::net::udp_sender sender(io, so);
-    if (stamp_auth)
-        sender.set_guard(std::make_unique<twamp::net::stamp_auth_guard<twamp::openssl_crypto>>(
-            stamp_key(o.key_file, o.key_id)));
-    if ((ec = sender.open())) {
-        std::fprintf(stderr, "twamp sender: cannot bind %s: %s\n", o.near_end.c_str(),
-                     ec.message().c_str());
-        return kExitRuntime;
-    }
-    const auto local = sender.local_endpoint();
-    if (sender.busy_port())
-        g_log.log(logger::warning, "local port %u is in use: sending from port %u instead",
-                  unsigned(sender.busy_port()), unsigned(local.port()));
+    return so;
+}
 
+twamp::report::session_info session_info_of(const sender_cli_options& o,
+                                            const twamp::net::sender_options& so,
+                                            const asio::ip::udp::endpoint& local)
+{
     twamp::report::session_info info;
     info.mode = o.stamp ? "stamp" : "twamp-light";
     info.ssid = so.core.ssid;
@@ -354,74 +375,12 @@ int run_sender(const sender_cli_options& o)
     info.distribution = o.distribution;
     info.interval_ns = so.interval.count();
     info.seed = so.seed;
+    return info;
+}
 
-    // Live outputs: the per-packet CSV and the interval bins (for --report-interval and --svg).
-    per_packet_writer per_packet;
-    if (!o.output.per_packet.empty()) {
-        const auto err = per_packet.open(o.output.per_packet);
-        if (!err.empty()) {
-            std::fprintf(stderr, "twamp sender: --per-packet: %s\n", err.c_str());
-            return kExitRuntime;
-        }
-    }
-    std::optional<twamp::interval_recorder> intervals;
-    const bool print_intervals = o.output.report_interval_s > 0;
-    if (print_intervals || !o.output.svg.empty()) {
-        intervals.emplace(interval_period(o), so.core.timeout,
-                          report_options_of(o.output).percentiles);
-        info.report_interval_ns = intervals->period().count();
-    }
-    auto interval_sink = [&](const twamp::interval_summary& b) {
-        if (print_intervals) emit_interval(b, info, o.output, info.report_interval_ns);
-    };
-    const bool log_replies = g_log.current() >= logger::info;
-    if (log_replies || per_packet.is_open() || intervals) {
-        sender.on_reply([&, log_replies](const twamp::reply_result& r) {
-            const auto& m = r.sample;
-            if (log_replies) {
-                if (r.status == twamp::reply_status::sample)
-                    g_log.log(
-                        logger::info,
-                        "Reply from %s [rseq=%u sseq=%u rtt=%.3fms outbound=%.3fms inbound=%.3fms]",
-                        so.remote.address().to_string().c_str(), m.reflector_seq, m.sender_seq,
-                        m.roundtrip_ns / 1e6, m.outbound_ns / 1e6, m.inbound_ns / 1e6);
-                else
-                    g_log.log(logger::info, "Reply from %s dropped [sseq=%u status=%d]",
-                              so.remote.address().to_string().c_str(), m.sender_seq, int(r.status));
-            }
-            per_packet.reply(r);
-            if (intervals) {
-                intervals->on_reply(r);
-                intervals->poll(twamp::net::realtime_now(), interval_sink);
-            }
-        });
-    }
-    if (per_packet.is_open())
-        sender.on_lost([&](std::uint32_t seq, twamp::nanoseconds t1) { per_packet.lost(seq, t1); });
-    if (intervals) {
-        sender.on_sent([&](std::uint32_t seq, twamp::nanoseconds t1) {
-            intervals->on_sent(seq, t1, interval_sink);
-        });
-        const auto tick = std::clamp<std::chrono::nanoseconds>(
-            intervals->period() / 10, std::chrono::milliseconds{10}, std::chrono::seconds{1});
-        sender.on_tick(tick, [&](twamp::nanoseconds now) { intervals->poll(now, interval_sink); });
-    }
-    g_log.log(logger::info, "Sending %u probes to [%s]:%u from [%s]:%u every %.3f ms", so.count,
-              so.remote.address().to_string().c_str(), unsigned(so.remote.port()),
-              local.address().to_string().c_str(), unsigned(local.port()), o.interval_ms);
-
-    signal_guard sig(io, [&](int) {
-        sender.mark_interrupted();
-        sender.stop();
-    });
-    sender.start([&] {
-        sig.cancel();
-        io.stop();
-    });
-    io.run();
-
-    const auto& st = sender.stats();
-    if (intervals) intervals->finish(interval_sink);
+// What only the end of the run knows: the schedule kept, and whether a signal cut it short.
+void add_run_facts(twamp::report::session_info& info, const twamp::net::udp_sender& sender)
+{
     info.scheduled = sender.scheduled();
     info.skipped = sender.skipped();
     info.interrupted = sender.interrupted();
@@ -431,90 +390,197 @@ int run_sender(const sender_cli_options& o)
     info.pacing_error_p50_ns = sender.pacing_error().percentile(50);
     info.pacing_error_p99_ns = sender.pacing_error().percentile(99);
     info.pacing_error_max_ns = static_cast<double>(sender.pacing_error().max());
+}
 
-    static const std::vector<twamp::interval_summary> no_intervals;
-    const bool files_ok =
-        emit_report(st, info, o.output, intervals ? intervals->closed() : no_intervals);
-    if (per_packet.failed()) std::fprintf(stderr, "twamp sender: --per-packet: write error\n");
+void log_reply(const asio::ip::udp::endpoint& remote, const twamp::reply_result& r)
+{
+    const auto& m = r.sample;
+    if (r.status == twamp::reply_status::sample)
+        g_log.log(logger::info,
+                  "Reply from %s [rseq=%u sseq=%u rtt=%.3fms outbound=%.3fms inbound=%.3fms]",
+                  remote.address().to_string().c_str(), m.reflector_seq, m.sender_seq,
+                  m.roundtrip_ns / 1e6, m.outbound_ns / 1e6, m.inbound_ns / 1e6);
+    else
+        g_log.log(logger::info, "Reply from %s dropped [sseq=%u status=%d]",
+                  remote.address().to_string().c_str(), m.sender_seq, int(r.status));
+}
+
+// What the sender feeds while the test runs: the reply log, the per-packet CSV and the interval
+// bins (for --report-interval and --svg).
+class live_outputs {
+public:
+    live_outputs(const sender_cli_options& o, const twamp::net::sender_options& so,
+                 twamp::report::session_info& info)
+        : out_(o.output), info_(info), remote_(so.remote)
+    {
+        if (!out_.per_packet.empty()) {
+            const auto err = per_packet_.open(out_.per_packet);
+            if (!err.empty()) throw run_failure("twamp sender: --per-packet: " + err);
+        }
+        if (out_.report_interval_s > 0 || !out_.svg.empty()) {
+            intervals_.emplace(interval_period(o), so.core.timeout,
+                               report_options_of(out_).percentiles);
+            info_.report_interval_ns = intervals_->period().count();
+        }
+    }
+
+    void attach(twamp::net::udp_sender& sender)
+    {
+        if (log_replies_ || per_packet_.is_open() || intervals_)
+            sender.on_reply([this](const twamp::reply_result& r) { on_reply(r); });
+        if (per_packet_.is_open())
+            sender.on_lost(
+                [this](std::uint32_t seq, twamp::nanoseconds t1) { per_packet_.lost(seq, t1); });
+        if (!intervals_) return;
+        sender.on_sent([this](std::uint32_t seq, twamp::nanoseconds t1) {
+            intervals_->on_sent(seq, t1, sink());
+        });
+        const auto tick = std::clamp<std::chrono::nanoseconds>(
+            intervals_->period() / 10, std::chrono::milliseconds{10}, std::chrono::seconds{1});
+        sender.on_tick(tick, [this](twamp::nanoseconds now) { intervals_->poll(now, sink()); });
+    }
+
+    void finish()
+    {
+        if (intervals_) intervals_->finish(sink());
+    }
+    const std::vector<twamp::interval_summary>& closed() const
+    {
+        static const std::vector<twamp::interval_summary> none;
+        return intervals_ ? intervals_->closed() : none;
+    }
+    bool failed() const { return per_packet_.failed(); }
+
+private:
+    // Bins for the chart when --svg is given without --report-interval: about 60 over the run.
+    static std::chrono::nanoseconds interval_period(const sender_cli_options& o)
+    {
+        if (o.output.report_interval_s > 0)
+            return std::chrono::nanoseconds{
+                static_cast<std::int64_t>(o.output.report_interval_s * 1e9)};
+        const double run_ns = static_cast<double>(o.probes.count) * o.probes.interval_ms * 1e6;
+        const double p = std::max({run_ns / 60, o.probes.interval_ms * 1e6, 1e7});
+        return std::chrono::nanoseconds{static_cast<std::int64_t>(p)};
+    }
+
+    // Where closed interval bins go: a line on stdout with --report-interval (--svg alone keeps
+    // them for the chart at the end).
+    struct interval_sink {
+        const live_outputs* self;
+        void operator()(const twamp::interval_summary& b) const
+        {
+            if (self->out_.report_interval_s > 0)
+                emit_interval(b, self->info_, self->out_, self->info_.report_interval_ns);
+        }
+    };
+    interval_sink sink() const { return {this}; }
+
+    void on_reply(const twamp::reply_result& r)
+    {
+        if (log_replies_) log_reply(remote_, r);
+        per_packet_.reply(r);
+        if (!intervals_) return;
+        intervals_->on_reply(r);
+        intervals_->poll(twamp::net::realtime_now(), sink());
+    }
+
+    const output_options& out_;
+    twamp::report::session_info& info_;
+    const asio::ip::udp::endpoint remote_;
+    const bool log_replies_ = g_log.current() >= logger::info;
+    per_packet_writer per_packet_;
+    std::optional<twamp::interval_recorder> intervals_;
+};
+
+// Sends every probe, or until SIGINT or SIGTERM, and waits for the replies.
+void send_all(asio::io_context& io, twamp::net::udp_sender& sender)
+{
+    signal_guard sig(io, [&](int) {
+        sender.mark_interrupted();
+        sender.stop();
+    });
+    sender.start([&] {
+        sig.cancel();
+        io.stop();
+    });
+    io.run();
+}
+
+int report_sender(const twamp::session_stats& st, const twamp::report::session_info& info,
+                  const output_options& out, const live_outputs& live)
+{
+    const bool files_ok = emit_report(st, info, out, live.closed());
+    if (live.failed()) std::fprintf(stderr, "twamp sender: --per-packet: write error\n");
     report_no_reply(st);
-    if (!files_ok || per_packet.failed()) return kExitRuntime;
+    if (!files_ok || live.failed()) return kExitRuntime;
     return st.received > 0 ? kExitOk : kExitNoReply;
+}
+
+int run_sender(const sender_cli_options& o)
+{
+    apply_logging(o.common);
+    check_sender(o);
+    asio::io_context io;
+    const auto so = sender_options_from(io, o);
+    twamp::net::udp_sender sender(io, so);
+    guard_with_key(sender, o.key_file, o.key_id);
+    if (const auto ec = sender.open())
+        throw run_failure("twamp sender: cannot bind " + o.near_end + ": " + ec.message());
+    const auto local = sender.local_endpoint();
+    if (sender.busy_port())
+        g_log.log(logger::warning, "local port %u is in use: sending from port %u instead",
+                  unsigned(sender.busy_port()), unsigned(local.port()));
+
+    auto info = session_info_of(o, so, local);
+    live_outputs live(o, so, info);
+    live.attach(sender);
+    g_log.log(logger::info, "Sending %u probes to [%s]:%u from [%s]:%u every %.3f ms", so.count,
+              so.remote.address().to_string().c_str(), unsigned(so.remote.port()),
+              local.address().to_string().c_str(), unsigned(local.port()), o.probes.interval_ms);
+    send_all(io, sender);
+    live.finish();
+    add_run_facts(info, sender);
+    return report_sender(sender.stats(), info, o.output, live);
+}
+
+void add_sender_options(CLI::App* sc, sender_cli_options& o)
+{
+    add_debug_options(sc, o.common);
+    add_ip_options(sc, o.common);
+    sc->add_option("remote-ip:port", o.far_end, "Reflector address")->capture_default_str();
+    add_near_end(sc, o, "local-ip:port",
+                 "Local address (a busy default port falls back to an ephemeral one)");
+    add_probe_options(sc, o.probes, /*show_count_default=*/true);
+    sc->add_flag("--stamp", o.stamp, "Send STAMP (RFC 8762) instead of TWAMP Light");
+    sc->add_option("--ssid", o.ssid, "STAMP Session-Sender Identifier (RFC 8972)")
+        ->check(in_range(0, 65535, "0-65535"));
+    sc->add_option("--key-file", o.key_file,
+                   "Authenticated STAMP: key file of 'KEYID HEXSECRET' lines (pfs format)");
+    sc->add_option("--key-id", o.key_id, "Authenticated STAMP: which key (default: the first)");
+    sc->add_option(
+          "--distribution", o.distribution,
+          "Send schedule: periodic (RFC 3432) or poisson (RFC 2330; mean gap = --interval)")
+        ->capture_default_str()
+        ->check(one_of({"periodic", "poisson"}, "invalid value", "periodic or poisson"));
+    sc->add_option("--seed", o.seed,
+                   "Seed of the Poisson schedule (default: random, shown in --json)");
+    add_output_options(sc, o.output, /*live=*/true);
 }
 
 } // namespace
 
 std::vector<subcommand> register_light(CLI::App& app)
 {
-    std::vector<subcommand> out;
     auto ropt = std::make_shared<responder_options>();
     auto* responder = app.add_subcommand("responder", "TWAMP Light / STAMP Session-Reflector");
     responder->alias("reflector");
-    add_debug_options(responder, ropt->common);
-    add_ip_options(responder, ropt->common);
-    responder->add_option("local-ip:port", ropt->near_end, "Address to listen on")
-        ->capture_default_str();
-    responder->add_option("--timer", ropt->timer,
-                          "twampy's session reset timer, seconds (sets --refwait)");
-    responder->add_option("--refwait", ropt->refwait, "Drop sessions idle this long, seconds")
-        ->capture_default_str();
-    responder->add_flag("--stateless", ropt->stateless,
-                        "Echo the sender's sequence numbers (RFC 8762 stateless)");
-    responder->add_flag("--stamp", ropt->stamp,
-                        "Answer every request as STAMP (same as --format stamp)");
-    responder->add_option("--format", ropt->format, "auto, twamp or stamp")->capture_default_str();
-    responder->add_option("--max-sessions", ropt->max_sessions, "Per-sender state kept at most")
-        ->capture_default_str();
-    responder->add_flag("--strict-size", ropt->strict_size,
-                        "Drop requests shorter than their reply (implied by --padding)");
-    responder
-        ->add_option("--threads", ropt->threads,
-                     "Reflect on N threads (or auto = one per core), one socket each on the "
-                     "same port (SO_REUSEPORT); a flow always stays on one thread")
-        ->capture_default_str();
-    responder->add_flag("--allow-amplification", ropt->allow_amplification,
-                        "With --padding, answer short requests with larger padded replies");
-    responder->add_option("--key-file", ropt->key_file,
-                          "Authenticated STAMP: key file of 'KEYID HEXSECRET' lines (pfs format)");
-    responder->add_option("--key-id", ropt->key_id,
-                          "Authenticated STAMP: which key (default: the first)");
-    out.push_back({responder, [ropt] { return run_responder(*ropt); }});
+    add_responder_options(responder, *ropt);
 
     auto sopt = std::make_shared<sender_cli_options>();
     auto* sender = app.add_subcommand("sender", "TWAMP Light / STAMP Session-Sender");
-    add_debug_options(sender, sopt->common);
-    add_ip_options(sender, sopt->common);
-    sender->add_option("remote-ip:port", sopt->far_end, "Reflector address")->capture_default_str();
-    auto* near = sender
-                     ->add_option("local-ip:port", sopt->near_end,
-                                  "Local address (a busy default port falls back to an "
-                                  "ephemeral one)")
-                     ->capture_default_str();
-    sender
-        ->add_option("-i,--interval", sopt->interval_ms,
-                     "Interval between probes, ms (fractions allowed)")
-        ->capture_default_str();
-    sender->add_option("-c,--count", sopt->count, "Number of probes")->capture_default_str();
-    sender->add_option("--timeout", sopt->timeout_s, "Per-probe loss timeout, seconds")
-        ->capture_default_str();
-    sender->add_flag("--stamp", sopt->stamp, "Send STAMP (RFC 8762) instead of TWAMP Light");
-    sender->add_option("--ssid", sopt->ssid, "STAMP Session-Sender Identifier (RFC 8972)");
-    sender->add_option("--key-file", sopt->key_file,
-                       "Authenticated STAMP: key file of 'KEYID HEXSECRET' lines (pfs format)");
-    sender->add_option("--key-id", sopt->key_id,
-                       "Authenticated STAMP: which key (default: the first)");
-    sender
-        ->add_option(
-            "--distribution", sopt->distribution,
-            "Send schedule: periodic (RFC 3432) or poisson (RFC 2330; mean gap = --interval)")
-        ->capture_default_str();
-    sender->add_option("--seed", sopt->seed,
-                       "Seed of the Poisson schedule (default: random, shown in --json)");
-    add_output_options(sender, sopt->output, /*live=*/true);
-    out.push_back({sender, [sopt, near] {
-                       sopt->near_end_given = near->count() > 0;
-                       return run_sender(*sopt);
-                   }});
-    return out;
+    add_sender_options(sender, *sopt);
+    return {{responder, [ropt] { return run_responder(*ropt); }},
+            {sender, [sopt] { return run_sender(*sopt); }}};
 }
 
 } // namespace twamp_cli

@@ -66,6 +66,9 @@ int main(int argc, char** argv)
     } catch (const usage_error& e) {
         std::fprintf(stderr, "twamp: %s\n", e.what());
         return kExitUsage;
+    } catch (const run_failure& e) {
+        std::fprintf(stderr, "%s\n", e.what());
+        return kExitRuntime;
     } catch (const std::exception& e) {
         std::fprintf(stderr, "twamp: %s\n", e.what());
         return kExitRuntime;

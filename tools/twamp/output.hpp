@@ -22,6 +22,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,32 +42,9 @@ struct output_options {
     std::string svg;              // chart file, "" = none (needs interval bins: a live option)
 };
 
-inline void add_output_options(CLI::App* sc, output_options& o, bool live = false)
-{
-    sc->add_flag("--json", o.json, "Print the report as JSON");
-    sc->add_flag("--telegraf", o.telegraf, "Print InfluxDB line protocol (for Telegraf)");
-    sc->add_flag("--extended", o.extended,
-                 "Table: add percentiles, stddev, IPDV, PDV, reordering, clock and schedule lines");
-    sc->add_option(
-          "--percentiles", o.percentiles,
-          "Comma-separated percentiles (0-100) for --extended, --json, --telegraf, --prometheus")
-        ->capture_default_str()
-        ->each([&o](const std::string&) { o.percentiles_given = true; });
-    sc->add_option("--prometheus", o.prometheus,
-                   "Write Prometheus text exposition to FILE (atomically: temp file + rename)");
-    if (live) {
-        sc->add_option("--svg", o.svg,
-                       "Write a smokeping-like SVG chart of the round-trip time to FILE");
-        sc->add_option(
-            "--report-interval", o.report_interval_s,
-            "Print one line per interval of S seconds while the test runs (table, JSON or Influx)");
-        sc->add_option("--per-packet", o.per_packet,
-                       "Write one CSV row per probe to FILE as the test runs (T1-T4 in ns, delays, "
-                       "TTLs, status)");
-    }
-}
-
-inline std::vector<double> parse_percentiles(const std::string& s)
+// The comma-separated percentiles of --percentiles (each 0-100). On failure: nullopt, and the
+// item at fault in `bad`.
+inline std::optional<std::vector<double>> parse_percentiles(const std::string& s, std::string& bad)
 {
     std::vector<double> out;
     std::size_t pos = 0;
@@ -80,26 +58,69 @@ inline std::vector<double> parse_percentiles(const std::string& s)
         } catch (const std::exception&) {
             used = 0;
         }
-        if (item.empty() || used != item.size() || !(v >= 0 && v <= 100))
-            throw usage_error("--percentiles: invalid value '" + item +
-                              "' (comma-separated numbers 0-100)");
+        if (item.empty() || used != item.size() || !(v >= 0 && v <= 100)) {
+            bad = item;
+            return std::nullopt;
+        }
         out.push_back(v);
         pos = comma + 1;
     }
     return out;
 }
 
+inline CLI::Validator percentiles_check()
+{
+    return CLI::Validator(
+        [](std::string& s) -> std::string {
+            std::string bad;
+            if (parse_percentiles(s, bad)) return {};
+            return "invalid value '" + bad + "' (comma-separated numbers 0-100)";
+        },
+        "");
+}
+
+// --report-interval: 0 (none) or 0.01-86400 seconds.
+inline CLI::Validator report_interval_check()
+{
+    return number_check<double>(
+        [](double v) { return v == 0 || (v >= 0.01 && v <= 86400); },
+        [](double v) { return "invalid value " + num(v) + " (seconds, 0.01-86400; 0 = none)"; });
+}
+
+inline void add_output_options(CLI::App* sc, output_options& o, bool live = false)
+{
+    sc->add_flag("--json", o.json, "Print the report as JSON");
+    sc->add_flag("--telegraf", o.telegraf, "Print InfluxDB line protocol (for Telegraf)");
+    sc->add_flag("--extended", o.extended,
+                 "Table: add percentiles, stddev, IPDV, PDV, reordering, clock and schedule lines");
+    sc->add_option(
+          "--percentiles", o.percentiles,
+          "Comma-separated percentiles (0-100) for --extended, --json, --telegraf, --prometheus")
+        ->capture_default_str()
+        ->check(percentiles_check())
+        ->each([&o](const std::string&) { o.percentiles_given = true; });
+    sc->add_option("--prometheus", o.prometheus,
+                   "Write Prometheus text exposition to FILE (atomically: temp file + rename)");
+    if (live) {
+        sc->add_option("--svg", o.svg,
+                       "Write a smokeping-like SVG chart of the round-trip time to FILE");
+        sc->add_option("--report-interval", o.report_interval_s,
+                       "Print one line per interval of S seconds while the test runs (table, JSON "
+                       "or Influx)")
+            ->check(report_interval_check());
+        sc->add_option("--per-packet", o.per_packet,
+                       "Write one CSV row per probe to FILE as the test runs (T1-T4 in ns, delays, "
+                       "TTLs, status)");
+    }
+}
+
+// The checks that span two output flags (each flag alone is checked by CLI11).
 inline void check_output_options(const output_options& o)
 {
     if (o.json && o.telegraf) throw usage_error("--json and --telegraf: choose one output format");
     if (o.extended && (o.json || o.telegraf))
         throw usage_error(
             "--extended: only with the table output (JSON and Influx always carry everything)");
-    if (!(o.report_interval_s >= 0) || o.report_interval_s > 86400 ||
-        (o.report_interval_s > 0 && o.report_interval_s < 0.01))
-        throw usage_error("--report-interval: invalid value " + num(o.report_interval_s) +
-                          " (seconds, 0.01-86400; 0 = none)");
-    (void)parse_percentiles(o.percentiles);
 }
 
 // What the renderers need of the options. Percentiles asked for on the table output turn the
@@ -107,7 +128,8 @@ inline void check_output_options(const output_options& o)
 inline twamp::report::report_options report_options_of(const output_options& o)
 {
     twamp::report::report_options r;
-    r.percentiles = parse_percentiles(o.percentiles);
+    std::string bad;
+    r.percentiles = parse_percentiles(o.percentiles, bad).value_or(std::vector<double>{});
     r.extended = o.extended || (o.percentiles_given && !o.json && !o.telegraf);
     return r;
 }
