@@ -191,6 +191,7 @@ constexpr session_id make_sid(std::uint8_t ipvn, const address_bytes& address, n
 
 // Server Greeting, S->C, 64 octets, never encrypted (RFC 4656 §3.1).
 struct server_greeting {
+    static constexpr std::size_t wire_size = kServerGreetingSize;
     std::uint32_t modes = 0; // 0: the server refuses the connection
     std::array<std::uint8_t, 16> challenge{};
     std::array<std::uint8_t, 16> salt{};
@@ -201,6 +202,7 @@ struct server_greeting {
 // Set-Up-Response, C->S, 164 octets (RFC 4656 §3.1). KeyID, Token and Client-IV are unused (zero)
 // in unauthenticated mode.
 struct setup_response {
+    static constexpr std::size_t wire_size = kSetupResponseSize;
     std::uint32_t mode = 0; // 0: the client declines to continue
     std::array<std::uint8_t, 80> key_id{};
     std::array<std::uint8_t, 64> token{};
@@ -211,6 +213,7 @@ struct setup_response {
 // Server-Start, S->C, 48 octets (RFC 4656 §3.1). No HMAC of its own: its last block is covered by
 // the HMAC of the server's next message (RFC 5357 §3.2).
 struct server_start {
+    static constexpr std::size_t wire_size = kServerStartSize;
     accept_code accept = accept_code::ok;
     std::array<std::uint8_t, 16> server_iv{};
     ntp_timestamp start_time{}; // when the server instance started; zero if Accept != 0
@@ -219,6 +222,7 @@ struct server_start {
 
 // Request-TW-Session, C->S, command 5, 112 octets (RFC 5357 §3.5, RFC 6038 §4.2).
 struct request_tw_session {
+    static constexpr std::size_t wire_size = kRequestTwSessionSize;
     std::uint8_t ipvn = 4;
     // Conf-Sender, Conf-Receiver, Number of Schedule Slots and Number of Packets MUST be zero in
     // TWAMP; they are kept so that a server can answer a request that sets them with Accept 3.
@@ -244,6 +248,7 @@ struct request_tw_session {
 
 // Accept-Session, S->C, 48 octets (RFC 4656 §3.5, RFC 5357 §3.5 with EID 1587, RFC 6038 §4.3).
 struct accept_session {
+    static constexpr std::size_t wire_size = kAcceptSessionSize;
     accept_code accept = accept_code::ok;
     std::uint16_t port = 0; // the reflector port to send to; 0 on rejection
     session_id sid{};
@@ -255,12 +260,14 @@ struct accept_session {
 
 // Start-Sessions, C->S, command 2, 32 octets (RFC 4656 §3.7).
 struct start_sessions {
+    static constexpr std::size_t wire_size = kStartSessionsSize;
     hmac_field hmac{};
     friend bool operator==(const start_sessions&, const start_sessions&) = default;
 };
 
 // Start-Ack, S->C, 32 octets (RFC 4656 §3.7).
 struct start_ack {
+    static constexpr std::size_t wire_size = kStartAckSize;
     accept_code accept = accept_code::ok;
     hmac_field hmac{};
     friend bool operator==(const start_ack&, const start_ack&) = default;
@@ -268,6 +275,7 @@ struct start_ack {
 
 // TWAMP Stop-Sessions, C->S, command 3, 32 octets (RFC 5357 §3.8): no session records.
 struct stop_sessions {
+    static constexpr std::size_t wire_size = kStopSessionsSize;
     accept_code accept = accept_code::ok; // non-zero: results should be considered invalid
     std::uint32_t number_of_sessions = 0;
     hmac_field hmac{};
@@ -304,51 +312,21 @@ struct stop_n_ack {
 // ---------------------------------------------------------------------------------------------
 // Sizes
 
-constexpr std::size_t encoded_size(const server_greeting&) noexcept
+// A message of one size says so (wire_size); an RFC 5938 message is a base and one block per SID.
+template <class Msg>
+requires requires
 {
-    return kServerGreetingSize;
+    Msg::wire_size;
 }
-constexpr std::size_t encoded_size(const setup_response&) noexcept
+constexpr std::size_t encoded_size(const Msg&) noexcept
 {
-    return kSetupResponseSize;
+    return Msg::wire_size;
 }
-constexpr std::size_t encoded_size(const server_start&) noexcept
-{
-    return kServerStartSize;
-}
-constexpr std::size_t encoded_size(const request_tw_session&) noexcept
-{
-    return kRequestTwSessionSize;
-}
-constexpr std::size_t encoded_size(const accept_session&) noexcept
-{
-    return kAcceptSessionSize;
-}
-constexpr std::size_t encoded_size(const start_sessions&) noexcept
-{
-    return kStartSessionsSize;
-}
-constexpr std::size_t encoded_size(const start_ack&) noexcept
-{
-    return kStartAckSize;
-}
-constexpr std::size_t encoded_size(const stop_sessions&) noexcept
-{
-    return kStopSessionsSize;
-}
-inline std::size_t encoded_size(const start_n_sessions& m) noexcept
-{
-    return kNMessageBaseSize + kBlockSize * m.sids.size();
-}
-inline std::size_t encoded_size(const start_n_ack& m) noexcept
-{
-    return kNMessageBaseSize + kBlockSize * m.sids.size();
-}
-inline std::size_t encoded_size(const stop_n_sessions& m) noexcept
-{
-    return kNMessageBaseSize + kBlockSize * m.sids.size();
-}
-inline std::size_t encoded_size(const stop_n_ack& m) noexcept
+template <class Msg>
+concept session_list_message =
+    std::same_as<Msg, start_n_sessions> || std::same_as<Msg, start_n_ack> ||
+    std::same_as<Msg, stop_n_sessions> || std::same_as<Msg, stop_n_ack>;
+template <session_list_message Msg> std::size_t encoded_size(const Msg& m) noexcept
 {
     return kNMessageBaseSize + kBlockSize * m.sids.size();
 }

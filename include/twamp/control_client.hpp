@@ -8,12 +8,18 @@
 // and finally connection_closed. Commands are issued with request_session(), start_sessions(),
 // stop_sessions(), start_n_sessions() and stop_n_sessions().
 //
+// Time: every `now` is an `instant` (twamp/clock.hpp), both readings of one moment. Deadlines
+// (deadline(), the `at` of events) are computed and compared on instant::mono only, so a step
+// of the wall clock neither delays nor hastens a timer; instant::wall is used only for what goes
+// on the wire. A plain nanoseconds value converts to an instant with both readings equal.
+//
 // Every message after the Set-Up-Response goes through the Security policy (control_machine_policy
 // in control.hpp; keyed_security in control_security.hpp runs the protected modes). Framing,
 // sealing, the event queue and the close are the control channel both machines share
 // (detail/control_channel.hpp); this file holds only the protocol of its side.
 #pragma once
 
+#include <twamp/clock.hpp>
 #include <twamp/control.hpp>
 #include <twamp/detail/control_channel.hpp>
 
@@ -96,7 +102,7 @@ using client_event = std::variant<client_events::greeting_received, client_event
 
 template <class Security = open_security>
 requires control_machine_policy<Security>
-class control_client {
+class control_client : public detail::control_endpoint<Security, client_event> {
 public:
     enum class state { awaiting_greeting, awaiting_server_start, ready, closed };
     enum class session_state { accepted, start_pending, started, stop_pending };
@@ -108,14 +114,14 @@ public:
         session_state st = session_state::accepted;
     };
 
-    control_client(client_config cfg, nanoseconds now, Security security = {})
-        : cfg_(std::move(cfg)), ch_(std::move(security)), last_progress_(now)
+    control_client(client_config cfg, instant now, Security security = {})
+        : endpoint(std::move(security)), cfg_(std::move(cfg)), last_progress_(now.mono)
     {
         if (!cfg_.random) cfg_.random = system_random;
     }
 
     // Feed received octets. Everything is consumed; after a close the rest is ignored.
-    void receive(std::span<const std::uint8_t> data, nanoseconds now)
+    void receive(std::span<const std::uint8_t> data, instant now)
     {
         while (!data.empty() && phase() != state::closed) {
             switch (phase()) {
@@ -140,7 +146,7 @@ public:
         }
     }
 
-    void on_eof(nanoseconds)
+    void on_eof(instant)
     {
         if (phase() == state::closed) return;
         if (!ch_.input_empty() || awaiting_reply())
@@ -149,7 +155,8 @@ public:
             close({}, std::nullopt, "server closed the connection");
     }
 
-    // Absolute time at which on_timer() must be called, if any (the reply timeout).
+    // Monotonic time (instant::mono) at which on_timer() must be called, if any (the reply
+    // timeout).
     std::optional<nanoseconds> deadline() const noexcept
     {
         if (phase() == state::closed || cfg_.reply_timeout <= nanoseconds::zero() ||
@@ -157,16 +164,16 @@ public:
             return std::nullopt;
         return last_progress_ + cfg_.reply_timeout;
     }
-    void on_timer(nanoseconds now)
+    void on_timer(instant now)
     {
         const auto d = deadline();
-        if (d && now >= *d) close(errc::timeout, std::nullopt, "no reply from the server");
+        if (d && now.mono >= *d) close(errc::timeout, std::nullopt, "no reply from the server");
     }
 
     // Queues a Request-TW-Session. The TWAMP-fixed fields (Conf-Sender/Receiver, schedule
     // counts, SID, HMAC) are written as zero whatever `req` holds. `request_id` identifies the
     // matching session_accepted / session_rejected event. Requests may be pipelined.
-    std::error_code request_session(const request_tw_session& req, nanoseconds now,
+    std::error_code request_session(const request_tw_session& req, instant now,
                                     std::uint64_t& request_id)
     {
         if (phase() != state::ready) return errc::protocol_violation;
@@ -189,7 +196,7 @@ public:
     }
 
     // Start-Sessions (not with mode 16): starts every accepted session.
-    std::error_code start_sessions(nanoseconds now)
+    std::error_code start_sessions(instant now)
     {
         if (phase() != state::ready || individual() || classic_active() || start_outstanding())
             return errc::protocol_violation;
@@ -206,7 +213,7 @@ public:
 
     // Stop-Sessions (not with mode 16) with the number of sessions running. A non-zero
     // `accept` tells the server the results are invalid. No reply follows.
-    std::error_code stop_sessions(nanoseconds, accept_code accept = accept_code::ok)
+    std::error_code stop_sessions(instant, accept_code accept = accept_code::ok)
     {
         if (phase() != state::ready || individual() || !classic_active())
             return errc::protocol_violation;
@@ -220,28 +227,24 @@ public:
     }
 
     // Start-N-Sessions (mode 16): each SID must be accepted and not yet started.
-    std::error_code start_n_sessions(std::span<const session_id> sids, nanoseconds now)
+    std::error_code start_n_sessions(std::span<const session_id> sids, instant now)
     {
         return individual_command<control::start_n_sessions>(sids, session_state::accepted,
                                                              session_state::start_pending, now);
     }
     // Stop-N-Sessions (mode 16): each SID must be running.
-    std::error_code stop_n_sessions(std::span<const session_id> sids, nanoseconds now)
+    std::error_code stop_n_sessions(std::span<const session_id> sids, instant now)
     {
         return individual_command<control::stop_n_sessions>(sids, session_state::started,
                                                             session_state::stop_pending, now);
     }
 
-    std::span<const std::uint8_t> pending_output() const noexcept { return ch_.pending_output(); }
-    void consume_output(std::size_t n) { ch_.consume_output(n); }
-    std::optional<client_event> next_event() { return ch_.next_event(); }
-
+    // pending_output(), consume_output(), next_event(), closed() and security(): the channel's
+    // (detail::control_endpoint).
     state current_state() const noexcept { return phase(); }
-    bool closed() const noexcept { return ch_.closed(); }
     std::uint32_t server_modes() const noexcept { return server_modes_; }
     std::uint32_t agreed_mode() const noexcept { return mode_; }
     const std::vector<session>& sessions() const noexcept { return sessions_; }
-    Security& security() noexcept { return ch_.security(); }
 
 private:
     struct expected {
@@ -273,9 +276,9 @@ private:
     }
     // The reply timer runs from the moment something becomes expected, not from the last
     // reply of an earlier exchange long ago.
-    void touch_if_idle(nanoseconds now)
+    void touch_if_idle(instant now)
     {
-        if (!awaiting_reply()) last_progress_ = now;
+        if (!awaiting_reply()) last_progress_ = now.mono;
     }
 
     // Reads the next message from the start; also forgets the kind of Ack being read.
@@ -308,12 +311,12 @@ private:
         return count >= 1024 && (count & (count - 1)) == 0 && count <= cfg_.max_count;
     }
 
-    void on_greeting(nanoseconds now)
+    void on_greeting(instant now)
     {
         server_greeting g;
         (void)decode(ch_.input(), g); // exactly 64 octets: cannot fail
         reset_input();
-        last_progress_ = now;
+        last_progress_ = now.mono;
         server_modes_ = g.modes;
         if (g.modes == 0) {
             // RFC 4656 §3.1: the server does not wish to talk; the client SHOULD close.
@@ -358,7 +361,7 @@ private:
         ch_.emit(client_events::greeting_received{g.modes, mode_, g.count});
     }
 
-    void on_server_start(nanoseconds now)
+    void on_server_start(instant now)
     {
         // Octets 32..47 are the first block of the server's protected stream; they carry no
         // HMAC but the next HMAC covers them (RFC 5357 §3.2).
@@ -383,7 +386,7 @@ private:
             (void)decode(ch_.input(), ss);
         }
         reset_input();
-        last_progress_ = now;
+        last_progress_ = now.mono;
         if (ss.accept != accept_code::ok) {
             close(errc::unsupported, ss.accept, "server rejected the set-up (Server-Start)");
             return;
@@ -419,13 +422,13 @@ private:
         return true;
     }
 
-    void on_reply(nanoseconds now)
+    void on_reply(instant now)
     {
         if (!ch_.verify_hmac()) return;
         const std::vector<std::uint8_t> msg = ch_.take_input();
         const bool n_ack = reading_n_ack_;
         reset_input();
-        last_progress_ = now;
+        last_progress_ = now.mono;
         if (!n_ack) {
             const expected e = expected_.front();
             expected_.pop_front();
@@ -524,7 +527,7 @@ private:
 
     template <class Msg>
     std::error_code individual_command(std::span<const session_id> sids, session_state from,
-                                       session_state to, nanoseconds now)
+                                       session_state to, instant now)
     {
         if (phase() != state::ready || !individual()) return errc::protocol_violation;
         if (sids.empty() || sids.size() > kMaxSessionsPerNMessage) return errc::bad_length;
@@ -546,16 +549,18 @@ private:
         return {};
     }
 
+    using endpoint = detail::control_endpoint<Security, client_event>;
+    using endpoint::ch_; // the channel: framing, sealing, events, close
+
     client_config cfg_;
     state state_ = state::awaiting_greeting;
     std::uint32_t server_modes_ = 0;
     std::uint32_t mode_ = 0;
     bool reading_n_ack_ = false; // the message being read is a Start-N-Ack or Stop-N-Ack
-    detail::control_channel<Security, client_event> ch_;
     std::deque<expected> expected_;
     std::vector<session> sessions_;
     std::uint64_t last_request_id_ = 0;
-    nanoseconds last_progress_{};
+    nanoseconds last_progress_{}; // monotonic
 };
 
 } // namespace twamp::control

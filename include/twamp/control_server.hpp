@@ -7,12 +7,18 @@
 // acts on the events (start or stop reflecting sessions). When closed() turns true the transport
 // flushes the remaining output and closes the connection.
 //
+// Time: every `now` is an `instant` (twamp/clock.hpp), both readings of one moment. Deadlines
+// (deadline(), the `at` of events) are computed and compared on instant::mono only, so a step
+// of the wall clock neither delays nor hastens a timer; instant::wall is used only for what goes
+// on the wire. A plain nanoseconds value converts to an instant with both readings equal.
+//
 // Every message after the Set-Up-Response goes through the Security policy (control_machine_policy
 // in control.hpp; keyed_security in control_security.hpp runs the protected modes). Framing,
 // sealing, the event queue and the close are the control channel both machines share
 // (detail/control_channel.hpp); this file holds only the protocol of its side.
 #pragma once
 
+#include <twamp/clock.hpp>
 #include <twamp/control.hpp>
 #include <twamp/detail/control_channel.hpp>
 
@@ -101,8 +107,10 @@ struct session_rejected {
 struct sessions_started {
     std::vector<session_id> sids;
 };
-// Stop these sessions: keep reflecting until `at` + each session's Timeout (RFC 5357 §3.8). A
-// non-zero `accept` (classic Stop-Sessions only) marks the results invalid.
+// Stop these sessions: keep reflecting until `at` + each session's Timeout (RFC 5357 §3.8). `at`
+// is the monotonic reading (instant::mono) of the `now` the Stop message arrived with: a
+// deadline, not a wall time. A non-zero `accept` (classic Stop-Sessions only) marks the results
+// invalid.
 struct sessions_stopped {
     accept_code accept = accept_code::ok;
     std::vector<session_id> sids;
@@ -116,14 +124,14 @@ using server_event = std::variant<server_events::mode_agreed, server_events::ses
 
 template <class Security = open_security>
 requires control_machine_policy<Security>
-class control_server {
+class control_server : public detail::control_endpoint<Security, server_event> {
 public:
     enum class state { awaiting_setup, ready, closed };
 
     // Queues the Server Greeting at once (the server speaks first, RFC 4656 §3.1).
-    control_server(server_config cfg, connection_addresses conn, nanoseconds now,
+    control_server(server_config cfg, connection_addresses conn, instant now,
                    Security security = {})
-        : cfg_(std::move(cfg)), conn_(conn), ch_(std::move(security)), idle_since_(now)
+        : endpoint(std::move(security)), cfg_(std::move(cfg)), conn_(conn), idle_since_(now.mono)
     {
         if (!cfg_.random) {
             if constexpr (crypto_backed_policy<Security>) {
@@ -150,7 +158,7 @@ public:
     }
 
     // Feed received octets. Everything is consumed; after a close the rest is ignored.
-    void receive(std::span<const std::uint8_t> data, nanoseconds now)
+    void receive(std::span<const std::uint8_t> data, instant now)
     {
         if (phase() == state::closed || data.empty()) return;
         if (deriving_) {
@@ -180,7 +188,7 @@ public:
     }
 
     // The peer closed its side (TCP FIN). Sessions end with the connection.
-    void on_eof(nanoseconds)
+    void on_eof(instant)
     {
         if (phase() == state::closed) return;
         if (!ch_.input_empty())
@@ -189,27 +197,28 @@ public:
             close({}, std::nullopt, "client closed the connection");
     }
 
-    // Absolute time at which on_timer() must be called, if any (the SERVWAIT deadline).
+    // Monotonic time (instant::mono) at which on_timer() must be called, if any (the SERVWAIT
+    // deadline).
     std::optional<nanoseconds> deadline() const noexcept
     {
         if (phase() == state::closed || cfg_.servwait <= nanoseconds::zero() || monitoring_paused())
             return std::nullopt;
         return idle_since_ + cfg_.servwait;
     }
-    void on_timer(nanoseconds now)
+    void on_timer(instant now)
     {
         const auto d = deadline();
-        if (d && now >= *d) close(errc::timeout, std::nullopt, "SERVWAIT expired");
+        if (d && now.mono >= *d) close(errc::timeout, std::nullopt, "SERVWAIT expired");
     }
 
     // RFC 5357 §3.1 / RFC 5938 §3.6: when REFWAIT has expired on all test sessions, SERVWAIT
     // monitoring resumes as if the sessions had been stopped. The sessions stay on record so a
     // later Stop-Sessions still has to count them.
-    void refwait_expired(nanoseconds now)
+    void refwait_expired(instant now)
     {
         if (phase() == state::closed || !monitoring_paused()) return;
         refwait_override_ = true;
-        idle_since_ = now;
+        idle_since_ = now.mono;
     }
 
     // With server_config::offload_key_derivation: a protected Set-Up-Response has arrived and
@@ -229,7 +238,7 @@ public:
 
     // Back on the owner's thread after derive_keys(): Server-Start (or the refusal), then the
     // input held meanwhile.
-    void keys_derived(nanoseconds now)
+    void keys_derived(instant now)
     {
         if (!deriving_) return;
         deriving_ = false;
@@ -244,16 +253,12 @@ public:
         receive(held, now);
     }
 
-    std::span<const std::uint8_t> pending_output() const noexcept { return ch_.pending_output(); }
-    void consume_output(std::size_t n) { ch_.consume_output(n); }
-    std::optional<server_event> next_event() { return ch_.next_event(); }
-
+    // pending_output(), consume_output(), next_event(), closed() and security(): the channel's
+    // (detail::control_endpoint).
     state current_state() const noexcept { return phase(); }
-    bool closed() const noexcept { return ch_.closed(); }
     std::uint32_t offered_modes() const noexcept { return offered_; }
     std::uint32_t agreed_mode() const noexcept { return mode_; }
     std::size_t session_count() const noexcept { return sessions_.size(); }
-    Security& security() noexcept { return ch_.security(); }
 
 private:
     enum class session_state { accepted, started };
@@ -290,9 +295,9 @@ private:
         close(errc::unsupported, accept_code::not_supported, reason);
     }
 
-    void on_setup_response(nanoseconds now)
+    void on_setup_response(instant now)
     {
-        idle_since_ = now;
+        idle_since_ = now.mono;
         setup_response sr;
         (void)decode(ch_.input(), sr); // cannot fail: exactly 164 octets
         ch_.reset_input();
@@ -396,9 +401,9 @@ private:
         }
     }
 
-    void on_command(nanoseconds now)
+    void on_command(instant now)
     {
-        idle_since_ = now;
+        idle_since_ = now.mono;
         if (!ch_.verify_hmac()) return;
         const std::vector<std::uint8_t> msg = ch_.take_input();
         switch (static_cast<command>(msg[0])) {
@@ -436,7 +441,7 @@ private:
         ch_.emit(server_events::session_rejected{a, req});
     }
 
-    void on_request(std::span<const std::uint8_t> msg, nanoseconds now)
+    void on_request(std::span<const std::uint8_t> msg, instant now)
     {
         // RFC 4656 §3.4: during active measurement only Stop-Sessions is available.
         if (active_classic()) {
@@ -500,7 +505,7 @@ private:
             reject_request(accept_code::temporary_limit, req);
             return;
         }
-        const auto sid = new_sid(req, now);
+        const auto sid = new_sid(req, now.wall); // the SID carries a wall time
         if (!sid) {
             reject_request(accept_code::internal_error, req);
             return;
@@ -561,7 +566,7 @@ private:
         ch_.emit(std::move(ev));
     }
 
-    void on_stop(std::span<const std::uint8_t> msg, nanoseconds now)
+    void on_stop(std::span<const std::uint8_t> msg, instant now)
     {
         if (!active_classic()) {
             close(errc::protocol_violation, std::nullopt, "Stop-Sessions without started sessions");
@@ -574,7 +579,7 @@ private:
             close(errc::bad_value, std::nullopt, "Stop-Sessions: wrong Number of Sessions");
             return;
         }
-        server_events::sessions_stopped ev{m.accept, {}, now};
+        server_events::sessions_stopped ev{m.accept, {}, now.mono};
         for (const auto& s : sessions_)
             ev.sids.push_back(s.sid);
         sessions_.clear();
@@ -622,7 +627,7 @@ private:
         }
     }
 
-    void on_stop_n(std::span<const std::uint8_t> msg, nanoseconds now)
+    void on_stop_n(std::span<const std::uint8_t> msg, instant now)
     {
         stop_n_sessions m;
         (void)decode(msg, m);
@@ -639,18 +644,20 @@ private:
         queue_acks<stop_n_ack>(ok, failed);
         // SERVWAIT resumes by itself once no session runs; on_command() already set idle_since_.
         if (!ok.empty())
-            ch_.emit(server_events::sessions_stopped{accept_code::ok, std::move(ok), now});
+            ch_.emit(server_events::sessions_stopped{accept_code::ok, std::move(ok), now.mono});
     }
+
+    using endpoint = detail::control_endpoint<Security, server_event>;
+    using endpoint::ch_; // the channel: framing, sealing, events, close
 
     server_config cfg_;
     connection_addresses conn_;
-    detail::control_channel<Security, server_event> ch_;
     state state_ = state::awaiting_setup;
     server_greeting greeting_;
     std::uint32_t offered_ = 0;
     std::uint32_t mode_ = 0;
     std::vector<session> sessions_;
-    nanoseconds idle_since_{};
+    nanoseconds idle_since_{}; // monotonic
     bool refwait_override_ = false;
     static constexpr std::size_t kMaxHeldInput = 16 * 1024;
     bool deriving_ = false;

@@ -10,6 +10,7 @@
 // still answered, statelessly, and counted — reflecting never allocates.
 #pragma once
 
+#include "twamp/clock.hpp"
 #include "twamp/error.hpp"
 #include "twamp/test_packet.hpp"
 #include "twamp/timestamp.hpp"
@@ -108,10 +109,13 @@ public:
     // Builds the reply to `request` into `out` and returns its length, or 0 when the request is
     // dropped (counted). T3 in the reply is provisionally T2; the caller overwrites it with
     // stamp_reflector_timestamp() just before sending. `ttl` is the received IP TTL / hop limit
-    // (255 when the transport could not read it, as RFC 5357 §4.2.1 asks).
-    std::size_t reflect(wire::const_byte_span request, const peer_key& from, nanoseconds t2,
+    // (255 when the transport could not read it, as RFC 5357 §4.2.1 asks). `rx` is the receive
+    // time: its wall reading is T2 on the wire, its monotonic reading runs REFWAIT (expire()
+    // takes the same monotonic clock); a plain nanoseconds T2 serves as both.
+    std::size_t reflect(wire::const_byte_span request, const peer_key& from, instant rx,
                         std::uint8_t ttl, wire::byte_span out) noexcept
     {
+        const nanoseconds t2 = rx.wall;
         ++counters_.received;
         if (request.size() < kSenderUnauthLen || request.size() > kMaxTestPacketLen) {
             ++counters_.malformed;
@@ -144,7 +148,7 @@ public:
         const std::uint16_t ssid = s.ssid;
 
         reflector_packet r;
-        r.seq = next_sequence(from, ssid, sender_seq, t2);
+        r.seq = next_sequence(from, ssid, sender_seq, rx.mono);
         r.err = cfg_.err;
         const std::uint64_t t2_wire = cfg_.err.ptp ? to_ptp_truncated(t2) : to_ntp(t2).to_u64();
         r.timestamp = t2_wire;
@@ -181,7 +185,8 @@ public:
         return reply_len;
     }
 
-    // Drops sessions idle for longer than REFWAIT. Call from a timer, not per packet.
+    // Drops sessions idle for longer than REFWAIT. Call from a timer, not per packet; `now` is
+    // on the clock of reflect()'s instant::mono.
     void expire(nanoseconds now) noexcept
     {
         for (std::size_t i = 0; i < slots_.size();) {

@@ -107,12 +107,19 @@ inline std::array<std::uint8_t, 16> address_key(const asio::ip::address& a) noex
     return a.to_v6().to_bytes();
 }
 
+// An IPv4-mapped IPv6 address (what a dual-stack socket reports for an IPv4 peer) as the IPv4
+// address it is; any other address unchanged.
+inline asio::ip::address unmap(const asio::ip::address& a)
+{
+    if (a.is_v6() && a.to_v6().is_v4_mapped())
+        return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
+    return a;
+}
+
 // An address for humans: IPv4-mapped IPv6 printed as IPv4.
 inline std::string display_address(const asio::ip::address& a)
 {
-    if (a.is_v6() && a.to_v6().is_v4_mapped())
-        return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).to_string();
-    return a.to_string();
+    return unmap(a).to_string();
 }
 
 // The local address the kernel would send from to reach `remote` (its route's source), found

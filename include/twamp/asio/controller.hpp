@@ -9,12 +9,17 @@
 //
 // Without test senders (`run_senders = false`) it is twampy's "controlclient": it sets sessions
 // up for another Session-Sender, keeps the connection for a duration, then stops them.
+//
+// Time (twamp/clock.hpp): the control machine's reply timeout runs on the Clock policy's
+// mono_now(); wall_now() is for what goes on the wire.
 #pragma once
 
 #include "twamp/asio/address.hpp"
 #include "twamp/asio/clock.hpp"
+#include "twamp/asio/detail/control_transport.hpp"
 #include "twamp/asio/sender.hpp"
 #include "twamp/asio/test_guard.hpp"
+#include "twamp/clock.hpp"
 #include "twamp/control_client.hpp"
 
 #include <asio.hpp>
@@ -30,23 +35,19 @@
 
 namespace twamp::net {
 
+// RFC 4656 §3.3's meaning of each Accept value, indexed by the value.
 inline const char* accept_code_text(control::accept_code a)
 {
-    switch (a) {
-    case control::accept_code::ok:
-        return "OK";
-    case control::accept_code::failure:
-        return "failure, reason unspecified";
-    case control::accept_code::internal_error:
-        return "internal error";
-    case control::accept_code::not_supported:
-        return "some aspect of the request is not supported";
-    case control::accept_code::permanent_limit:
-        return "cannot perform the request due to permanent resource limitations";
-    case control::accept_code::temporary_limit:
-        return "cannot perform the request due to temporary resource limitations";
-    }
-    return "unknown Accept code";
+    static constexpr const char* text[control::kMaxAcceptCode + 1] = {
+        "OK",
+        "failure, reason unspecified",
+        "internal error",
+        "some aspect of the request is not supported",
+        "cannot perform the request due to permanent resource limitations",
+        "cannot perform the request due to temporary resource limitations",
+    };
+    const auto i = static_cast<std::uint8_t>(a);
+    return i <= control::kMaxAcceptCode ? text[i] : "unknown Accept code";
 }
 
 struct controller_options {
@@ -96,11 +97,13 @@ struct controller_result {
     std::vector<std::string> notices;
 };
 
-template <transport_control_policy Security = control::open_security> class controller {
+template <transport_control_policy Security = control::open_security,
+          clock_policy Clock = system_clock_policy>
+class controller {
 public:
-    controller(asio::io_context& io, controller_options o, Security security = {})
-        : io_(io), opts_(std::move(o)), sock_(io), timer_(io), hold_timer_(io),
-          security_(std::move(security))
+    controller(asio::io_context& io, controller_options o, Security security = {}, Clock clock = {})
+        : io_(io), opts_(std::move(o)), clock_(std::move(clock)), sock_(io), timer_(io),
+          hold_timer_(io), security_(std::move(security))
     {
     }
 
@@ -120,18 +123,9 @@ public:
             }
             connected_ = true;
             timer_.cancel();
-            std::error_code e2;
-            sock_.set_option(asio::ip::tcp::no_delay(true), e2);
-            if (opts_.dscp) {
-                // Control traffic gets the same DS field as the test (a twampy habit).
-                const int tos = (opts_.dscp & 0x3F) << 2;
-                const int fd = sock_.native_handle();
-                if (opts_.server.address().is_v6())
-                    (void)detail::set_opt(fd, IPPROTO_IPV6, IPV6_TCLASS, tos);
-                else
-                    (void)detail::set_opt(fd, IPPROTO_IP, IP_TOS, tos);
-            }
-            fsm_.emplace(opts_.control, realtime_now(), std::move(security_));
+            // Control traffic gets the same DS field as the test (a twampy habit).
+            detail::configure_control_socket(sock_, opts_.dscp);
+            fsm_.emplace(opts_.control, now_of(clock_), std::move(security_));
             read();
             pump();
         });
@@ -167,19 +161,18 @@ private:
                "]:" + std::to_string(opts_.server.port());
     }
 
+    // Completions run only while the run is on (the object outlives its event loop's work).
+    auto alive()
+    {
+        return [this] { return !finished_; };
+    }
+
     void read()
     {
-        sock_.async_read_some(
-            asio::buffer(rbuf_), [this](const std::error_code& ec, std::size_t n) {
-                if (finished_) return;
-                const auto now = realtime_now();
-                if (ec)
-                    fsm_->on_eof(now);
-                else
-                    fsm_->receive(std::span<const std::uint8_t>(rbuf_.data(), n), now);
-                pump();
-                if (!ec && !finished_ && !fsm_->closed()) read();
-            });
+        stream_.read(*fsm_, clock_, alive(), [this](const std::error_code& ec) {
+            pump();
+            if (!ec && !finished_ && !fsm_->closed()) read();
+        });
     }
 
     void pump()
@@ -195,38 +188,30 @@ private:
 
     void write()
     {
-        if (writing_ || finished_) return;
-        const auto out = fsm_->pending_output();
-        if (out.empty()) {
-            if (fail_after_write_)
-                fail(std::move(*fail_after_write_));
-            else if (closing_after_write_)
-                finish_ok();
-            return;
-        }
-        wbuf_.assign(out.begin(), out.end());
-        fsm_->consume_output(out.size());
-        writing_ = true;
-        asio::async_write(
-            sock_, asio::buffer(wbuf_), [this](const std::error_code& ec, std::size_t) {
-                writing_ = false;
-                if (finished_) return;
-                if (ec) {
-                    fail("control connection to " + where() + " failed: " + ec.message());
-                    return;
-                }
-                write();
-            });
+        if (finished_) return;
+        const bool busy = stream_.write(*fsm_, alive(), [this](const std::error_code& ec) {
+            if (ec) {
+                fail("control connection to " + where() + " failed: " + ec.message());
+                return;
+            }
+            write();
+        });
+        if (busy) return;
+        // Everything is out: a close we were waiting for can happen now.
+        if (fail_after_write_)
+            fail(std::move(*fail_after_write_));
+        else if (closing_after_write_)
+            finish_ok();
     }
 
     void arm_timer()
     {
         const auto d = fsm_->deadline();
         if (!d) return;
-        timer_.expires_after(std::max(*d - realtime_now(), nanoseconds{0}));
+        timer_.expires_after(std::max(*d - clock_.mono_now(), nanoseconds{0}));
         timer_.async_wait([this](const std::error_code& ec) {
             if (ec || finished_) return;
-            fsm_->on_timer(realtime_now());
+            fsm_->on_timer(now_of(clock_));
             pump();
         });
     }
@@ -241,7 +226,7 @@ private:
     {
         result_.mode = e.mode;
         ready_ = true;
-        const auto now = realtime_now();
+        const instant now = now_of(clock_);
         protected_test_ = (e.mode & (control::mode::authenticated | control::mode::encrypted)) != 0;
         {
             // Probe sizes for the agreed mode.
@@ -284,9 +269,9 @@ private:
             req.sender_port = sender_port;
             req.receiver_port = opts_.requested_port;
             if (!opts_.zero_addresses) {
-                req.sender_address =
-                    to_bytes(sender_addr.is_unspecified() ? local_address() : sender_addr);
-                req.receiver_address = to_bytes(opts_.server.address());
+                req.sender_address = detail::to_address_bytes(
+                    sender_addr.is_unspecified() ? local_address() : sender_addr);
+                req.receiver_address = detail::to_address_bytes(opts_.server.address());
             }
             req.padding_length = static_cast<std::uint32_t>(
                 opts_.test.sizes.front() -
@@ -313,19 +298,6 @@ private:
         std::error_code ec;
         return sock_.local_endpoint(ec).address();
     }
-    static control::address_bytes to_bytes(asio::ip::address a)
-    {
-        control::address_bytes b{};
-        if (a.is_v6() && a.to_v6().is_v4_mapped())
-            a = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
-        if (a.is_v4()) {
-            const auto v = a.to_v4().to_bytes();
-            std::copy(v.begin(), v.end(), b.begin());
-        } else {
-            b = a.to_v6().to_bytes();
-        }
-        return b;
-    }
 
     void on_event(control::client_events::session_accepted& e)
     {
@@ -340,18 +312,8 @@ private:
         }
         if (opts_.run_senders) {
             senders_[*i]->set_remote({opts_.server.address(), e.port});
-            if constexpr (test_keying_policy<Security>) {
-                if (protected_test_) {
-                    auto& sec = fsm_->security();
-                    senders_[*i]->set_guard(
-                        std::make_unique<twamp_test_guard<typename Security::crypto_type>>(
-                            (result_.mode & control::mode::authenticated)
-                                ? test_protection::authenticated
-                                : test_protection::encrypted,
-                            sec.aes_session_key().span(), sec.hmac_session_key().span(),
-                            std::span<const std::uint8_t, 16>(e.sid)));
-                }
-            }
+            if (auto g = detail::make_test_guard(fsm_->security(), result_.mode, e.sid))
+                senders_[*i]->set_guard(std::move(g));
             if (e.server_octets) senders_[*i]->set_server_octets(e.server_octets);
             r.local = senders_[*i]->local_endpoint();
             if (r.local.address().is_unspecified()) r.local.address(local_address());
@@ -376,16 +338,20 @@ private:
         return sids;
     }
 
+    // The classic command, or with mode 16 its RFC 5938 form naming every session.
+    template <class Classic, class Individual>
+    std::error_code to_all_sessions(Classic classic, Individual individual)
+    {
+        const instant now = now_of(clock_);
+        return opts_.individual ? individual(session_ids(), now) : classic(now);
+    }
+
     void maybe_start()
     {
         if (answered_ != opts_.sessions) return;
-        const auto now = realtime_now();
-        std::error_code ec;
-        if (opts_.individual) {
-            ec = fsm_->start_n_sessions(session_ids(), now);
-        } else {
-            ec = fsm_->start_sessions(now);
-        }
+        const auto ec = to_all_sessions(
+            [&](instant now) { return fsm_->start_sessions(now); },
+            [&](const auto& sids, instant now) { return fsm_->start_n_sessions(sids, now); });
         if (ec) fail(std::string("cannot start the sessions: ") + ec.message());
     }
 
@@ -478,14 +444,12 @@ private:
         }
         stop_sent_ = true;
         collect();
-        const auto now = realtime_now();
-        std::error_code ec;
-        if (opts_.individual) {
-            ec = fsm_->stop_n_sessions(session_ids(), now);
-        } else {
-            ec = fsm_->stop_sessions(now);
-            closing_after_write_ = true; // Stop-Sessions has no reply
-        }
+        const auto ec = to_all_sessions(
+            [&](instant now) {
+                closing_after_write_ = true; // Stop-Sessions has no reply
+                return fsm_->stop_sessions(now);
+            },
+            [&](const auto& sids, instant now) { return fsm_->stop_n_sessions(sids, now); });
         if (ec) {
             fail(std::string("cannot stop the sessions: ") + ec.message());
             return;
@@ -533,13 +497,11 @@ private:
     void finish()
     {
         finished_ = true;
-        std::error_code ec;
         timer_.cancel();
         hold_timer_.cancel();
         for (auto& s : senders_)
             if (s && !s->finished()) s->abort();
-        sock_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-        sock_.close(ec);
+        stream_.close();
         if (done_) {
             auto d = std::move(done_);
             d(result_);
@@ -555,14 +517,13 @@ public:
 private:
     asio::io_context& io_;
     controller_options opts_;
+    Clock clock_;
     asio::ip::tcp::socket sock_;
     asio::steady_timer timer_;
     asio::steady_timer hold_timer_;
     Security security_;
     std::optional<control::control_client<Security>> fsm_;
-    std::array<std::uint8_t, 4096> rbuf_{};
-    std::vector<std::uint8_t> wbuf_;
-    bool writing_ = false;
+    detail::control_stream<control::control_client<Security>> stream_{sock_};
     bool connected_ = false;
     bool finished_ = false;
     bool stopping_ = false;

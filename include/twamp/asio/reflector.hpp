@@ -6,16 +6,23 @@
 // allocation, no logging and no locking happen per packet. Replies go back to the source address
 // and port of the request (NAT-safe), with TTL 255 and either the configured DS field or, when
 // none is configured, the DSCP the request arrived with.
+//
+// Time (twamp/clock.hpp): T2 is the kernel's wall-clock receive time and T3 the clock policy's
+// wall_now(); the session window and REFWAIT run on its mono_now(). Each packet's monotonic
+// receive time is the batch's mono_now() less the packet's age (how long ago the kernel stamped
+// it, bounded to [0, kMaxReceiveAge]), so a wall-clock step moves neither the window nor REFWAIT.
 #pragma once
 
 #include "twamp/asio/address.hpp"
 #include "twamp/asio/clock.hpp"
 #include "twamp/asio/test_guard.hpp"
 #include "twamp/asio/udp.hpp"
+#include "twamp/clock.hpp"
 #include "twamp/reflector_session.hpp"
 
 #include <asio.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -45,10 +52,14 @@ struct reflector_io_counters {
     std::uint64_t auth_failures = 0;     // protected requests that failed their HMAC: dropped
 };
 
-class udp_reflector {
+// A packet older than this when read (the wall clock was stepped forward between the kernel's
+// stamp and our read, or the loop stalled) counts as this old.
+inline constexpr nanoseconds kMaxReceiveAge = std::chrono::seconds{1};
+
+template <clock_policy Clock = system_clock_policy> class basic_udp_reflector {
 public:
-    udp_reflector(asio::io_context& io, reflector_options o)
-        : opts_(std::move(o)), sock_(io), timer_(io), core_(opts_.core),
+    basic_udp_reflector(asio::io_context& io, reflector_options o, Clock clock = {})
+        : opts_(std::move(o)), clock_(std::move(clock)), sock_(io), timer_(io), core_(opts_.core),
           rx_(opts_.batch, opts_.max_datagram), tx_(opts_.batch, opts_.max_datagram + 64)
     {
     }
@@ -121,14 +132,28 @@ public:
     // The session's time window (RFC 5357 §3.5, §3.8): while active, a request is reflected only
     // if its receive time is in [from, until). Compared per packet, so replies start at the
     // Start Time and end at Stop-Sessions + Timeout exactly, not on some later timer tick.
-    void set_window(nanoseconds from, nanoseconds until) noexcept
+    // set_window_mono() takes monotonic times (the clock policy's mono_now()); set_window() takes
+    // wall times and turns them into monotonic ones now, so a later wall-clock step does not
+    // move the window. nanoseconds::min() / max() stay open ends.
+    void set_window_mono(nanoseconds from, nanoseconds until) noexcept
     {
         window_from_ = from;
         window_until_ = until;
     }
+    void set_window(nanoseconds from, nanoseconds until) noexcept
+    {
+        const instant now = now_of(clock_);
+        const auto to_mono = [&](nanoseconds t) {
+            if (t == nanoseconds::min() || t == nanoseconds::max()) return t;
+            return now.mono + (t - now.wall);
+        };
+        set_window_mono(to_mono(from), to_mono(until));
+    }
     // Wall-clock receive time of the last request from the agreed sender that passed
-    // authentication and was reflected (REFWAIT), 0 before the first.
+    // authentication and was reflected, 0 before the first; last_activity_mono() is the same
+    // moment on the monotonic clock (REFWAIT).
     nanoseconds last_activity() const noexcept { return last_activity_; }
+    nanoseconds last_activity_mono() const noexcept { return last_activity_mono_; }
     const reflector_io_counters& io_counters() const noexcept { return io_counters_; }
 
     // Runs the receive → reflect → send path once over whatever is queued (at most `rounds`
@@ -142,6 +167,8 @@ public:
             const std::size_t n = rx_.receive(fd, ec);
             if (ec) ++io_counters_.receive_errors;
             if (n == 0) break;
+            // The kernel stamps on CLOCK_REALTIME whatever the policy: ages are taken on it.
+            const nanoseconds mono = clock_.mono_now(), stamped = realtime_now();
             for (std::size_t i = 0; i < n; ++i) {
                 const rx_meta& m = rx_.meta(i);
                 if (m.truncated) {
@@ -153,7 +180,9 @@ public:
                     ++io_counters_.not_accepted;
                     continue;
                 }
-                if (m.rx_time < window_from_ || m.rx_time >= window_until_) {
+                const instant rx{m.rx_time, mono - std::clamp(stamped - m.rx_time, nanoseconds{0},
+                                                              kMaxReceiveAge)};
+                if (rx.mono < window_from_ || rx.mono >= window_until_) {
                     ++io_counters_.not_accepted;
                     ++io_counters_.outside_window;
                     continue;
@@ -172,24 +201,26 @@ public:
                     const std::size_t slot = tx_.size();
                     auto stage = std::span(open_tx_).subspan(slot * (opts_.max_datagram + 64),
                                                              opts_.max_datagram + 64);
-                    len = core_.reflect(std::span(open_rx_).first(n), from, m.rx_time,
-                                        m.ttl ? m.ttl : 255, stage);
+                    len = core_.reflect(std::span(open_rx_).first(n), from, rx, m.ttl ? m.ttl : 255,
+                                        stage);
                     if (len == 0) continue;
                     last_activity_ = m.rx_time; // authenticated: it may refresh REFWAIT
+                    last_activity_mono_ = rx.mono;
                     staged_len_[slot] = len;
                     plain_rx_[slot] = req;
                 } else {
-                    len = core_.reflect(rx_.data(i), from, m.rx_time, m.ttl ? m.ttl : 255,
+                    len = core_.reflect(rx_.data(i), from, rx, m.ttl ? m.ttl : 255,
                                         tx_.slot(tx_.size()));
                     if (len == 0) continue;
                     last_activity_ = m.rx_time;
+                    last_activity_mono_ = rx.mono;
                 }
                 const int tos = opts_.sock.tos ? -1 : (m.tos >= 0 ? (m.tos & 0xFC) : -1);
                 tx_.push(len, m.from, m.from_len, tos);
             }
             if (tx_.size()) {
                 // T3: as late as we can take it in user space, once for the whole batch.
-                const nanoseconds t3 = realtime_now();
+                const nanoseconds t3 = clock_.wall_now();
                 const std::uint64_t w =
                     core_.config().err.ptp ? to_ptp_truncated(t3) : to_ntp(t3).to_u64();
                 if (guard_) {
@@ -255,13 +286,14 @@ private:
         timer_.expires_after(opts_.housekeeping);
         timer_.async_wait([this, life = std::weak_ptr<char>(life_)](const std::error_code& ec) {
             if (life.expired() || ec || !running_) return;
-            core_.expire(realtime_now());
+            core_.expire(clock_.mono_now());
             core_.set_error_estimate(system_error_estimate());
             arm_housekeeping();
         });
     }
 
     reflector_options opts_;
+    Clock clock_;
     asio::ip::udp::socket sock_;
     asio::steady_timer timer_;
     session_reflector core_;
@@ -278,9 +310,13 @@ private:
     bool filter_peer_ = false;
     std::array<std::uint8_t, 16> peer_addr_{};
     nanoseconds last_activity_{0};
+    nanoseconds last_activity_mono_{0};
     nanoseconds window_from_{std::numeric_limits<nanoseconds::rep>::min()};
     nanoseconds window_until_{std::numeric_limits<nanoseconds::rep>::max()};
     std::shared_ptr<char> life_ = std::make_shared<char>(0);
 };
+
+// The reflector on the system's clocks (what every tool uses).
+using udp_reflector = basic_udp_reflector<>;
 
 } // namespace twamp::net

@@ -19,12 +19,19 @@
 // descriptor budget read from RLIMIT_NOFILE answers requests with Accept 5 and connections with
 // a Modes 0 greeting before the process runs out, and one descriptor is held in reserve so that
 // even then a connection is accepted, answered and closed instead of left in the queue.
+//
+// Time (twamp/clock.hpp): the Clock policy's wall_now() gives Server-Start's Start-Time, SIDs
+// and T3; every deadline (SERVWAIT, REFWAIT, Stop-Sessions + Timeout, the flush grace, a held
+// refusal) runs on its mono_now(). A session's Start Time, a wall time on the wire, becomes a
+// monotonic deadline when Start-Sessions arrives.
 #pragma once
 
 #include "twamp/asio/address.hpp"
 #include "twamp/asio/clock.hpp"
+#include "twamp/asio/detail/control_transport.hpp"
 #include "twamp/asio/reflector.hpp"
 #include "twamp/asio/test_guard.hpp"
+#include "twamp/clock.hpp"
 #include "twamp/control_server.hpp"
 
 #include <asio.hpp>
@@ -76,8 +83,7 @@ struct address_prefix {
 
     bool contains(asio::ip::address x) const
     {
-        if (x.is_v6() && x.to_v6().is_v4_mapped())
-            x = asio::ip::make_address_v4(asio::ip::v4_mapped, x.to_v6());
+        x = unmap(x);
         if (x.is_v4() != address.is_v4()) return false;
         std::array<std::uint8_t, 16> a{}, b{};
         if (x.is_v4()) {
@@ -173,12 +179,16 @@ inline std::optional<std::size_t> open_descriptor_count()
     return n > 0 ? n - 1 : 0; // not the directory's own descriptor
 }
 
-template <transport_control_policy Security = control::open_security> class twamp_server {
+template <transport_control_policy Security = control::open_security,
+          clock_policy Clock = system_clock_policy>
+class twamp_server {
 public:
     using security_factory = std::function<Security()>;
+    using reflector_type = basic_udp_reflector<Clock>;
 
-    twamp_server(asio::io_context& io, server_options o, security_factory make_security = {})
-        : io_(io), opts_(std::move(o)), acceptor_(io), accept_retry_(io),
+    twamp_server(asio::io_context& io, server_options o, security_factory make_security = {},
+                 Clock clock = {})
+        : io_(io), opts_(std::move(o)), clock_(std::move(clock)), acceptor_(io), accept_retry_(io),
           make_security_(std::move(make_security))
     {
         if (!make_security_) make_security_ = [] { return Security{}; };
@@ -195,7 +205,7 @@ public:
         if (ec) return ec;
         acceptor_.listen(asio::socket_base::max_listen_connections, ec);
         if (!opts_.control.server_start_time.count())
-            opts_.control.server_start_time = realtime_now();
+            opts_.control.server_start_time = clock_.wall_now();
         nofile_ = descriptor_limit();
         if (opts_.key_derivations_per_second <= 0)
             opts_.key_derivations_per_second =
@@ -257,10 +267,11 @@ public:
     const server_counters& counters() const noexcept { return counters_; }
 
 private:
+    // Its times are monotonic (the Clock's mono_now()).
     struct test_session {
         control::session_id sid{};
         control::request_tw_session request;
-        std::unique_ptr<udp_reflector> reflector;
+        std::unique_ptr<reflector_type> reflector;
         std::uint16_t port = 0;
         nanoseconds timeout{0};
         nanoseconds started_at{0};
@@ -275,9 +286,7 @@ private:
         asio::ip::tcp::socket sock;
         asio::steady_timer timer;
         std::optional<control::control_server<Security>> fsm;
-        std::array<std::uint8_t, 4096> rbuf{};
-        std::vector<std::uint8_t> wbuf;
-        bool writing = false;
+        detail::control_stream<control::control_server<Security>> stream{sock};
         bool closing = false;
         bool deriving = false; // fsm->derive_keys() runs on the worker thread
         bool read_paused = false;
@@ -285,9 +294,9 @@ private:
         std::optional<nanoseconds> hold_until; // output held back (a refused key derivation)
         static constexpr std::size_t kMaxBacklog = 64 * 1024;
 
-        std::size_t backlog() const { return wbuf.size() * writing + fsm->pending_output().size(); }
+        std::size_t backlog() const { return stream.in_flight() + fsm->pending_output().size(); }
         std::map<control::session_id, test_session> sessions;
-        std::map<std::uint16_t, std::unique_ptr<udp_reflector>>
+        std::map<std::uint16_t, std::unique_ptr<reflector_type>>
             pending; // ports allocated, not yet claimed
         asio::ip::address local_addr, peer_addr;
         std::string peer;
@@ -305,11 +314,11 @@ private:
             local_addr = unmap(le.address());
             peer_addr = unmap(re.address());
             peer = "[" + peer_addr.to_string() + "]:" + std::to_string(re.port());
-            sock.set_option(asio::ip::tcp::no_delay(true), ec);
+            detail::configure_control_socket(sock, 0);
             control::connection_addresses ca;
             ca.ipvn = peer_addr.is_v4() ? 4 : 6;
-            ca.client = to_bytes(peer_addr);
-            ca.server = to_bytes(local_addr);
+            ca.client = detail::to_address_bytes(peer_addr);
+            ca.server = detail::to_address_bytes(local_addr);
             control::server_config cfg = server.opts_.control;
             cfg.allocate_port = [this](std::uint16_t want) { return allocate(want); };
             cfg.admit_session = [this](const control::request_tw_session& r) {
@@ -327,36 +336,13 @@ private:
                 server.log_budget(
                     "key derivation rate limit: " + peer + " refused with Accept 1 (" +
                     std::to_string(server.counters_.key_derivations_refused) + " so far)");
-                hold_until = realtime_now() + server.opts_.refusal_delay;
+                hold_until = server.clock_.mono_now() + server.opts_.refusal_delay;
                 return false;
             };
             if (!admitted) cfg.admit = [](const control::connection_addresses&) { return false; };
-            fsm.emplace(std::move(cfg), ca, realtime_now(), server.make_security_());
+            fsm.emplace(std::move(cfg), ca, server.now(), server.make_security_());
             pump();
             read();
-        }
-
-        static asio::ip::address unmap(const asio::ip::address& a)
-        {
-            if (a.is_v6() && a.to_v6().is_v4_mapped())
-                return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
-            return a;
-        }
-        static control::address_bytes to_bytes(const asio::ip::address& a)
-        {
-            control::address_bytes b{};
-            if (a.is_v4()) {
-                auto v = a.to_v4().to_bytes();
-                std::copy(v.begin(), v.end(), b.begin());
-            } else {
-                b = a.to_v6().to_bytes();
-            }
-            return b;
-        }
-        static asio::ip::address from_bytes(std::uint8_t ipvn, const control::address_bytes& b)
-        {
-            if (ipvn == 4) return asio::ip::address_v4({b[0], b[1], b[2], b[3]});
-            return asio::ip::address_v6(b);
         }
 
         // The port allocator the state machine calls: bind a reflector socket now, so the port
@@ -377,7 +363,7 @@ private:
                 ro.core.refwait = server.opts_.refwait;
                 ro.core.max_sessions = 16;
                 ro.batch = 4; // one sender per session: a small batch keeps per-session memory low
-                auto r = std::make_unique<udp_reflector>(server.io_, ro);
+                auto r = std::make_unique<reflector_type>(server.io_, ro, server.clock_);
                 if (r->open()) return std::nullopt;
                 const std::uint16_t got = r->local_endpoint().port();
                 r->set_active(false);
@@ -419,7 +405,7 @@ private:
             // The reflector then accepts test packets from that address, so it must be one the
             // operator allows (--allow; everybody when no prefix is set). Refused with Accept 1:
             // a policy refusal, not a lack of resources (4, 5) nor an unsupported field (3).
-            const auto sender = from_bytes(r.ipvn, r.sender_address);
+            const auto sender = detail::from_address_bytes(r.ipvn, r.sender_address);
             if (sender != peer_addr && !server.allowed(sender)) {
                 ++server.counters_.sessions_refused_third_party;
                 server.log("session request from " + peer + " refused: Sender Address " +
@@ -445,7 +431,7 @@ private:
             return control::accept_code::ok;
         }
 
-        void release(std::unique_ptr<udp_reflector>& r)
+        void release(std::unique_ptr<reflector_type>& r)
         {
             if (!r) return;
             r->stop();
@@ -453,17 +439,17 @@ private:
             --server.live_sockets_;
         }
 
+        // Completions of this connection's reads and writes run only while it is open, and
+        // keep it alive until they have run.
+        auto alive()
+        {
+            return [self = this->shared_from_this()] { return !self->closing; };
+        }
+
         void read()
         {
             auto self = this->shared_from_this();
-            sock.async_read_some(asio::buffer(rbuf), [self](const std::error_code& ec,
-                                                            std::size_t n) {
-                if (self->closing) return;
-                const auto now = realtime_now();
-                if (ec)
-                    self->fsm->on_eof(now);
-                else
-                    self->fsm->receive(std::span<const std::uint8_t>(self->rbuf.data(), n), now);
+            stream.read(*fsm, server.clock_, alive(), [self](const std::error_code& ec) {
                 self->pump();
                 if (ec || self->fsm->closed()) return;
                 // A client that sends without reading its answers is not read from until they
@@ -485,7 +471,7 @@ private:
             pending.clear();
             if (fsm->key_derivation_pending() && !deriving) derive_off_loop();
             if (hold_until) {
-                const auto now = realtime_now();
+                const auto now = server.clock_.mono_now();
                 if (now < *hold_until) {
                     hold_output(*hold_until - now);
                     return;
@@ -493,8 +479,8 @@ private:
                 hold_until.reset();
             }
             write();
-            if (fsm->closed() && !closed_at) closed_at = realtime_now();
-            if (fsm->closed() && !writing) {
+            if (fsm->closed() && !closed_at) closed_at = server.clock_.mono_now();
+            if (fsm->closed() && !stream.writing()) {
                 finish();
                 return;
             }
@@ -503,31 +489,22 @@ private:
 
         void write()
         {
-            if (writing) return;
-            const auto out = fsm->pending_output();
-            if (out.empty()) return;
-            wbuf.assign(out.begin(), out.end());
-            fsm->consume_output(out.size());
-            writing = true;
             auto self = this->shared_from_this();
-            asio::async_write(sock, asio::buffer(wbuf),
-                              [self](const std::error_code& ec, std::size_t) {
-                                  self->writing = false;
-                                  if (self->closing) return;
-                                  if (ec) {
-                                      self->finish();
-                                      return;
-                                  }
-                                  self->write();
-                                  if (self->fsm->closed() && !self->writing) {
-                                      self->finish();
-                                      return;
-                                  }
-                                  if (self->read_paused && self->backlog() <= kMaxBacklog) {
-                                      self->read_paused = false;
-                                      self->read();
-                                  }
-                              });
+            stream.write(*fsm, alive(), [self](const std::error_code& ec) {
+                if (ec) {
+                    self->finish();
+                    return;
+                }
+                self->write();
+                if (self->fsm->closed() && !self->stream.writing()) {
+                    self->finish();
+                    return;
+                }
+                if (self->read_paused && self->backlog() <= kMaxBacklog) {
+                    self->read_paused = false;
+                    self->read();
+                }
+            });
         }
 
         // The key derivation on the worker; its result comes back to this loop. Nothing here
@@ -542,7 +519,7 @@ private:
                 asio::post(io, [self] {
                     self->deriving = false;
                     if (self->closing) return;
-                    self->fsm->keys_derived(realtime_now());
+                    self->fsm->keys_derived(self->server.now());
                     self->pump();
                     if (self->read_paused && self->backlog() <= kMaxBacklog && !self->closing &&
                         !self->fsm->closed()) {
@@ -571,7 +548,7 @@ private:
             // closed, the flush grace: a peer that does not read its last messages (zero TCP
             // window) cannot keep the connection, its slot and its sessions.
             if (closing) return;
-            const auto now = realtime_now();
+            const auto now = server.clock_.mono_now();
             if (closed_at) {
                 timer.expires_after(
                     std::max(*closed_at + server.opts_.flush_grace - now, nanoseconds{0}));
@@ -596,15 +573,16 @@ private:
             auto self = this->shared_from_this();
             timer.async_wait([self](const std::error_code& ec) {
                 if (ec || self->closing) return;
-                const auto t = realtime_now();
+                const instant t = self->server.now();
                 self->check_sessions(t);
                 self->fsm->on_timer(t);
                 self->pump();
             });
         }
 
-        void check_sessions(nanoseconds now)
+        void check_sessions(instant at)
         {
+            const nanoseconds now = at.mono;
             bool any_running = false;
             for (auto it = sessions.begin(); it != sessions.end();) {
                 test_session& s = it->second;
@@ -615,7 +593,7 @@ private:
                 if (s.started && !s.ended_by_refwait && !s.end_at) {
                     // REFWAIT counts from the later of Start-Sessions and the Start Time.
                     const nanoseconds from = std::max(s.started_at, s.active_from.value_or(now));
-                    const nanoseconds last = std::max(s.reflector->last_activity(), from);
+                    const nanoseconds last = std::max(s.reflector->last_activity_mono(), from);
                     if (now - last > server.opts_.refwait) {
                         s.ended_by_refwait = true;
                         ++server.counters_.sessions_ended_refwait;
@@ -632,7 +610,7 @@ private:
             }
             // RFC 5357 §3.1, RFC 5938 §3.6: SERVWAIT resumes once no started session still runs;
             // sessions accepted and never started do not hold it off.
-            if (!any_running) fsm->refwait_expired(now);
+            if (!any_running) fsm->refwait_expired(at);
         }
 
         void add_totals(const test_session& s)
@@ -664,23 +642,14 @@ private:
             }
             s.reflector = std::move(it->second);
             pending.erase(it);
-            s.reflector->set_tos(dscp_to_tos_octet(e.dscp));
-            s.reflector->accept_only_address(from_bytes(e.request.ipvn, e.request.sender_address));
+            s.reflector->set_tos(dscp_to_tos(e.dscp));
+            s.reflector->accept_only_address(
+                detail::from_address_bytes(e.request.ipvn, e.request.sender_address));
             s.reflector->set_symmetric((fsm->agreed_mode() & control::mode::symmetrical_size) != 0);
-            if constexpr (test_keying_policy<Security>) {
-                // Authenticated / encrypted test packets with this SID's keys (mixed mode:
-                // protected control, open test packets).
-                const auto m = fsm->agreed_mode();
-                if (m & (control::mode::authenticated | control::mode::encrypted)) {
-                    auto& sec = fsm->security();
-                    auto g = std::make_unique<twamp_test_guard<typename Security::crypto_type>>(
-                        (m & control::mode::authenticated) ? test_protection::authenticated
-                                                           : test_protection::encrypted,
-                        sec.aes_session_key().span(), sec.hmac_session_key().span(),
-                        std::span<const std::uint8_t, 16>(e.sid));
-                    s.reflector->set_guard(std::move(g));
-                }
-            }
+            // Authenticated / encrypted test packets with this SID's keys (mixed mode: protected
+            // control, open test packets).
+            if (auto g = detail::make_test_guard(fsm->security(), fsm->agreed_mode(), e.sid))
+                s.reflector->set_guard(std::move(g));
             s.reflector->start();
             server.ports_in_use_.insert(s.port);
             ++server.counters_.sessions_accepted;
@@ -695,21 +664,23 @@ private:
         }
         void on_event(control::server_events::sessions_started& e)
         {
-            const auto now = realtime_now();
+            const instant now = server.now();
             for (const auto& sid : e.sids) {
                 auto it = sessions.find(sid);
                 if (it == sessions.end()) continue;
                 test_session& s = it->second;
                 if (!s.reflector) continue;
                 s.started = true;
-                s.started_at = now;
+                s.started_at = now.mono;
                 // RFC 4656 §3.7: reflect from the session's Start Time if that is later; the
-                // reflector compares each packet's receive time with it.
-                nanoseconds from = now;
+                // reflector compares each packet's receive time with it. The Start Time is a
+                // wall time: it becomes a monotonic one here, once.
+                nanoseconds from = now.mono;
                 if (s.request.start_time.to_u64() != 0)
-                    from = std::max(now, from_ntp(s.request.start_time, now));
+                    from += std::max(from_ntp(s.request.start_time, now.wall) - now.wall,
+                                     nanoseconds{0});
                 s.active_from = from;
-                s.reflector->set_window(from, nanoseconds::max());
+                s.reflector->set_window_mono(from, nanoseconds::max());
                 s.reflector->set_active(true);
             }
         }
@@ -722,15 +693,14 @@ private:
                 s.end_at = e.at + s.timeout;
                 // RFC 5357 §3.8: packets received up to Stop-Sessions + Timeout are reflected,
                 // none after (compared per packet).
-                if (s.reflector) s.reflector->set_window(s.active_from.value_or(e.at), *s.end_at);
+                if (s.reflector)
+                    s.reflector->set_window_mono(s.active_from.value_or(e.at), *s.end_at);
             }
         }
         void on_event(control::connection_closed& e)
         {
             server.log("control connection " + peer + " closed: " + std::string(e.reason));
         }
-
-        static int dscp_to_tos_octet(std::uint8_t dscp) { return (dscp & 0x3F) << 2; }
 
         void end_session(typename std::map<control::session_id, test_session>::iterator it)
         {
@@ -754,10 +724,8 @@ private:
         {
             if (closing) return;
             closing = true;
-            std::error_code ec;
             timer.cancel();
-            sock.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-            sock.close(ec);
+            stream.close();
             while (!sessions.empty())
                 end_session(sessions.begin());
             for (auto& [port, r] : pending)
@@ -772,6 +740,8 @@ private:
             finish();
         }
     };
+
+    instant now() const { return now_of(clock_); }
 
     void log(const std::string& s)
     {
@@ -906,7 +876,7 @@ private:
             ++counters_.connections;
             auto c = std::make_shared<connection>(*this, std::move(s));
             std::error_code e2;
-            const auto peer = connection::unmap(c->sock.remote_endpoint(e2).address());
+            const auto peer = unmap(c->sock.remote_endpoint(e2).address());
             bool admitted = connections_.size() < opts_.max_connections && allowed(peer);
             // The descriptor budget: near it, a Modes 0 greeting rather than a connection we
             // could not serve. Sessions stop half the spare earlier, so this still has room.
@@ -926,6 +896,7 @@ private:
 
     asio::io_context& io_;
     server_options opts_;
+    Clock clock_;
     asio::ip::tcp::acceptor acceptor_;
     asio::steady_timer accept_retry_;
     bool accept_failing_ = false;

@@ -168,6 +168,22 @@ struct rx_meta {
 };
 
 namespace detail {
+// Whether `c` is the (level, type) message with a payload of at least `len` octets.
+inline bool cmsg_is(const cmsghdr* c, int level, int type, std::size_t len) noexcept
+{
+    return c->cmsg_level == level && c->cmsg_type == type && c->cmsg_len >= CMSG_LEN(len);
+}
+inline int cmsg_int(cmsghdr* c) noexcept
+{
+    int v;
+    std::memcpy(&v, CMSG_DATA(c), sizeof v);
+    return v;
+}
+inline std::uint8_t cmsg_octet(cmsghdr* c) noexcept
+{
+    return *reinterpret_cast<const unsigned char*>(CMSG_DATA(c));
+}
+
 inline void parse_cmsgs(msghdr& mh, rx_meta& m) noexcept
 {
     for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
@@ -188,32 +204,19 @@ inline void parse_cmsgs(msghdr& mh, rx_meta& m) noexcept
             m.rx_time = nanoseconds{std::int64_t{tv.tv_sec} * kNsPerSec + tv.tv_usec * 1000};
             m.kernel_time = true;
 #if !defined(__linux__)
-        } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVTTL &&
-                   c->cmsg_len >= CMSG_LEN(1)) {
+        } else if (cmsg_is(c, IPPROTO_IP, IP_RECVTTL, 1)) {
             // The BSDs deliver the received TTL and TOS as one octet under the option's name.
-            m.ttl = *reinterpret_cast<const unsigned char*>(CMSG_DATA(c));
-        } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVTOS &&
-                   c->cmsg_len >= CMSG_LEN(1)) {
-            m.tos = *reinterpret_cast<const unsigned char*>(CMSG_DATA(c));
+            m.ttl = cmsg_octet(c);
+        } else if (cmsg_is(c, IPPROTO_IP, IP_RECVTOS, 1)) {
+            m.tos = cmsg_octet(c);
 #endif
-        } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TTL &&
-                   c->cmsg_len >= CMSG_LEN(sizeof(int))) {
-            int v;
-            std::memcpy(&v, CMSG_DATA(c), sizeof v);
-            m.ttl = static_cast<std::uint8_t>(v);
-        } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TOS &&
-                   c->cmsg_len >= CMSG_LEN(1)) {
-            m.tos = *reinterpret_cast<const unsigned char*>(CMSG_DATA(c));
-        } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_HOPLIMIT &&
-                   c->cmsg_len >= CMSG_LEN(sizeof(int))) {
-            int v;
-            std::memcpy(&v, CMSG_DATA(c), sizeof v);
-            m.ttl = static_cast<std::uint8_t>(v);
-        } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_TCLASS &&
-                   c->cmsg_len >= CMSG_LEN(sizeof(int))) {
-            int v;
-            std::memcpy(&v, CMSG_DATA(c), sizeof v);
-            m.tos = v & 0xFF;
+        } else if (cmsg_is(c, IPPROTO_IP, IP_TTL, sizeof(int)) ||
+                   cmsg_is(c, IPPROTO_IPV6, IPV6_HOPLIMIT, sizeof(int))) {
+            m.ttl = static_cast<std::uint8_t>(cmsg_int(c));
+        } else if (cmsg_is(c, IPPROTO_IP, IP_TOS, 1)) {
+            m.tos = cmsg_octet(c);
+        } else if (cmsg_is(c, IPPROTO_IPV6, IPV6_TCLASS, sizeof(int))) {
+            m.tos = cmsg_int(c) & 0xFF;
         }
     }
 }

@@ -182,4 +182,19 @@ private:
     bool closed_ = false;
 };
 
+// What both state machines expose of their channel, alike: the output to write, the events to
+// read, whether the connection is closed, and the Security policy.
+template <control_security_policy Security, class Event> class control_endpoint {
+public:
+    std::span<const std::uint8_t> pending_output() const noexcept { return ch_.pending_output(); }
+    void consume_output(std::size_t n) { ch_.consume_output(n); }
+    std::optional<Event> next_event() { return ch_.next_event(); }
+    bool closed() const noexcept { return ch_.closed(); }
+    Security& security() noexcept { return ch_.security(); }
+
+protected:
+    explicit control_endpoint(Security security) : ch_(std::move(security)) {}
+    control_channel<Security, Event> ch_;
+};
+
 } // namespace twamp::control::detail
