@@ -290,18 +290,14 @@ struct openssl_crypto {
                                               std::span<const std::uint8_t> in,
                                               std::span<std::uint8_t> out)
     {
-        if (auto ec = detail::check_blocks(in, out)) return ec;
-        if (in.empty()) return {};
-        return detail::aes_run(detail::aes_mode::ecb, 1, key, nullptr, in, out);
+        return ecb(1, key, in, out);
     }
 
     static std::error_code aes128_ecb_decrypt(std::span<const std::uint8_t, 16> key,
                                               std::span<const std::uint8_t> in,
                                               std::span<std::uint8_t> out)
     {
-        if (auto ec = detail::check_blocks(in, out)) return ec;
-        if (in.empty()) return {};
-        return detail::aes_run(detail::aes_mode::ecb, 0, key, nullptr, in, out);
+        return ecb(0, key, in, out);
     }
 
     static std::error_code aes128_cbc_encrypt(std::span<const std::uint8_t, 16> key,
@@ -309,11 +305,7 @@ struct openssl_crypto {
                                               std::span<const std::uint8_t> in,
                                               std::span<std::uint8_t> out)
     {
-        if (auto ec = detail::check_blocks(in, out)) return ec;
-        if (in.empty()) return {};
-        if (auto ec = detail::aes_run(detail::aes_mode::cbc, 1, key, iv.data(), in, out)) return ec;
-        std::copy_n(out.end() - 16, 16, iv.begin());
-        return {};
+        return cbc(1, key, iv, in, out);
     }
 
     static std::error_code aes128_cbc_decrypt(std::span<const std::uint8_t, 16> key,
@@ -321,14 +313,7 @@ struct openssl_crypto {
                                               std::span<const std::uint8_t> in,
                                               std::span<std::uint8_t> out)
     {
-        if (auto ec = detail::check_blocks(in, out)) return ec;
-        if (in.empty()) return {};
-        // Save the last ciphertext block first: in-place decryption overwrites it.
-        std::array<std::uint8_t, 16> next_iv{};
-        std::copy_n(in.end() - 16, 16, next_iv.begin());
-        if (auto ec = detail::aes_run(detail::aes_mode::cbc, 0, key, iv.data(), in, out)) return ec;
-        std::copy(next_iv.begin(), next_iv.end(), iv.begin());
-        return {};
+        return cbc(0, key, iv, in, out);
     }
 
     static std::error_code hmac_sha1_128(std::span<const std::uint8_t> key,
@@ -367,6 +352,32 @@ struct openssl_crypto {
     static void secure_wipe(std::span<std::uint8_t> s) noexcept
     {
         if (!s.empty()) OPENSSL_cleanse(s.data(), s.size());
+    }
+
+private:
+    // The chain goes on from the last ciphertext block: the output's when encrypting, the
+    // input's when decrypting (saved first, since in-place decryption overwrites it).
+    static std::error_code cbc(int enc, std::span<const std::uint8_t, 16> key,
+                               std::span<std::uint8_t, 16> iv, std::span<const std::uint8_t> in,
+                               std::span<std::uint8_t> out)
+    {
+        if (auto ec = detail::check_blocks(in, out)) return ec;
+        if (in.empty()) return {};
+        std::array<std::uint8_t, 16> next_iv{};
+        if (!enc) std::copy_n(in.end() - 16, 16, next_iv.begin());
+        if (auto ec = detail::aes_run(detail::aes_mode::cbc, enc, key, iv.data(), in, out))
+            return ec;
+        if (enc) std::copy_n(out.end() - 16, 16, next_iv.begin());
+        std::copy(next_iv.begin(), next_iv.end(), iv.begin());
+        return {};
+    }
+
+    static std::error_code ecb(int enc, std::span<const std::uint8_t, 16> key,
+                               std::span<const std::uint8_t> in, std::span<std::uint8_t> out)
+    {
+        if (auto ec = detail::check_blocks(in, out)) return ec;
+        if (in.empty()) return {};
+        return detail::aes_run(detail::aes_mode::ecb, enc, key, nullptr, in, out);
     }
 };
 
