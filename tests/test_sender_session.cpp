@@ -452,3 +452,46 @@ TEST_CASE("property: loss expiry and replies around the deadline never disagree"
         CHECK(bin_late == st.late);
     }
 }
+
+// The loss timeout runs on the monotonic reading of the times (twamp/clock.hpp): a wall-clock
+// step between a probe and its reply neither makes the reply late nor declares the probe lost,
+// and the delays still come from the wall readings.
+TEST_CASE("loss timeout on the monotonic clock: wall-clock steps neither lose nor save a probe")
+{
+    session_sender s(cfg(milliseconds{1000}));
+    session_reflector r;
+    const nanoseconds wall0{1'700'000'000'000'000'000}, mono0{5'000'000'000};
+    const nanoseconds hour = std::chrono::hours{1};
+    std::vector<std::uint8_t> probe(41), reply(100);
+    auto answer = [&](nanoseconds t2_wall) {
+        const auto n = r.reflect(probe, peer_key{}, t2_wall, 255, reply);
+        REQUIRE(n > 0);
+        stamp_reflector_timestamp(reply, to_ntp(t2_wall).to_u64());
+        return std::span(reply).first(n);
+    };
+    // Probe 0 at (wall0, mono0); the wall clock is then stepped back an hour. The reply comes
+    // 100 ms later on the monotonic clock: in time, although its wall T4 is before T1.
+    REQUIRE(s.make_probe(instant{wall0, mono0}, 41, probe) == 41);
+    auto res = s.on_reply(answer(wall0 + milliseconds{50}),
+                          instant{wall0 - hour + milliseconds{100}, mono0 + milliseconds{100}}, 64);
+    CHECK(res.status == reply_status::sample);
+    CHECK(res.sample.t1 == wall0);
+    // Probe 1: the wall clock steps forward an hour; 200 ms of monotonic time later the reply is
+    // still in time (a wall-clock check would call it an hour late).
+    REQUIRE(s.make_probe(instant{wall0 + milliseconds{10}, mono0 + milliseconds{200}}, 41, probe) ==
+            41);
+    res = s.on_reply(answer(wall0 + milliseconds{60}),
+                     instant{wall0 + hour, mono0 + milliseconds{400}}, 64);
+    CHECK(res.status == reply_status::sample);
+    // Probe 2 goes unanswered: expire() on the monotonic clock declares it lost only after its
+    // timeout, whatever the wall clock did.
+    REQUIRE(s.make_probe(instant{wall0 + hour, mono0 + milliseconds{500}}, 41, probe) == 41);
+    std::vector<std::uint32_t> lost;
+    auto note = [&](std::uint32_t seq, nanoseconds) { lost.push_back(seq); };
+    s.expire(mono0 + milliseconds{1400}, note);
+    CHECK(lost.empty());
+    s.expire(mono0 + milliseconds{1501}, note);
+    CHECK(lost == std::vector<std::uint32_t>{2});
+    CHECK(s.stats().received == 2);
+    CHECK(s.stats().late == 0);
+}

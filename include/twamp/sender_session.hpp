@@ -11,6 +11,7 @@
 // from timeout / interval), so it is late.
 #pragma once
 
+#include "twamp/clock.hpp"
 #include "twamp/error.hpp"
 #include "twamp/metrics.hpp"
 #include "twamp/stamp_tlvs.hpp"
@@ -110,8 +111,12 @@ public:
 
     // Writes the next probe (`total_len` octets) with T1 = `t1` and records it as sent. Returns
     // the length, or 0 when `total_len` is impossible or `out` is too small (nothing recorded).
-    std::size_t make_probe(nanoseconds t1, std::size_t total_len, wire::byte_span out) noexcept
+    // Time (twamp/clock.hpp): t1.wall is T1 on the wire and in the delays; t1.mono starts the
+    // probe's loss timeout, which on_reply() and expire() measure on the same monotonic clock,
+    // so a wall-clock step neither loses nor saves a probe. A plain nanoseconds is both.
+    std::size_t make_probe(instant t1_at, std::size_t total_len, wire::byte_span out) noexcept
     {
+        const nanoseconds t1 = t1_at.wall;
         sender_packet p;
         p.seq = next_seq_;
         p.timestamp = cfg_.err.ptp ? to_ptp_truncated(t1) : to_ntp(t1).to_u64();
@@ -141,7 +146,7 @@ public:
             write_reflect_block(next_seq_, out.subspan(at, cfg_.reflect_length));
         }
         slot& s = ring_[next_seq_ & mask_];
-        s = slot{next_seq_, t1.count(), state::pending, 0, stats_.sent};
+        s = slot{next_seq_, t1.count(), t1_at.mono.count(), state::pending, 0, stats_.sent};
         ++next_seq_;
         ++stats_.sent;
         return total_len;
@@ -165,9 +170,10 @@ public:
 
     // Handles one datagram from the reflector. `reply_ttl` is the TTL/hop limit it arrived with,
     // 0 when unknown.
-    reply_result on_reply(wire::const_byte_span data, nanoseconds t4,
+    reply_result on_reply(wire::const_byte_span data, instant t4_at,
                           std::uint8_t reply_ttl) noexcept
     {
+        const nanoseconds t4 = t4_at.wall;
         reply_result r;
         reflector_packet p;
         if (decode_reflector(data, cfg_.format, p)) {
@@ -241,7 +247,7 @@ public:
         // One probe, one fate: once expire() has declared it lost, a reply is late whatever its
         // T4 says (the transport reads every queued reply before it expires probes, so this only
         // happens to a reply that was still on its way at that moment).
-        if (s.st == state::expired || t4 - t1 > cfg_.timeout) {
+        if (s.st == state::expired || t4_at.mono - nanoseconds{s.t1_mono} > cfg_.timeout) {
             s.st = state::late;
             ++stats_.late;
             r.status = reply_status::late;
@@ -276,7 +282,8 @@ public:
     bool all_answered() const noexcept { return stats_.distinct_replies >= stats_.sent; }
 
     // Declares lost, in sequence order, every probe still unanswered whose loss timeout has
-    // passed at `now` (T1 + timeout < now; all of them with nanoseconds::max()): calls
+    // passed at `now`, a monotonic time like make_probe()'s t1.mono (T1 + timeout < now; all of
+    // them with nanoseconds::max()): calls
     // `on_lost(seq, t1)` once per probe. The decision is final: a reply that still comes later
     // is reported as late, never as a sample. Probes overwritten in the ring before their turn
     // (a window smaller than the timeout needs) are skipped.
@@ -285,7 +292,8 @@ public:
         while (expire_cursor_ < next_seq_) {
             slot& s = ring_[expire_cursor_ & mask_];
             if (s.seq == expire_cursor_ && s.st != state::empty && s.st != state::failed) {
-                if (now != nanoseconds::max() && nanoseconds{s.t1} + cfg_.timeout >= now) break;
+                if (now != nanoseconds::max() && nanoseconds{s.t1_mono} + cfg_.timeout >= now)
+                    break;
                 if (s.st == state::pending) {
                     s.st = state::expired;
                     on_lost(expire_cursor_, nanoseconds{s.t1});
@@ -325,7 +333,8 @@ private:
     }
     struct slot {
         std::uint32_t seq = 0;
-        std::int64_t t1 = 0;
+        std::int64_t t1 = 0;      // wall (T1)
+        std::int64_t t1_mono = 0; // monotonic (the loss timeout)
         state st = state::empty;
         std::uint32_t reflector_seq = 0; // of the first reply
         std::uint64_t ordinal = 0;       // probes sent before this one (failed sends excluded)

@@ -20,11 +20,13 @@
 #include "twamp/asio/clock.hpp"
 #include "twamp/asio/test_guard.hpp"
 #include "twamp/asio/udp.hpp"
+#include "twamp/clock.hpp"
 #include "twamp/histogram.hpp"
 #include "twamp/sender_session.hpp"
 
 #include <asio.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -54,6 +56,13 @@ struct sender_options {
     // port the user did not ask for; see busy_port()).
     bool ephemeral_port_fallback = false;
 };
+
+// CLOCK_MONOTONIC as nanoseconds: what the loss timeout runs on.
+inline nanoseconds steady_now() noexcept
+{
+    return std::chrono::duration_cast<nanoseconds>(
+        std::chrono::steady_clock::now().time_since_epoch());
+}
 
 class udp_sender {
 public:
@@ -262,7 +271,7 @@ private:
     void expire_lost()
     {
         if (!lost_handler_ || finished_) return;
-        const nanoseconds now = realtime_now();
+        const nanoseconds now = steady_now(); // the loss timeout runs on the monotonic clock
         drain();
         if (finished_) return;
         core_.expire(now, lost_handler_);
@@ -289,8 +298,8 @@ private:
         if (guard_) {
             // Sizes are protected sizes; the core builds the open probe, the guard seals it.
             t1 = realtime_now();
-            const std::size_t open_len =
-                core_.make_probe(t1, size - guard_->sender_overhead(), open_buf_);
+            const std::size_t open_len = core_.make_probe(
+                instant{t1, steady_now()}, size - guard_->sender_overhead(), open_buf_);
             if (open_len == 0) return;
             len = guard_->seal_probe(std::span(open_buf_).first(open_len), tx_buf_);
             if (len == 0) {
@@ -299,7 +308,7 @@ private:
             }
         } else {
             t1 = realtime_now();
-            len = core_.make_probe(t1, size, tx_buf_);
+            len = core_.make_probe(instant{t1, steady_now()}, size, tx_buf_);
             if (len == 0) return;
         }
         ssize_t r = send_probe(len);
@@ -357,6 +366,7 @@ private:
                 continue;
             }
             if (n == 0) break;
+            const nanoseconds mono = steady_now(), stamped = realtime_now();
             for (std::size_t i = 0; i < n; ++i) {
                 const rx_meta& m = rx_.meta(i);
                 if (!same_peer(m.from)) {
@@ -373,7 +383,12 @@ private:
                     }
                     data = std::span(open_buf_).first(n);
                 }
-                const auto res = core_.on_reply(data, m.rx_time, m.ttl);
+                // T4 is the kernel's wall-clock stamp; its monotonic twin is now less the
+                // packet's age (bounded), so a wall-clock step does not make it late or early.
+                const instant t4{m.rx_time, mono - std::clamp(stamped - m.rx_time, nanoseconds{0},
+                                                              std::chrono::nanoseconds{
+                                                                  std::chrono::seconds{1}})};
+                const auto res = core_.on_reply(data, t4, m.ttl);
                 if (reply_handler_) reply_handler_(res);
             }
             if (n < rx_.capacity()) break;
