@@ -1,6 +1,9 @@
 // STAMP extension TLVs (twamp/stamp_tlvs.hpp): the octets a sender writes, what a reflector
 // fills and flags, and what a sender reads back. Expected octets are written out by hand from
 // the figures of RFC 8972 §4.2–4.7 and RFC 9503 §3–4, not computed with the code under test.
+#include "twamp/reflector_session.hpp"
+#include "twamp/report/json.hpp"
+#include "twamp/report/table.hpp"
 #include "twamp/sender_session.hpp"
 #include "twamp/stamp_tlvs.hpp"
 
@@ -140,22 +143,24 @@ TEST_CASE("sender: each TLV's octets (U set, fields for the reflector zero)")
         CHECK(write(r) ==
               tlv(0x80, 9, {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}));
     }
-    SUBCASE("Return Path: return address, SR-MPLS label stack, SRv6 segment")
+    SUBCASE("Return Path: return address and SR-MPLS label stack; SRv6 segment list")
     {
         stamp_tlv_request r;
         stamp_tlv_request::return_path_request rp;
         rp.return_address = v4(203, 0, 113, 5);
         rp.mpls_labels = {0x00010140u, 0x000201FFu}; // label 16 TC 0 S 0 TTL 64; label 32 S 1
+        r.return_path = rp;
+        CHECK(write(r) ==
+              tlv(0x80, 10,
+                  cat({tlv(0, 2, {203, 0, 113, 5}), tlv(0, 3, {0, 1, 1, 0x40, 0, 2, 1, 0xFF})})));
         std::array<std::uint8_t, 16> seg{};
         seg[0] = 0xfc;
         seg[15] = 0x42;
-        rp.srv6_segments = {seg};
-        r.return_path = rp;
-        const bytes want =
-            tlv(0x80, 10,
-                cat({tlv(0, 2, {203, 0, 113, 5}), tlv(0, 3, {0, 1, 1, 0x40, 0, 2, 1, 0xFF}),
-                     tlv(0, 4, {0xfc, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x42})}));
-        CHECK(write(r) == want);
+        r.return_path->return_address.reset();
+        r.return_path->mpls_labels.clear();
+        r.return_path->srv6_segments = {seg};
+        CHECK(write(r) ==
+              tlv(0x80, 10, tlv(0, 4, {0xfc, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x42})));
     }
     SUBCASE("Return Path: control code")
     {
@@ -163,6 +168,23 @@ TEST_CASE("sender: each TLV's octets (U set, fields for the reflector zero)")
         r.return_path = stamp_tlv_request::return_path_request{};
         r.return_path->control_code = 1;
         CHECK(write(r) == tlv(0x80, 10, tlv(0, 1, {0, 0, 0, 1})));
+    }
+    SUBCASE("Return Path combinations RFC 9503 §4.1 forbids are refused")
+    {
+        bytes out(200);
+        std::size_t n = 0;
+        stamp_tlv_request r;
+        r.return_path = stamp_tlv_request::return_path_request{};
+        CHECK(write_stamp_tlvs(r, 0, out, n) == errc::bad_value); // empty
+        r.return_path->control_code = 1;
+        r.return_path->return_address = v4(10, 0, 0, 1);
+        CHECK(write_stamp_tlvs(r, 0, out, n) == errc::bad_value); // code with an address
+        r.return_path->control_code.reset();
+        r.return_path->mpls_labels = {1};
+        r.return_path->srv6_segments = {std::array<std::uint8_t, 16>{}};
+        CHECK(write_stamp_tlvs(r, 0, out, n) == errc::bad_value); // two segment lists
+        r.return_path->srv6_segments.clear();
+        CHECK_FALSE(write_stamp_tlvs(r, 0, out, n));
     }
     SUBCASE("errors: short buffer, DSCP out of range")
     {
@@ -567,6 +589,13 @@ TEST_CASE("session_sender: probes carry the requested TLVs; replies' TLVs are re
     cfg.tlvs.direct_measurement = true;
     session_sender s(cfg);
     bytes probe(84);
+    // A Destination Node Address needs an SSID (RFC 9503 §3).
+    sender_config no_ssid = cfg;
+    no_ssid.ssid = 0;
+    no_ssid.tlvs.destination_node = v4(192, 0, 2, 2);
+    session_sender lone(no_ssid);
+    bytes big(200);
+    CHECK(lone.make_probe(nanoseconds{1'000'000'000}, 200, big) == 0);
     // 44 + 8 + 8 + 16 = 76 octets of base and TLVs; 60 cannot hold them: nothing is recorded.
     CHECK(s.make_probe(nanoseconds{1'000'000'000}, 60, probe) == 0);
     CHECK(s.next_sequence() == 0);
@@ -628,4 +657,124 @@ TEST_CASE("session_sender: probes carry the requested TLVs; replies' TLVs are re
     CHECK(r2.tlvs->unrecognised == 3);
     CHECK(s.stats().tlv.replies == 2);
     CHECK(s.stats().tlv.unrecognised == 3);
+}
+
+TEST_CASE("session_reflector: TLVs processed per session (counters, follow-up, no-reply)")
+{
+    reflector_config rc;
+    rc.format = reflector_format::stamp;
+    session_reflector r(rc);
+    peer_key from;
+    from.addr = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 198, 51, 100, 7};
+    from.port = 40000;
+    stamp_tlv_request req;
+    req.location = true;
+    req.cos_dscp1 = 46;
+    req.direct_measurement = true;
+    req.follow_up = true;
+    const bytes tlvs = write(req, 1);
+    bytes request(44 + tlvs.size());
+    request[15] = 9; // SSID 9
+    std::copy(tlvs.begin(), tlvs.end(), request.begin() + 44);
+    reflector_rx_info info;
+    info.destination = v4(192, 0, 2, 2);
+    info.destination_port = 862;
+    info.tos = 0x4A;
+    // Offsets in the reply's TLV area: Location 4+4+12+20+20 = 60, CoS 8, DM 16, Follow-Up 20.
+    constexpr std::size_t loc = 44, cos = loc + 60, dm = cos + 8, fu = dm + 16;
+
+    bytes reply(request.size());
+    stamp_tlv_outcome out;
+    REQUIRE(r.reflect(request, from, nanoseconds{5'000'000'000}, 255, reply, &info, &out) ==
+            request.size());
+    REQUIRE(out.reply_dscp);
+    CHECK(*out.reply_dscp == 46);
+    CHECK(bytes(reply.begin() + loc, reply.begin() + loc + 8) ==
+          bytes{0, 2, 0, 56, 0x03, 0x5E, 0x9C, 0x40});
+    CHECK(bytes(reply.begin() + loc + 40, reply.begin() + loc + 44) == bytes{0, 8, 0, 16});
+    CHECK(bytes(reply.begin() + loc + 44, reply.begin() + loc + 48) == bytes{198, 51, 100, 7});
+    CHECK(bytes(reply.begin() + dm + 8, reply.begin() + dm + 16) ==
+          bytes{0, 0, 0, 1, 0, 0, 0, 1}); // R_RxC 1, R_TxC 1
+    CHECK(bytes(reply.begin() + fu, reply.begin() + fu + 20) == tlv(0, 7, zeros(16)));
+
+    // The reply left at T3; the next reply of the session reports it.
+    r.note_sent(from, 9, 0x0A0B0C0D01020304ull, S::timestamp_method::sw_local);
+    REQUIRE(r.reflect(request, from, nanoseconds{6'000'000'000}, 255, reply, &info, &out) ==
+            request.size());
+    CHECK(bytes(reply.begin() + dm + 8, reply.begin() + dm + 16) == bytes{0, 0, 0, 2, 0, 0, 0, 2});
+    CHECK(bytes(reply.begin() + fu, reply.begin() + fu + 20) ==
+          tlv(0, 7, {0, 0, 0, 0, 0x0A, 0x0B, 0x0C, 0x0D, 1, 2, 3, 4, 2, 0, 0, 0}));
+
+    // Another SSID from the same address and port is another session: its own counters.
+    bytes other = request;
+    other[15] = 10;
+    REQUIRE(r.reflect(other, from, nanoseconds{6'100'000'000}, 255, reply, &info, &out) ==
+            request.size());
+    CHECK(bytes(reply.begin() + dm + 8, reply.begin() + dm + 16) == bytes{0, 0, 0, 1, 0, 0, 0, 1});
+
+    // Return Path Control Code 0: nobody is answered, and that is counted.
+    stamp_tlv_request none;
+    none.return_path = stamp_tlv_request::return_path_request{};
+    none.return_path->control_code = 0;
+    const bytes nt = write(none);
+    bytes quiet(44 + nt.size());
+    std::copy(nt.begin(), nt.end(), quiet.begin() + 44);
+    CHECK(r.reflect(quiet, from, nanoseconds{7'000'000'000}, 255, reply) == 0);
+    CHECK(r.counters().no_reply_requested == 1);
+    CHECK(r.counters().reflected == 3);
+}
+
+TEST_CASE("addresses in text (RFC 5952) and the TLV summary in the reports")
+{
+    auto v6 = [](std::array<std::uint16_t, 8> g) {
+        tlv_address a;
+        a.v6 = true;
+        for (std::size_t i = 0; i < 8; ++i) {
+            a.octets[2 * i] = static_cast<std::uint8_t>(g[i] >> 8);
+            a.octets[2 * i + 1] = static_cast<std::uint8_t>(g[i] & 0xFF);
+        }
+        return a;
+    };
+    CHECK(to_string(v4(192, 0, 2, 33)) == "192.0.2.33");
+    CHECK(to_string(v6({0x2001, 0xdb8, 0, 0, 0, 0, 0, 1})) == "2001:db8::1");
+    CHECK(to_string(v6({0, 0, 0, 0, 0, 0, 0, 1})) == "::1");
+    CHECK(to_string(v6({0, 0, 0, 0, 0, 0, 0, 0})) == "::");
+    CHECK(to_string(v6({1, 0, 0, 0, 0, 0, 0, 0})) == "1::");
+    CHECK(to_string(v6({0x2001, 0xdb8, 0, 1, 1, 1, 1, 1})) == "2001:db8:0:1:1:1:1:1");
+    CHECK(to_string(v6({0x2001, 0, 0, 1, 0, 0, 0, 1})) == "2001:0:0:1::1");
+    CHECK(to_string(v6({0x2001, 0xdb8, 0, 0, 1, 0, 0, 1})) == "2001:db8::1:0:0:1");
+    CHECK(to_string(v6({0xfe80, 0, 0, 0, 0xa, 0xbc, 0xdef, 0xffff})) == "fe80::a:bc:def:ffff");
+
+    session_stats s;
+    stamp_tlv_report r;
+    r.location = stamp_tlv_report::location_info{
+        862, 40000, v4(192, 0, 2, 2), v4(198, 51, 100, 7), std::nullopt, false};
+    r.cos = stamp_tlv_report::cos_info{46, 18, 2, 1};
+    r.direct = stamp_tlv_report::direct_info{10, 9, 9};
+    r.follow_up = stamp_tlv_report::follow_up_info{3, 12345, 2};
+    s.tlv.add(r);
+    r.location->source_port = 40001; // a NAT re-mapping
+    r.unrecognised = 1;
+    s.tlv.add(r);
+    CHECK(s.tlv.location_changes == 1);
+    CHECK(s.tlv.cos_reverse_refused == 2);
+    CHECK(s.tlv.follow_ups == 2);
+    const auto j = report::tlvs_json(s.tlv);
+    CHECK(j["replies"] == 2);
+    CHECK(j["unrecognised"] == 1);
+    CHECK(j["location"]["source"] == "198.51.100.7");
+    CHECK(j["location"]["source_port"] == 40001);
+    CHECK(j["location"]["destination"] == "192.0.2.2");
+    CHECK(j["location"]["changes"] == 1);
+    CHECK(j["class_of_service"]["dscp_at_reflector"] == 18);
+    CHECK(j["class_of_service"]["reverse_refused"] == 2);
+    CHECK(j["direct_measurement"]["reflector_rx"] == 9);
+    CHECK(j["timestamp_info"].is_null());
+    CHECK(j["destination_node"].is_null());
+    CHECK(report::tlvs_json(stamp_tlv_stats{}).is_null());
+    const std::string t = report::tlv_lines(s.tlv);
+    CHECK(t.find("Location: the reflector saw 198.51.100.7:40001 -> 192.0.2.2:862 (changed 1 "
+                 "times)") != std::string::npos);
+    CHECK(t.find("reply DSCP 46 refused 2 times") != std::string::npos);
+    CHECK(report::tlv_lines(stamp_tlv_stats{}).empty());
 }

@@ -12,6 +12,7 @@
 
 #include "twamp/clock.hpp"
 #include "twamp/error.hpp"
+#include "twamp/stamp_tlvs.hpp"
 #include "twamp/test_packet.hpp"
 #include "twamp/timestamp.hpp"
 #include "twamp/wire.hpp"
@@ -23,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <random>
 #include <vector>
 
@@ -57,6 +59,22 @@ struct reflector_config {
     // Longest run of slots a lookup may walk. A request whose lookup would walk further is
     // answered statelessly and counted (probe_limit), so no choice of keys makes lookups slow.
     std::size_t max_probe = 32;
+    // STAMP extension TLVs (RFC 8972, RFC 9503): local policy, the clock's synchronisation
+    // source and how T2 and T3 are taken (Timestamp Information), and this host's addresses
+    // (Destination Node Address; the address a request arrived on counts as local too).
+    stamp_tlv_policy tlv_policy{};
+    std::optional<stamp_tlv::sync_source> sync_source{}; // unset: NTP when err says synchronised
+    stamp_tlv::timestamp_method t2_method = stamp_tlv::timestamp_method::sw_local;
+    stamp_tlv::timestamp_method t3_method = stamp_tlv::timestamp_method::sw_local;
+    std::vector<tlv_address> local_addresses{};
+};
+
+// What the transport read besides the sender's address: the request's destination and DS field
+// (for STAMP TLVs: Location, Class of Service, Destination Node Address).
+struct reflector_rx_info {
+    std::optional<tlv_address> destination{};
+    std::uint16_t destination_port = 0;
+    std::optional<std::uint8_t> tos{};
 };
 
 // Who sent a request: address as 16 octets (IPv4 as ::ffff:a.b.c.d), UDP port.
@@ -74,9 +92,11 @@ struct reflector_counters {
     std::uint64_t stamp = 0;            // replies built with the STAMP rule
     std::uint64_t sessions_created = 0;
     std::uint64_t sessions_expired = 0;
-    std::uint64_t table_full = 0;    // answered statelessly because the table was full
-    std::uint64_t probe_limit = 0;   // answered statelessly: the lookup reached max_probe
-    std::uint64_t longest_probe = 0; // most slots one lookup has walked
+    std::uint64_t table_full = 0;         // answered statelessly because the table was full
+    std::uint64_t probe_limit = 0;        // answered statelessly: the lookup reached max_probe
+    std::uint64_t longest_probe = 0;      // most slots one lookup has walked
+    std::uint64_t tlv_malformed = 0;      // STAMP requests whose TLVs stopped at a malformed one
+    std::uint64_t no_reply_requested = 0; // RFC 9503 Return Path Control Code 0: not answered
 };
 
 class session_reflector {
@@ -112,8 +132,16 @@ public:
     // (255 when the transport could not read it, as RFC 5357 §4.2.1 asks). `rx` is the receive
     // time: its wall reading is T2 on the wire, its monotonic reading runs REFWAIT (expire()
     // takes the same monotonic clock); a plain nanoseconds T2 serves as both.
+    //
+    // STAMP TLVs are processed in the reply (stamp_tlvs.hpp): `info`, when given, adds what the
+    // transport read (destination, DS field); `tlv_out`, when given, receives what the transport
+    // must do with the reply (DSCP, source, destination). A request whose Return Path asks for no
+    // reply is dropped here (counted). After sending a reply whose tlv_out says `follow_up`, the
+    // transport reports its send time with note_sent() (Follow-Up Telemetry of the next reply).
     std::size_t reflect(wire::const_byte_span request, const peer_key& from, instant rx,
-                        std::uint8_t ttl, wire::byte_span out) noexcept
+                        std::uint8_t ttl, wire::byte_span out,
+                        const reflector_rx_info* info = nullptr,
+                        stamp_tlv_outcome* tlv_out = nullptr) noexcept
     {
         const nanoseconds t2 = rx.wall;
         ++counters_.received;
@@ -148,7 +176,8 @@ public:
         const std::uint16_t ssid = s.ssid;
 
         reflector_packet r;
-        r.seq = next_sequence(from, ssid, sender_seq, rx.mono);
+        slot* session = nullptr;
+        r.seq = next_sequence(from, ssid, sender_seq, rx.mono, session);
         r.err = cfg_.err;
         const std::uint64_t t2_wire = cfg_.err.ptp ? to_ptp_truncated(t2) : to_ntp(t2).to_u64();
         r.timestamp = t2_wire;
@@ -165,7 +194,15 @@ public:
             // Octets after the 44-octet base (TLVs) go back at the same offsets.
             if (request.size() > kStampBaseLen) {
                 std::copy(request.begin() + kStampBaseLen, request.end(), o + kStampBaseLen);
-                mark_reflected_tlvs(out.subspan(kStampBaseLen, request.size() - kStampBaseLen));
+                const stamp_tlv_outcome tlv =
+                    process_tlvs(out.subspan(kStampBaseLen, request.size() - kStampBaseLen), from,
+                                 info, session, r.seq, t2_wire);
+                if (tlv.malformed) ++counters_.tlv_malformed;
+                if (tlv.suppress_reply) {
+                    ++counters_.no_reply_requested;
+                    return 0;
+                }
+                if (tlv_out) *tlv_out = tlv;
             }
             const std::size_t copied = std::max(request.size(), kStampBaseLen);
             if (reply_len > copied) std::fill(o + copied, o + reply_len, std::uint8_t{0});
@@ -183,6 +220,23 @@ public:
         }
         ++counters_.reflected;
         return reply_len;
+    }
+
+    // The reply for (from, ssid) just left at `t3` (wire format, the reply's Z): what the next
+    // reply's Follow-Up Telemetry TLV reports (RFC 8972 §4.7).
+    void note_sent(const peer_key& from, std::uint16_t ssid, std::uint64_t t3,
+                   stamp_tlv::timestamp_method method) noexcept
+    {
+        if (cfg_.stateless) return;
+        std::size_t i = hash(from, ssid);
+        for (std::size_t walked = 0; slots_[i].used && walked < cfg_.max_probe; ++walked) {
+            if (slots_[i].key == from && slots_[i].ssid == ssid) {
+                slots_[i].last_t3 = t3;
+                slots_[i].last_method = method;
+                return;
+            }
+            i = (i + 1) & mask_;
+        }
     }
 
     // Drops sessions idle for longer than REFWAIT. Call from a timer, not per packet; `now` is
@@ -208,7 +262,65 @@ private:
         bool used = false;
         std::uint32_t next_seq = 0;
         nanoseconds last_seen{0};
+        // STAMP TLVs: in-profile counters (Direct Measurement) and the previous reply
+        // (Follow-Up Telemetry).
+        std::uint32_t rx = 0, tx = 0;
+        bool has_last = false;
+        std::uint32_t last_reply_seq = 0;
+        std::uint64_t last_t3 = 0;
+        stamp_tlv::timestamp_method last_method = stamp_tlv::timestamp_method::sw_local;
     };
+
+    stamp_tlv_outcome process_tlvs(wire::byte_span tlvs, const peer_key& from,
+                                   const reflector_rx_info* info, slot* session,
+                                   std::uint32_t reply_seq, std::uint64_t t2_wire) noexcept
+    {
+        stamp_tlv_context ctx;
+        static constexpr std::array<std::uint8_t, 12> v4_mapped{0, 0, 0, 0, 0,    0,
+                                                                0, 0, 0, 0, 0xFF, 0xFF};
+        const bool v4 = std::equal(v4_mapped.begin(), v4_mapped.end(), from.addr.begin());
+        ctx.source.v6 = !v4;
+        std::copy(from.addr.begin() + (v4 ? 12 : 0), from.addr.end(), ctx.source.octets.begin());
+        ctx.source_port = from.port;
+        if (info) {
+            ctx.destination = info->destination;
+            ctx.destination_port = info->destination_port;
+            ctx.tos = info->tos;
+        }
+        ctx.sync =
+            cfg_.sync_source.value_or(cfg_.err.synchronized ? stamp_tlv::sync_source::ntp
+                                                            : stamp_tlv::sync_source::free_running);
+        ctx.t2_method = cfg_.t2_method;
+        ctx.t3_method = cfg_.t3_method;
+        ctx.stateless = session == nullptr;
+        if (session) {
+            ++session->rx;
+            ctx.received = session->rx;
+            ctx.transmitted = session->tx + 1; // this reply
+            if (session->has_last)
+                ctx.previous = stamp_tlv_context::previous_reply{
+                    session->last_reply_seq, session->last_t3, session->last_method};
+        } else {
+            // Answered statelessly: the reflector's own totals.
+            ctx.received = static_cast<std::uint32_t>(counters_.received);
+            ctx.transmitted = static_cast<std::uint32_t>(counters_.reflected + 1);
+        }
+        const auto is_local = [&](const tlv_address& a) {
+            return (ctx.destination && *ctx.destination == a) ||
+                   std::find(cfg_.local_addresses.begin(), cfg_.local_addresses.end(), a) !=
+                       cfg_.local_addresses.end();
+        };
+        const stamp_tlv_outcome out = reflect_stamp_tlvs(tlvs, ctx, cfg_.tlv_policy, is_local);
+        if (session && !out.suppress_reply) {
+            ++session->tx;
+            // Until the transport says when it left, the reply's T3 is its provisional T2.
+            session->has_last = true;
+            session->last_reply_seq = reply_seq;
+            session->last_t3 = t2_wire;
+            session->last_method = cfg_.t3_method;
+        }
+        return out;
+    }
 
     std::size_t hash(const peer_key& k, std::uint16_t ssid) const noexcept
     {
@@ -226,16 +338,20 @@ private:
     }
 
     std::uint32_t next_sequence(const peer_key& from, std::uint16_t ssid, std::uint32_t sender_seq,
-                                nanoseconds now) noexcept
+                                nanoseconds now, slot*& session) noexcept
     {
+        session = nullptr;
         if (cfg_.stateless) return sender_seq;
         std::size_t i = hash(from, ssid);
         std::size_t walked = 0;
         while (slots_[i].used) {
             slot& s = slots_[i];
             if (s.key == from && s.ssid == ssid) {
-                if (now - s.last_seen > cfg_.refwait) s.next_seq = 0; // a new session
+                if (now - s.last_seen > cfg_.refwait) { // a new session
+                    s = slot{from, ssid, true, 0, now};
+                }
                 s.last_seen = now;
+                session = &s;
                 return s.next_seq++;
             }
             i = (i + 1) & mask_;
@@ -252,9 +368,10 @@ private:
                 ++counters_.table_full;
                 return sender_seq;
             }
-            return next_sequence(from, ssid, sender_seq, now);
+            return next_sequence(from, ssid, sender_seq, now, session);
         }
         slots_[i] = slot{from, ssid, true, 1, now};
+        session = &slots_[i];
         ++used_;
         ++counters_.sessions_created;
         return 0;

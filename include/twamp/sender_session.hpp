@@ -83,7 +83,7 @@ struct reply_result {
     std::uint64_t reorder_extent = 0; // RFC 4737 extent of a reordered sample; 0 = in order
     // The reply's extension TLVs, read when the session asks for some (sender_config::tlvs),
     // for `sample` and `late` replies.
-    std::optional<stamp_tlv_report> tlvs;
+    std::optional<stamp_tlv_report> tlvs{};
 };
 
 class session_sender {
@@ -126,6 +126,8 @@ public:
         if (cfg_.format == test_format::stamp && total_len > kStampBaseLen) {
             std::size_t at = kStampBaseLen;
             if (!cfg_.tlvs.empty()) {
+                // RFC 9503 §3: a Destination Node Address goes with an SSID.
+                if (cfg_.tlvs.destination_node && cfg_.ssid == 0) return 0;
                 // S_TxC counts this probe too (RFC 8972 §4.5).
                 std::size_t n = 0;
                 if (write_stamp_tlvs(cfg_.tlvs, static_cast<std::uint32_t>(stats_.sent + 1),

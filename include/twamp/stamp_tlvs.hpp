@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <system_error>
 #include <vector>
 
@@ -106,12 +107,12 @@ struct tlv_address {
 
 // What the transport observed for one request, and what the reflector knows of itself.
 struct stamp_tlv_context {
-    std::uint16_t source_port = 0;          // the request's UDP source port
-    std::uint16_t destination_port = 0;     // the request's UDP destination port
-    tlv_address source;                     // the request's IP source
-    std::optional<tlv_address> destination; // its IP destination, when the transport read it
-    std::optional<std::array<std::uint8_t, 6>> source_mac; // when known (rarely, on a host)
-    std::optional<std::uint8_t> tos; // the received DS field (DSCP << 2 | ECN), when read
+    std::uint16_t source_port = 0;            // the request's UDP source port
+    std::uint16_t destination_port = 0;       // the request's UDP destination port
+    tlv_address source;                       // the request's IP source
+    std::optional<tlv_address> destination{}; // its IP destination, when the transport read it
+    std::optional<std::array<std::uint8_t, 6>> source_mac{}; // when known (rarely, on a host)
+    std::optional<std::uint8_t> tos{}; // the received DS field (DSCP << 2 | ECN), when read
     stamp_tlv::sync_source sync = stamp_tlv::sync_source::free_running;
     stamp_tlv::timestamp_method t2_method = stamp_tlv::timestamp_method::sw_local;
     stamp_tlv::timestamp_method t3_method = stamp_tlv::timestamp_method::sw_local;
@@ -126,7 +127,7 @@ struct stamp_tlv_context {
         std::uint64_t timestamp = 0; // on the wire's format (the reply's Z bit)
         stamp_tlv::timestamp_method method = stamp_tlv::timestamp_method::sw_local;
     };
-    std::optional<previous_reply> previous;
+    std::optional<previous_reply> previous{};
     // The request's HMAC TLV failed verification (RFC 8972 §4.8): nothing is processed, every
     // TLV gets I.
     bool integrity_failed = false;
@@ -142,13 +143,62 @@ struct stamp_tlv_policy {
 
 // What the transport must do with the reply.
 struct stamp_tlv_outcome {
-    std::size_t count = 0;                   // TLVs walked
-    bool malformed = false;                  // processing stopped at a malformed TLV
-    std::optional<std::uint8_t> reply_dscp;  // CoS: the DSCP the reply leaves with
-    std::optional<tlv_address> reply_source; // Destination Node Address: answer from it
-    std::optional<tlv_address> reply_to;     // Return Address: answer to it
-    bool suppress_reply = false;             // Return Path Control Code 0: no reply wanted
+    std::size_t count = 0;                     // TLVs walked
+    bool malformed = false;                    // processing stopped at a malformed TLV
+    std::optional<std::uint8_t> reply_dscp{};  // CoS: the DSCP the reply leaves with
+    std::optional<tlv_address> reply_source{}; // Destination Node Address: answer from it
+    std::optional<tlv_address> reply_to{};     // Return Address: answer to it
+    bool suppress_reply = false;               // Return Path Control Code 0: no reply wanted
+    bool follow_up = false; // a Follow-Up Telemetry TLV was answered: report this reply\'s send
+                            // time for the next one (session_reflector::note_sent)
 };
+
+// Text form: dotted quad, or RFC 5952 IPv6 (lower case, the longest run of two or more zero
+// groups as "::").
+inline std::string to_string(const tlv_address& a)
+{
+    std::string out;
+    if (!a.v6) {
+        for (int i = 0; i < 4; ++i) {
+            if (i) out += '.';
+            out += std::to_string(a.octets[static_cast<std::size_t>(i)]);
+        }
+        return out;
+    }
+    std::array<unsigned, 8> g{};
+    for (std::size_t i = 0; i < 8; ++i)
+        g[i] = static_cast<unsigned>(a.octets[2 * i] << 8 | a.octets[2 * i + 1]);
+    int best = -1, best_len = 1; // a run must be at least 2 groups long
+    for (int i = 0; i < 8;) {
+        int j = i;
+        while (j < 8 && g[static_cast<std::size_t>(j)] == 0)
+            ++j;
+        if (j - i > best_len) {
+            best = i;
+            best_len = j - i;
+        }
+        i = j > i ? j : i + 1;
+    }
+    static constexpr char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 8; ++i) {
+        if (i == best) {
+            out += "::";
+            i += best_len - 1;
+            continue;
+        }
+        if (!out.empty() && out.back() != ':') out += ':';
+        const unsigned v = g[static_cast<std::size_t>(i)];
+        bool started = false;
+        for (int shift = 12; shift >= 0; shift -= 4) {
+            const unsigned d = (v >> shift) & 0xF;
+            if (d || started || shift == 0) {
+                out += hex[d];
+                started = true;
+            }
+        }
+    }
+    return out;
+}
 
 namespace detail {
 
@@ -239,8 +289,8 @@ inline bool process_return_path(wire::byte_span v, const stamp_tlv_policy& pol,
                                 stamp_tlv_outcome& out, bool& usable) noexcept
 {
     namespace R = stamp_tlv::return_path;
-    std::optional<std::uint32_t> code;
-    std::optional<tlv_address> addr;
+    std::optional<std::uint32_t> code{};
+    std::optional<tlv_address> addr{};
     bool segments = false;
     bool dup = false;
     const bool ok =
@@ -406,6 +456,7 @@ stamp_tlv_outcome reflect_stamp_tlvs(wire::byte_span tlvs, const stamp_tlv_conte
                 break;
             }
             std::fill(v.begin(), v.end(), std::uint8_t{0});
+            out.follow_up = !ctx.stateless;
             if (!ctx.stateless && ctx.previous) {
                 wire::store32(v.data(), ctx.previous->seq);
                 wire::store64(v.data() + 4, ctx.previous->timestamp);
@@ -467,16 +518,18 @@ struct stamp_tlv_request {
         std::uint8_t id = stamp_tlv::kAccessNon3gpp;
         std::uint8_t return_code = stamp_tlv::kReturnNetworkAvailable;
     };
-    std::optional<access_report> access;
+    std::optional<access_report> access{};
     bool follow_up = false;
-    std::optional<tlv_address> destination_node;
+    std::optional<tlv_address> destination_node{};
     struct return_path_request {
-        std::optional<std::uint32_t> control_code;
-        std::optional<tlv_address> return_address;
-        std::vector<std::uint32_t> mpls_labels; // label stack entries, as sent
+        std::optional<std::uint32_t> control_code{};
+        std::optional<tlv_address> return_address{};
+        // One Segment List at most: label stack entries or SRv6 segments, not both; a Control
+        // Code goes alone (RFC 9503 §4.1; write_stamp_tlvs() refuses other combinations).
+        std::vector<std::uint32_t> mpls_labels{}; // label stack entries, as sent
         std::vector<std::array<std::uint8_t, 16>> srv6_segments;
     };
-    std::optional<return_path_request> return_path;
+    std::optional<return_path_request> return_path{};
 
     bool empty() const noexcept
     {
@@ -527,6 +580,17 @@ inline std::error_code write_stamp_tlvs(const stamp_tlv_request& r, std::uint32_
     if (r.return_path && detail::return_path_value_size(*r.return_path) > 0xFFFF)
         return errc::bad_length;
     if (r.cos_dscp1 && *r.cos_dscp1 > 63) return errc::bad_value;
+    if (r.return_path) {
+        const auto& rp = *r.return_path;
+        // RFC 9503 §4.1: a Control Code goes alone; one Segment List sub-TLV at most.
+        if (rp.control_code &&
+            (rp.return_address || !rp.mpls_labels.empty() || !rp.srv6_segments.empty()))
+            return errc::bad_value;
+        if (!rp.mpls_labels.empty() && !rp.srv6_segments.empty()) return errc::bad_value;
+        if (!rp.control_code && !rp.return_address && rp.mpls_labels.empty() &&
+            rp.srv6_segments.empty())
+            return errc::bad_value; // an empty Return Path TLV is malformed
+    }
     std::fill_n(out.begin(), need, std::uint8_t{0});
     std::uint8_t* p = out.data();
     auto header = [&](std::uint8_t flags, std::uint8_t type, std::size_t len) {
@@ -615,41 +679,41 @@ struct stamp_tlv_report {
     struct location_info {
         std::uint16_t destination_port = 0, source_port = 0;
         std::optional<tlv_address> destination, source;
-        std::optional<std::array<std::uint8_t, 8>> source_mac; // EUI-48 in the first 6, or EUI-64
+        std::optional<std::array<std::uint8_t, 8>> source_mac{}; // EUI-48 in the first 6, or EUI-64
         bool eui48 = false;
         friend bool operator==(const location_info&, const location_info&) = default;
     };
-    std::optional<location_info> location;
+    std::optional<location_info> location{};
     struct timestamp_info {
         std::uint8_t sync_in = 0, method_in = 0, sync_out = 0, method_out = 0;
     };
-    std::optional<timestamp_info> timestamps;
+    std::optional<timestamp_info> timestamps{};
     struct cos_info {
         std::uint8_t dscp1 = 0, dscp2 = 0, ecn = 0, rp = 0;
     };
-    std::optional<cos_info> cos;
+    std::optional<cos_info> cos{};
     struct direct_info {
         std::uint32_t sender_tx = 0, reflector_rx = 0, reflector_tx = 0;
     };
-    std::optional<direct_info> direct;
+    std::optional<direct_info> direct{};
     struct access_info {
         std::uint8_t id = 0, return_code = 0;
     };
-    std::optional<access_info> access;
+    std::optional<access_info> access{};
     struct follow_up_info {
         std::uint32_t seq = 0;
         std::uint64_t timestamp = 0;
         std::uint8_t method = 0;
     };
-    std::optional<follow_up_info> follow_up;
-    std::optional<tlv_address> destination_node; // accepted by the reflector (U clear)
+    std::optional<follow_up_info> follow_up{};
+    std::optional<tlv_address> destination_node{}; // accepted by the reflector (U clear)
     struct return_path_info {
-        std::optional<std::uint32_t> control_code;
-        std::optional<tlv_address> return_address;
-        std::vector<std::uint32_t> mpls_labels;
+        std::optional<std::uint32_t> control_code{};
+        std::optional<tlv_address> return_address{};
+        std::vector<std::uint32_t> mpls_labels{};
         std::vector<std::array<std::uint8_t, 16>> srv6_segments;
     };
-    std::optional<return_path_info> return_path; // honoured by the reflector (U clear)
+    std::optional<return_path_info> return_path{}; // honoured by the reflector (U clear)
 };
 
 // Reads the reflected TLVs in `tlvs` (the reply's octets after the base).
@@ -786,13 +850,13 @@ struct stamp_tlv_stats {
     std::uint64_t cos_reverse_refused = 0; // CoS RP = 1: the reply kept the received DSCP
     std::uint64_t location_changes = 0;    // Location differed from the previous one (NAT, path)
     std::uint64_t follow_ups = 0;          // Follow-Up Telemetry carrying a timestamp
-    std::optional<stamp_tlv_report::location_info> location; // the latest of each
-    std::optional<stamp_tlv_report::timestamp_info> timestamps;
-    std::optional<stamp_tlv_report::cos_info> cos;
-    std::optional<stamp_tlv_report::direct_info> direct;
-    std::optional<stamp_tlv_report::access_info> access;
-    std::optional<stamp_tlv_report::follow_up_info> follow_up;
-    std::optional<tlv_address> destination_node;
+    std::optional<stamp_tlv_report::location_info> location{}; // the latest of each
+    std::optional<stamp_tlv_report::timestamp_info> timestamps{};
+    std::optional<stamp_tlv_report::cos_info> cos{};
+    std::optional<stamp_tlv_report::direct_info> direct{};
+    std::optional<stamp_tlv_report::access_info> access{};
+    std::optional<stamp_tlv_report::follow_up_info> follow_up{};
+    std::optional<tlv_address> destination_node{};
 
     void add(const stamp_tlv_report& r)
     {

@@ -11,6 +11,7 @@
 #include "fuzz_common.hpp"
 
 #include "twamp/reflector_session.hpp"
+#include "twamp/stamp_tlvs.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -103,10 +104,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         // Guard octets never touched.
         FUZZ_CHECK(all_equal(buf.data() + outsize, kGuard, kFill));
         FUZZ_CHECK(c.received == calls);
-        FUZZ_CHECK(c.reflected + c.malformed + c.too_short_strict == c.received);
+        FUZZ_CHECK(c.reflected + c.malformed + c.too_short_strict + c.no_reply_requested ==
+                   c.received);
         FUZZ_CHECK(c.stamp <= c.reflected);
         FUZZ_CHECK(r.active_sessions() <= cfg.max_sessions);
         FUZZ_CHECK(c.sessions_created - c.sessions_expired == r.active_sessions());
+        if (n == 0 && c.no_reply_requested != before.no_reply_requested) {
+            // An RFC 9503 Return Path TLV with Control Code 0: a STAMP request, answered by
+            // nobody; only the (unsent) reply buffer was written.
+            FUZZ_CHECK(stamp && c.no_reply_requested == before.no_reply_requested + 1);
+            FUZZ_CHECK(c.reflected == before.reflected);
+            continue;
+        }
         if (n == 0) {
             FUZZ_CHECK(all_equal(buf.data(), buf.size(), kFill));
             FUZZ_CHECK(c.reflected == before.reflected);
@@ -149,11 +158,50 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
         if (stamp) {
             FUZZ_CHECK(reply[41] == 0 && reply[42] == 0 && reply[43] == 0);
-            // TLVs come back at their offsets, marked exactly as mark_reflected_tlvs marks them.
+            // TLVs come back at their offsets (RFC 8972 §4): each walked TLV keeps its Type and
+            // Length, its flags leave as 0, U or M (with I kept or added when the set failed
+            // integrity), a type the reflector does not implement keeps its value, and nothing
+            // after the walk changes. What the implemented ones are filled with is
+            // fuzz_stamp_tlvs' business.
             if (req.size() > kStampBaseLen) {
-                std::vector<std::uint8_t> tlvs(req.begin() + kStampBaseLen, req.end());
-                mark_reflected_tlvs(tlvs);
-                FUZZ_CHECK(std::equal(tlvs.begin(), tlvs.end(), reply.begin() + kStampBaseLen));
+                const std::uint8_t* q = req.data() + kStampBaseLen;
+                const std::uint8_t* a = reply.data() + kStampBaseLen;
+                const std::size_t len = req.size() - kStampBaseLen;
+                bool integrity = false;
+                for (std::size_t pos = 0; len - pos >= 4 && q[pos + 1] != 0;) {
+                    if (q[pos] & stamp_tlv::kFlagI) integrity = true;
+                    const std::size_t l = std::size_t{q[pos + 2]} << 8 | q[pos + 3];
+                    if (l > len - pos - 4) break;
+                    pos += 4 + l;
+                }
+                std::size_t pos = 0;
+                bool stopped = false;
+                while (len - pos >= 4 && q[pos + 1] != 0) {
+                    const std::size_t l = std::size_t{q[pos + 2]} << 8 | q[pos + 3];
+                    FUZZ_CHECK(a[pos + 1] == q[pos + 1] && a[pos + 2] == q[pos + 2] &&
+                               a[pos + 3] == q[pos + 3]);
+                    const bool fits = l <= len - pos - 4;
+                    const std::size_t end = fits ? pos + 4 + l : len;
+                    if (integrity) {
+                        FUZZ_CHECK(a[pos] ==
+                                   ((q[pos] & ~stamp_tlv::kFlagsReserved) | stamp_tlv::kFlagI));
+                        FUZZ_CHECK(std::equal(q + pos + 4, q + end, a + pos + 4));
+                    } else if (stopped) {
+                        FUZZ_CHECK(std::equal(q + pos, q + end, a + pos));
+                    } else {
+                        FUZZ_CHECK(a[pos] == 0 || a[pos] == stamp_tlv::kFlagU ||
+                                   a[pos] == stamp_tlv::kFlagM);
+                        if (!fits) FUZZ_CHECK(a[pos] == stamp_tlv::kFlagM);
+                        if (a[pos] == stamp_tlv::kFlagM) stopped = true;
+                        if (fits && (q[pos + 1] == stamp_tlv::kTypeHmac ||
+                                     q[pos + 1] > stamp_tlv::kTypeReturnPath)) {
+                            FUZZ_CHECK(a[pos] == stamp_tlv::kFlagU);
+                            FUZZ_CHECK(std::equal(q + pos + 4, q + end, a + pos + 4));
+                        }
+                    }
+                    pos = end; // an overrunning TLV ends at the packet's end
+                }
+                FUZZ_CHECK(std::equal(q + pos, q + len, a + pos)); // padding after the walk
             }
             const std::size_t from = std::max(req.size(), kStampBaseLen);
             FUZZ_CHECK(from >= n || all_equal(reply.data() + from, n - from, 0));

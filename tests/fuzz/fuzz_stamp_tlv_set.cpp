@@ -2,7 +2,7 @@
 // reflector does with it: the guard's TLV walk and HMAC TLV check (asio/test_guard.hpp
 // stamp_auth_guard::open_request: find the HMAC TLV, verify it with stamp_verify_tlv_hmac, flag
 // every TLV with I when it fails or is followed by a TLV other than Extra Padding), the core's
-// walk (session_reflector::reflect, mark_reflected_tlvs: U and M), and the guard's reply side
+// walk (session_reflector::reflect, reflect_stamp_tlvs: U, M, I), and the guard's reply side
 // (seal_reply: the reply's HMAC TLV loses U and is recomputed over the reply's TLVs, the base
 // HMAC is sealed). fuzz_stamp_tlv covers mark_reflected_tlvs on its own; this target covers the
 // HMAC TLV and the interplay of the three walks over one set.
@@ -19,15 +19,16 @@
 // HMAC-SHA-256/128 over the Sequence Number and the TLVs before it; on failure every TLV header
 // (including one that overruns the packet) gets I and nothing else changes, and the failure is
 // counted; an HMAC TLV we sealed and did not touch verifies. The reply is as long as the request,
-// its base HMAC verifies, its TLV octets are the opened ones marked as mark_reflected_tlvs marks
-// them, but the HMAC TLV carries no U; a reply HMAC TLV without I verifies over the reply's
-// TLVs; the sender's guard opens the reply.
+// its base HMAC verifies, its TLV octets are the opened ones processed as reflect_stamp_tlvs
+// processes them, but the HMAC TLV carries no U; a reply HMAC TLV without I verifies over the
+// reply's TLVs; the sender's guard opens the reply.
 #include "fuzz_common.hpp"
 
 #include "twamp/asio/test_guard.hpp"
 #include "twamp/crypto.hpp"
 #include "twamp/crypto_openssl.hpp"
 #include "twamp/reflector_session.hpp"
+#include "twamp/stamp_tlvs.hpp"
 
 #include <algorithm>
 #include <array>
@@ -167,17 +168,31 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(sp.seq == wire::load32(sent.data()));
     FUZZ_CHECK(sp.ssid == wire::load16(sent.data() + 26));
 
-    // The core reflects the open request.
+    // What the core does to the TLVs of a first request from peer [::]:0 with no transport
+    // information (stamp_tlvs.hpp; fuzz_stamp_tlvs checks that processing on its own).
+    bytes marked(want);
+    stamp_tlv_context ctx;
+    ctx.source.v6 = true;
+    ctx.received = 1;
+    ctx.transmitted = 1;
+    ctx.sync = stamp_tlv::sync_source::free_running;
+    const auto processed = reflect_stamp_tlvs(marked, ctx);
+    FUZZ_CHECK(processed.count == w.headers.size());
+
+    // The core reflects the open request: no reply when its Return Path asks for none.
     reflector_config rc;
     rc.format = reflector_format::stamp;
+    rc.max_sessions = 1; // one request: a 16-slot table, not 8192 slots set up per input
     session_reflector r(rc);
     peer_key peer;
     bytes reply(n);
-    FUZZ_CHECK(r.reflect(std::span(open).first(n), peer, nanoseconds{twamp_fuzz::kEpochNs}, 255,
-                         reply) == n);
-    bytes marked(want);
-    const std::size_t count = mark_reflected_tlvs(marked);
-    FUZZ_CHECK(count == w.headers.size());
+    const std::size_t reflected =
+        r.reflect(std::span(open).first(n), peer, nanoseconds{twamp_fuzz::kEpochNs}, 255, reply);
+    if (processed.suppress_reply) {
+        FUZZ_CHECK(reflected == 0 && r.counters().no_reply_requested == 1);
+        return 0;
+    }
+    FUZZ_CHECK(reflected == n);
     FUZZ_CHECK(std::equal(marked.begin(), marked.end(), reply.begin() + kStampBaseLen));
 
     // The guard seals the reply.

@@ -4,6 +4,7 @@
 #include "cli_common.hpp"
 #include "output.hpp"
 #include "probe_options.hpp"
+#include "tlv_options.hpp"
 
 #include "twamp/asio/reflector.hpp"
 #include "twamp/asio/sender.hpp"
@@ -36,6 +37,10 @@ struct responder_options {
     std::string threads = "1";
     std::string key_file;
     std::string key_id;
+    // STAMP TLV policy (RFC 8972 §4.2.2, §4.4): the DSCPs a Class of Service TLV may ask for on
+    // the reply, and whether Location reports addresses and ports.
+    std::string tlv_permit_dscp = "all";
+    bool tlv_hide_location = false;
 };
 
 // Authenticated STAMP (RFC 8762 §4.2.2/§4.3.2): the pre-shared key from a pfs-format key file,
@@ -96,6 +101,26 @@ void check_responder(const responder_options& o)
     if (o.key_file.empty() && !o.key_id.empty()) throw usage_error("--key-id: needs --key-file");
 }
 
+// --tlv-permit-dscp: "all", "none" or DSCPs (names or 0-63) separated by commas, as a 64-bit
+// mask (bit d: DSCP d); nullopt when malformed.
+std::optional<std::uint64_t> permitted_dscp_mask(const std::string& s)
+{
+    if (s == "all") return ~std::uint64_t{0};
+    if (s == "none") return std::uint64_t{0};
+    std::uint64_t mask = 0;
+    std::size_t pos = 0;
+    while (pos <= s.size()) {
+        const auto comma = s.find(',', pos);
+        const std::string item = s.substr(pos, comma == std::string::npos ? comma : comma - pos);
+        const auto d = twamp::parse_dscp(item);
+        if (!d || item.empty()) return std::nullopt;
+        mask |= std::uint64_t{1} << *d;
+        if (comma == std::string::npos) break;
+        pos = comma + 1;
+    }
+    return mask;
+}
+
 twamp::net::reflector_options reflector_options_from(const responder_options& o, unsigned threads)
 {
     twamp::net::reflector_options ro;
@@ -112,6 +137,8 @@ twamp::net::reflector_options reflector_options_from(const responder_options& o,
     // opts out with --allow-amplification.
     ro.core.strict_size = o.strict_size || (o.common.padding && !o.allow_amplification);
     ro.core.format = reflector_format_of(o);
+    ro.core.tlv_policy.permitted_dscp = *permitted_dscp_mask(o.tlv_permit_dscp);
+    ro.core.tlv_policy.report_location = !o.tlv_hide_location;
     // One socket and one event loop per thread on the same port (SO_REUSEPORT): the kernel keeps
     // each flow on one socket, so a stateful session's sequence numbers stay in one thread.
     if (threads > 1) ro.sock.reuse_port = true;
@@ -281,6 +308,16 @@ void add_responder_options(CLI::App* sc, responder_options& o)
                            "invalid value", "1-256 or auto"));
     sc->add_flag("--allow-amplification", o.allow_amplification,
                  "With --padding, answer short requests with larger padded replies");
+    sc->add_option("--tlv-permit-dscp", o.tlv_permit_dscp,
+                   "STAMP Class of Service TLV: DSCPs a sender may ask for on its replies "
+                   "(all, none, or a comma list of names/numbers); others keep the received "
+                   "DSCP and get RP = 1")
+        ->capture_default_str()
+        ->check(text_check([](const std::string& s) { return permitted_dscp_mask(s).has_value(); },
+                           "invalid value",
+                           "all, none, or DSCP names/numbers separated by commas"));
+    sc->add_flag("--tlv-hide-location", o.tlv_hide_location,
+                 "STAMP Location TLV: report no addresses or ports (zeros)");
     sc->add_option("--key-file", o.key_file,
                    "Authenticated STAMP: key file of 'KEYID HEXSECRET' lines (pfs format)");
     sc->add_option("--key-id", o.key_id, "Authenticated STAMP: which key (default: the first)");
@@ -291,6 +328,7 @@ void add_responder_options(CLI::App* sc, responder_options& o)
 struct sender_cli_options : test_cli_options {
     bool stamp = false;
     int ssid = 0;
+    std::vector<std::string> tlvs; // --tlv SPEC (tlv_options.hpp)
     std::string distribution = "periodic";
     std::optional<std::uint64_t> seed;
     std::string key_file;
@@ -318,6 +356,18 @@ void check_sender(const sender_cli_options& o)
     if (!o.key_file.empty() && !o.stamp)
         throw usage_error("--key-file: the sender authenticates STAMP only (add --stamp)");
     if (o.key_file.empty() && !o.key_id.empty()) throw usage_error("--key-id: needs --key-file");
+    if (!o.tlvs.empty()) {
+        if (!o.stamp) throw usage_error("--tlv: only with --stamp");
+        if (!o.key_file.empty())
+            throw usage_error("--tlv: not with --key-file (authenticated STAMP carries no "
+                              "extension TLVs yet)");
+        const auto r = tlv_request_of(o.tlvs);
+        if (r.destination_node && o.ssid == 0)
+            throw usage_error("--tlv dest-node: needs --ssid (RFC 9503 §3)");
+        const std::size_t room = twamp::kMaxTestPacketLen - twamp::kStampBaseLen;
+        if (twamp::stamp_tlv_request_size(r) + static_cast<std::size_t>(std::max(pad, 0)) > room)
+            throw usage_error("--tlv: the TLVs and --padding do not fit in one datagram");
+    }
 }
 
 // The reflector's address and ours, in one IP version; returns it (4 or 6).
@@ -344,6 +394,10 @@ twamp::net::sender_options sender_options_from(asio::io_context& io, const sende
     const int family = resolve_addresses(io, o, so);
     fill_sender_options(o.common, o.probes, format_of(o), family, so);
     so.core.ssid = static_cast<std::uint16_t>(o.ssid);
+    so.core.tlvs = tlv_request_of(o.tlvs);
+    // The TLVs come first; --padding is what follows them (as Extra Padding).
+    for (auto& sz : so.sizes)
+        sz += twamp::stamp_tlv_request_size(so.core.tlvs);
     so.distribution = o.distribution == "poisson" ? twamp::net::send_distribution::poisson
                                                   : twamp::net::send_distribution::periodic;
     so.seed =
@@ -557,6 +611,7 @@ void add_sender_options(CLI::App* sc, sender_cli_options& o)
     sc->add_option("--key-file", o.key_file,
                    "Authenticated STAMP: key file of 'KEYID HEXSECRET' lines (pfs format)");
     sc->add_option("--key-id", o.key_id, "Authenticated STAMP: which key (default: the first)");
+    sc->add_option("--tlv", o.tlvs, kTlvHelp)->allow_extra_args(false)->check(tlv_spec_check());
     sc->add_option(
           "--distribution", o.distribution,
           "Send schedule: periodic (RFC 3432) or poisson (RFC 2330; mean gap = --interval)")

@@ -68,7 +68,17 @@ public:
     std::error_code open()
     {
         core_.set_error_estimate(system_error_estimate());
-        return open_udp_socket(sock_, opts_.local, opts_.sock);
+        auto ec = open_udp_socket(sock_, opts_.local, opts_.sock);
+        if (!ec) {
+            // What STAMP TLVs report as the request's destination (Location, Destination Node
+            // Address): the bound address, when it is one; the port always.
+            const auto local = local_endpoint();
+            rx_info_.destination_port = local.port();
+            rx_info_.destination.reset();
+            if (!local.address().is_unspecified())
+                rx_info_.destination = tlv_address_of(local.address());
+        }
+        return ec;
     }
 
     asio::ip::udp::endpoint local_endpoint() const
@@ -189,6 +199,10 @@ public:
                 }
                 if (m.kernel_time) ++io_counters_.kernel_timestamps;
                 std::size_t len = 0;
+                reflector_rx_info info = rx_info_;
+                if (m.tos >= 0) info.tos = static_cast<std::uint8_t>(m.tos);
+                stamp_tlv_outcome tlv;
+                const std::uint8_t* open_reply = nullptr;
                 if (guard_) {
                     // Open (verify, decrypt) the request; reflect the open form into a staging
                     // slot; the reply is translated and sealed once T3 is known.
@@ -202,21 +216,33 @@ public:
                     auto stage = std::span(open_tx_).subspan(slot * (opts_.max_datagram + 64),
                                                              opts_.max_datagram + 64);
                     len = core_.reflect(std::span(open_rx_).first(n), from, rx, m.ttl ? m.ttl : 255,
-                                        stage);
+                                        stage, &info, &tlv);
                     if (len == 0) continue;
+                    open_reply = stage.data();
                     last_activity_ = m.rx_time; // authenticated: it may refresh REFWAIT
                     last_activity_mono_ = rx.mono;
                     staged_len_[slot] = len;
                     plain_rx_[slot] = req;
                 } else {
                     len = core_.reflect(rx_.data(i), from, rx, m.ttl ? m.ttl : 255,
-                                        tx_.slot(tx_.size()));
+                                        tx_.slot(tx_.size()), &info, &tlv);
                     if (len == 0) continue;
+                    open_reply = tx_.slot(tx_.size()).data();
                     last_activity_ = m.rx_time;
                     last_activity_mono_ = rx.mono;
                 }
-                const int tos = opts_.sock.tos ? -1 : (m.tos >= 0 ? (m.tos & 0xFC) : -1);
-                tx_.push(len, m.from, m.from_len, tos);
+                int tos = opts_.sock.tos ? -1 : (m.tos >= 0 ? (m.tos & 0xFC) : -1);
+                // STAMP Class of Service (RFC 8972 §4.4): the DSCP the reply must leave with.
+                if (tlv.reply_dscp) tos = *tlv.reply_dscp << 2;
+                follow_up_[tx_.size()] = {tlv.follow_up, from,
+                                          tlv.follow_up ? wire::load16(open_reply + 14)
+                                                        : std::uint16_t{0}};
+                sockaddr_storage to{};
+                socklen_t to_len = 0;
+                if (tlv.reply_to && to_sockaddr(*tlv.reply_to, m.from, to, to_len))
+                    tx_.push(len, to, to_len, tos); // RFC 9503 Return Address, policy allowing
+                else
+                    tx_.push(len, m.from, m.from_len, tos);
             }
             if (tx_.size()) {
                 // T3: as late as we can take it in user space, once for the whole batch.
@@ -241,6 +267,11 @@ public:
                     for (std::size_t i = 0; i < tx_.size(); ++i)
                         stamp_reflector_timestamp(tx_.slot(i), w);
                 }
+                // Follow-Up Telemetry (RFC 8972 §4.7): the next reply reports this T3.
+                for (std::size_t i = 0; i < tx_.size(); ++i)
+                    if (follow_up_[i].pending)
+                        core_.note_sent(follow_up_[i].from, follow_up_[i].ssid, w,
+                                        core_.config().t3_method);
                 const std::size_t queued = tx_.live();
                 const std::size_t sent = tx_.send(fd, ec);
                 io_counters_.send_errors += queued - sent;
@@ -252,6 +283,54 @@ public:
     }
 
 private:
+    static tlv_address tlv_address_of(const asio::ip::address& a)
+    {
+        tlv_address t;
+        if (a.is_v4()) {
+            const auto b = a.to_v4().to_bytes();
+            std::copy(b.begin(), b.end(), t.octets.begin());
+        } else if (a.to_v6().is_v4_mapped()) {
+            const auto b = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).to_bytes();
+            std::copy(b.begin(), b.end(), t.octets.begin());
+        } else {
+            t.v6 = true;
+            const auto b = a.to_v6().to_bytes();
+            std::copy(b.begin(), b.end(), t.octets.begin());
+        }
+        return t;
+    }
+
+    // A TLV address with the request's port, in the request's address family (an IPv4 address
+    // on an IPv6 socket as ::ffff:a.b.c.d). False when it cannot be reached from this socket.
+    static bool to_sockaddr(const tlv_address& a, const sockaddr_storage& like,
+                            sockaddr_storage& out, socklen_t& len) noexcept
+    {
+        out = sockaddr_storage{};
+        if (like.ss_family == AF_INET) {
+            if (a.v6) return false;
+            sockaddr_in s4{};
+            s4.sin_family = AF_INET;
+            s4.sin_port = reinterpret_cast<const sockaddr_in*>(&like)->sin_port;
+            std::memcpy(&s4.sin_addr, a.octets.data(), 4);
+            std::memcpy(&out, &s4, sizeof s4);
+            len = sizeof s4;
+            return true;
+        }
+        sockaddr_in6 s6{};
+        s6.sin6_family = AF_INET6;
+        s6.sin6_port = reinterpret_cast<const sockaddr_in6*>(&like)->sin6_port;
+        auto* b = reinterpret_cast<std::uint8_t*>(&s6.sin6_addr);
+        if (a.v6) {
+            std::memcpy(b, a.octets.data(), 16);
+        } else {
+            b[10] = b[11] = 0xFF;
+            std::memcpy(b + 12, a.octets.data(), 4);
+        }
+        std::memcpy(&out, &s6, sizeof s6);
+        len = sizeof s6;
+        return true;
+    }
+
     static peer_key key_of(const sockaddr_storage& s) noexcept
     {
         peer_key k;
@@ -307,6 +386,14 @@ private:
     std::vector<std::uint8_t> open_tx_;
     std::vector<wire::const_byte_span> plain_rx_;
     std::vector<std::size_t> staged_len_;
+    // Per reply slot of a batch: a Follow-Up Telemetry TLV was answered for (from, SSID).
+    struct follow_up_note {
+        bool pending = false;
+        peer_key from{};
+        std::uint16_t ssid = 0;
+    };
+    std::vector<follow_up_note> follow_up_ = std::vector<follow_up_note>(opts_.batch);
+    reflector_rx_info rx_info_{};
     bool filter_peer_ = false;
     std::array<std::uint8_t, 16> peer_addr_{};
     nanoseconds last_activity_{0};

@@ -106,6 +106,56 @@ inline nlohmann::json summary_json(const delay_summary& d)
 }
 
 // One interval; `start_s`/`end_s` count from the start of the session.
+// What the reflected STAMP extension TLVs said (session_stats::tlv); null when none came back.
+inline nlohmann::json tlvs_json(const stamp_tlv_stats& t)
+{
+    if (t.replies == 0) return nullptr;
+    nlohmann::json j{{"replies", t.replies},
+                     {"unrecognised", t.unrecognised},
+                     {"malformed", t.malformed},
+                     {"integrity_failed", t.integrity_failed}};
+    auto addr = [](const std::optional<tlv_address>& a) {
+        return a ? nlohmann::json(to_string(*a)) : nlohmann::json(nullptr);
+    };
+    // An optional TLV value as an object, or null.
+    auto field = [](const auto& v, auto&& make) {
+        return v ? nlohmann::json(make(*v)) : nlohmann::json(nullptr);
+    };
+    j["location"] = field(t.location, [&](const stamp_tlv_report::location_info& l) {
+        return nlohmann::json{{"source", addr(l.source)},
+                              {"source_port", l.source_port},
+                              {"destination", addr(l.destination)},
+                              {"destination_port", l.destination_port},
+                              {"changes", t.location_changes}};
+    });
+    j["timestamp_info"] = field(t.timestamps, [](const stamp_tlv_report::timestamp_info& x) {
+        return nlohmann::json{{"sync_in", x.sync_in},
+                              {"method_in", x.method_in},
+                              {"sync_out", x.sync_out},
+                              {"method_out", x.method_out}};
+    });
+    j["class_of_service"] = field(t.cos, [&](const stamp_tlv_report::cos_info& c) {
+        return nlohmann::json{{"dscp_requested", c.dscp1},
+                              {"dscp_at_reflector", c.dscp2},
+                              {"ecn_at_reflector", c.ecn},
+                              {"reverse_refused", t.cos_reverse_refused}};
+    });
+    j["direct_measurement"] = field(t.direct, [](const stamp_tlv_report::direct_info& d) {
+        return nlohmann::json{{"sender_tx", d.sender_tx},
+                              {"reflector_rx", d.reflector_rx},
+                              {"reflector_tx", d.reflector_tx}};
+    });
+    j["access_report"] = field(t.access, [](const stamp_tlv_report::access_info& a) {
+        return nlohmann::json{{"id", a.id}, {"return_code", a.return_code}};
+    });
+    j["follow_up"] = field(t.follow_up, [&](const stamp_tlv_report::follow_up_info& f) {
+        return nlohmann::json{
+            {"with_timestamp", t.follow_ups}, {"last_seq", f.seq}, {"last_method", f.method}};
+    });
+    j["destination_node"] = addr(t.destination_node);
+    return j;
+}
+
 inline nlohmann::json interval_json(const interval_summary& b, std::int64_t period_ns)
 {
     nlohmann::json j;
@@ -188,6 +238,7 @@ inline nlohmann::json to_json(const session_stats& s, const session_info& info,
                   {"reflector_synchronized", s.received ? s.reflector_synchronized : false},
                   {"sender_error_us", s.sender_error_s * 1e6},
                   {"reflector_error_us", s.reflector_error_s * 1e6}};
+    j["tlvs"] = tlvs_json(s.tlv);
     j["report_interval_s"] =
         info.report_interval_ns ? nlohmann::json(static_cast<double>(info.report_interval_ns) / 1e9)
                                 : nlohmann::json(nullptr);

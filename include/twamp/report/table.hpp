@@ -45,6 +45,47 @@ inline std::string table_row(const char* label, const delay_stats& d, double los
     return buf;
 }
 
+// What the reflected STAMP extension TLVs said, a line each; empty when none came back.
+inline std::string tlv_lines(const stamp_tlv_stats& t)
+{
+    if (t.replies == 0) return {};
+    auto ull = [](std::uint64_t v) { return std::to_string(v); };
+    std::string out = "  TLVs: " + ull(t.replies) + " replies read";
+    if (t.unrecognised) out += ", " + ull(t.unrecognised) + " not processed by the reflector (U)";
+    if (t.malformed) out += ", " + ull(t.malformed) + " malformed (M)";
+    if (t.integrity_failed) out += ", " + ull(t.integrity_failed) + " failed integrity (I)";
+    out += "\n";
+    if (t.location) {
+        const auto& l = *t.location;
+        out += "  Location: the reflector saw " +
+               (l.source ? to_string(*l.source) : std::string("?")) + ":" +
+               std::to_string(l.source_port) + " -> " +
+               (l.destination ? to_string(*l.destination) : std::string("?")) + ":" +
+               std::to_string(l.destination_port);
+        if (t.location_changes) out += " (changed " + ull(t.location_changes) + " times)";
+        out += "\n";
+    }
+    if (t.cos) {
+        out += "  Class of Service: DSCP " + std::to_string(t.cos->dscp2) + " ECN " +
+               std::to_string(t.cos->ecn) + " at the reflector; reply DSCP " +
+               std::to_string(t.cos->dscp1) +
+               (t.cos_reverse_refused ? " refused " + ull(t.cos_reverse_refused) + " times"
+                                      : std::string(" granted")) +
+               "\n";
+    }
+    if (t.direct)
+        out += "  Direct Measurement: sender tx " + std::to_string(t.direct->sender_tx) +
+               ", reflector rx " + std::to_string(t.direct->reflector_rx) + ", tx " +
+               std::to_string(t.direct->reflector_tx) + "\n";
+    if (t.timestamps)
+        out += "  Timestamp Information: sync " + std::to_string(t.timestamps->sync_in) + "/" +
+               std::to_string(t.timestamps->sync_out) + ", method " +
+               std::to_string(t.timestamps->method_in) + "/" +
+               std::to_string(t.timestamps->method_out) + " (T2/T3)\n";
+    if (t.follow_up) out += "  Follow-Up Telemetry: " + ull(t.follow_ups) + " send times\n";
+    return out;
+}
+
 inline std::string table(const session_stats& s, const session_info& info = {})
 {
     const std::string rule(79, '=');
@@ -99,6 +140,7 @@ inline std::string table(const session_stats& s, const session_info& info = {})
                       static_cast<unsigned long long>(s.short_replies));
         out += buf;
     }
+    out += tlv_lines(s.tlv);
     if (info.interrupted) out += "  interrupted: statistics cover the probes sent so far\n";
     return out;
 }
