@@ -55,25 +55,24 @@ inline constexpr std::size_t kLocationFixedLen = 4; // Destination Port, Source 
 // Location sub-TLV types (RFC 8972 §5.3): the generic ones a sender asks with, and the specific
 // ones a reflector answers with.
 namespace location {
-inline constexpr std::uint8_t source_mac = 1;
-inline constexpr std::uint8_t source_eui48 = 2;
-inline constexpr std::uint8_t source_eui64 = 3;
-inline constexpr std::uint8_t destination_ip = 4;
-inline constexpr std::uint8_t destination_ipv4 = 5;
-inline constexpr std::uint8_t destination_ipv6 = 6;
-inline constexpr std::uint8_t source_ip = 7;
-inline constexpr std::uint8_t source_ipv4 = 8;
-inline constexpr std::uint8_t source_ipv6 = 9;
+enum : std::uint8_t {
+    source_mac = 1,
+    source_eui48 = 2,
+    source_eui64 = 3,
+    destination_ip = 4,
+    destination_ipv4 = 5,
+    destination_ipv6 = 6,
+    source_ip = 7,
+    source_ipv4 = 8,
+    source_ipv6 = 9,
+};
 inline constexpr std::size_t mac_len = 8;
 inline constexpr std::size_t ip_len = 16;
 } // namespace location
 
 // Return Path sub-TLV types (RFC 9503 §4.1).
 namespace return_path {
-inline constexpr std::uint8_t control_code = 1;
-inline constexpr std::uint8_t return_address = 2;
-inline constexpr std::uint8_t sr_mpls_labels = 3;
-inline constexpr std::uint8_t srv6_segments = 4;
+enum : std::uint8_t { control_code = 1, return_address = 2, sr_mpls_labels = 3, srv6_segments = 4 };
 inline constexpr std::uint32_t reply_same_link = 0x1; // Control Code flag; 0 = no reply
 } // namespace return_path
 

@@ -22,6 +22,7 @@
 #include <asio.hpp>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace twamp_cli {
@@ -109,24 +110,25 @@ inline void add_tlv_spec(const std::string& spec, twamp::stamp_tlv_request& r)
     auto need_value = [&] {
         if (!has_value || val.empty()) throw usage_error("--tlv " + key + ": needs =VALUE");
     };
-    if (key == "location") {
+    // The TLVs that take no value: the reflector fills them in.
+    static constexpr std::pair<const char*, bool twamp::stamp_tlv_request::*> flags[] = {
+        {"location", &twamp::stamp_tlv_request::location},
+        {"timestamp-info", &twamp::stamp_tlv_request::timestamp_info},
+        {"direct-measurement", &twamp::stamp_tlv_request::direct_measurement},
+        {"follow-up", &twamp::stamp_tlv_request::follow_up}};
+    for (const auto& [name, member] : flags) {
+        if (key != name) continue;
         no_value();
-        once(r.location);
-        r.location = true;
-    } else if (key == "timestamp-info") {
-        no_value();
-        once(r.timestamp_info);
-        r.timestamp_info = true;
-    } else if (key == "cos") {
+        once(r.*member);
+        r.*member = true;
+        return;
+    }
+    if (key == "cos") {
         need_value();
         once(r.cos_dscp1.has_value());
         const auto d = twamp::parse_dscp(val);
         if (!d) throw usage_error("--tlv cos: '" + val + "' is not a DSCP (name or 0-63)");
         r.cos_dscp1 = static_cast<std::uint8_t>(*d);
-    } else if (key == "direct-measurement") {
-        no_value();
-        once(r.direct_measurement);
-        r.direct_measurement = true;
     } else if (key == "access") {
         need_value();
         once(r.access.has_value());
@@ -143,10 +145,6 @@ inline void add_tlv_spec(const std::string& spec, twamp::stamp_tlv_request& r)
                             ? 2
                             : static_cast<std::uint8_t>(detail::number_in("access", code, 255));
         r.access = a;
-    } else if (key == "follow-up") {
-        no_value();
-        once(r.follow_up);
-        r.follow_up = true;
     } else if (key == "dest-node") {
         need_value();
         once(r.destination_node.has_value());
