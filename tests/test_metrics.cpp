@@ -95,3 +95,18 @@ TEST_CASE("reordering: in-order streams and gaps from loss are not reordering")
     CHECK(t.reordered() == 0);
     CHECK(t.max_extent() == 0);
 }
+
+// Found by fuzz_sender (session 3): IPDV of delays more than 2^63 ns apart saturates instead of
+// overflowing int64.
+TEST_CASE("IPDV of delays more than 2^63 ns apart saturates")
+{
+    ipdv_tracker t(16);
+    std::vector<delay_triple> out;
+    auto sink = [&](const delay_triple& v) { out.push_back(v); };
+    t.add(0, {-7'316'936'875'103'111'936, 5'000'000'000'000'000'000, 0}, sink);
+    t.add(1, {3'714'711'551'999'990'017, -5'000'000'000'000'000'000, 7}, sink);
+    REQUIRE(out.size() == 1);
+    CHECK(out[0][0] == INT64_MAX);
+    CHECK(out[0][1] == INT64_MIN);
+    CHECK(out[0][2] == 7);
+}

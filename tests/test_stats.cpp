@@ -153,3 +153,17 @@ TEST_CASE("session-level derived metrics: reordered ratio, clock state, error bo
     s.reflector_error_s = 2e-6;
     CHECK(s.one_way_error_bound_s() == doctest::Approx(3e-6));
 }
+
+// Found by fuzz_sender (session 3): a reflector with wild clocks can send timestamps that give
+// delays more than 2^63 ns apart; the jitter step used to subtract them in int64 (undefined
+// behaviour; wrapped, it gave 4.6e17 instead of 6.9e17 here).
+TEST_CASE("jitter of delays more than 2^63 ns apart: no overflow")
+{
+    delay_stats d;
+    d.add(3714711551999990017);
+    d.add(-7316936875103111936);
+    const double step = 3714711551999990017.0 + 7316936875103111936.0;
+    CHECK(d.jitter() == doctest::Approx(step / 16.0).epsilon(1e-12));
+    CHECK(d.min() == -7316936875103111936);
+    CHECK(d.max() == 3714711551999990017);
+}

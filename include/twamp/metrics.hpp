@@ -21,6 +21,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <vector>
 
 namespace twamp {
@@ -57,9 +58,19 @@ private:
         bool valid = false;
         delay_triple d{};
     };
+    // later - earlier, saturated at the int64 range: delays from a reflector with wild clocks
+    // can be more than 2^63 ns apart.
+    static std::int64_t sub(std::int64_t a, std::int64_t b) noexcept
+    {
+        constexpr auto hi = std::numeric_limits<std::int64_t>::max();
+        constexpr auto lo = std::numeric_limits<std::int64_t>::min();
+        if (b < 0 && a > hi + b) return hi;
+        if (b > 0 && a < lo + b) return lo;
+        return a - b;
+    }
     static delay_triple diff(const delay_triple& later, const delay_triple& earlier) noexcept
     {
-        return {later[0] - earlier[0], later[1] - earlier[1], later[2] - earlier[2]};
+        return {sub(later[0], earlier[0]), sub(later[1], earlier[1]), sub(later[2], earlier[2])};
     }
     std::vector<slot> ring_;
     std::size_t mask_;

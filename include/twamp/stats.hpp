@@ -33,7 +33,9 @@ public:
         } else {
             min_ = std::min(min_, ns);
             max_ = std::max(max_, ns);
-            const double d = std::abs(static_cast<double>(ns - last_));
+            // In double: two delays from a reflector with wild clocks can be more than 2^63 ns
+            // apart (their int64 difference would overflow).
+            const double d = std::abs(static_cast<double>(ns) - static_cast<double>(last_));
             jitter_ += (d - jitter_) / 16.0;
         }
         last_ = ns;
