@@ -1067,3 +1067,35 @@ TEST_CASE("client does not request sessions while a Start-Sessions is unanswered
     REQUIRE_FALSE(c.start_sessions(t0));
     CHECK(c.request_session(basic_request(2, 5001), t0, id) == errc::protocol_violation);
 }
+
+// RFC 7750 (256) and RFC 8186 (512) are not implemented: even configured, the server does not
+// offer them (so a client asking for them is refused) and the client does not select them.
+TEST_CASE("unimplemented modes 256 and 512 are never offered or selected")
+{
+    auto cfg = test_server_config();
+    cfg.modes = mode::unauthenticated | mode::dscp_ecn_monitoring | mode::ptpv2_timestamp |
+                mode::reflect_octets;
+    server s(cfg, loopback_v4(), t0);
+    CHECK(s.offered_modes() == (mode::unauthenticated | mode::reflect_octets));
+    server_greeting g;
+    REQUIRE_FALSE(decode(s.pending_output(), g));
+    CHECK((g.modes & (mode::dscp_ecn_monitoring | mode::ptpv2_timestamp)) == 0);
+    s.consume_output(s.pending_output().size());
+    setup_response sr;
+    sr.mode = mode::unauthenticated | mode::dscp_ecn_monitoring;
+    const auto reply = feed(s, bytes_of(sr));
+    CHECK(decode_reply<server_start>(reply).accept == accept_code::not_supported);
+
+    // A server that does offer them (another implementation): the client leaves them out.
+    auto ccfg = test_client_config();
+    ccfg.features = mode::dscp_ecn_monitoring | mode::ptpv2_timestamp | mode::reflect_octets;
+    client c(ccfg, t0);
+    server_greeting offer;
+    offer.modes = mode::unauthenticated | mode::dscp_ecn_monitoring | mode::ptpv2_timestamp |
+                  mode::reflect_octets;
+    offer.count = 1024;
+    c.receive(bytes_of(offer), t0);
+    setup_response chosen;
+    REQUIRE_FALSE(decode(c.pending_output(), chosen));
+    CHECK(chosen.mode == (mode::unauthenticated | mode::reflect_octets));
+}

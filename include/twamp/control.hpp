@@ -88,11 +88,12 @@ inline constexpr std::uint32_t ptpv2_timestamp = 512;
 
 // The bits that choose how the control and test streams are protected; exactly one is selected.
 inline constexpr std::uint32_t security_mask = unauthenticated | authenticated | encrypted | mixed;
-// Optional features that need nothing from the control channel's crypto; they may be offered
-// alongside any security mode. IKEv2 (128) changes key handling and is left to a crypto policy.
-inline constexpr std::uint32_t feature_mask = individual_session_control | reflect_octets |
-                                              symmetrical_size | dscp_ecn_monitoring |
-                                              ptpv2_timestamp;
+// Optional features that need nothing from the control channel's crypto and that the library
+// carries out; they may be offered alongside any security mode. Not here, so never offered or
+// selected whatever a configuration asks: IKEv2 (128, key handling for a crypto policy), DSCP/ECN
+// monitoring (256, RFC 7750) and PTPv2 timestamps (512, RFC 8186), which are not implemented.
+inline constexpr std::uint32_t feature_mask =
+    individual_session_control | reflect_octets | symmetrical_size;
 
 constexpr int security_bit_count(std::uint32_t m) noexcept
 {
