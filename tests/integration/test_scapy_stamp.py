@@ -16,15 +16,9 @@ import time
 import itlib
 from itlib import check
 
-try:
-    from scapy.contrib.stamp import (ErrorEstimate, STAMPSessionReflectorTestUnauthenticated,
-                                     STAMPSessionSenderTestUnauthenticated, STAMPTestTLV)
-    from scapy.fields import PacketListField
-except ImportError as e:
-    STAMPTestTLV = None
-    IMPORT_ERROR = e
+import stamp_layers as sl
+from stamp_layers import NTP_EPOCH
 
-NTP_EPOCH = 2208988800
 TTL = 77           # the test socket's IP TTL, which the reflector must report as Sender TTL
 U_FLAG = 0x80      # RFC 8972 4.1: U is the most significant bit of the TLV flags octet
 EXTRA_PADDING = 1  # RFC 8972 4.2
@@ -32,26 +26,12 @@ UNKNOWN_TYPE = 200
 
 
 def request(seq, ssid=7, tlvs=()):
-    """Wire octets of a STAMP Session-Sender test packet built by scapy."""
-    now = time.time() + NTP_EPOCH
-    p = STAMPSessionSenderTestUnauthenticated(
-        seq=seq, ts=now, err_estimate=ErrorEstimate(S=1, Z=0, scale=7, multiplier=42), ssid=ssid,
-        tlv_objects=list(tlvs))
-    return bytes(p)
+    """A scapy-built request with a recognisable sender error estimate (checked as copied)."""
+    return sl.request(seq, ssid, tlvs, sl.ErrorEstimate(S=1, Z=0, scale=7, multiplier=42))
 
 
 def decode_reply(data):
-    """scapy's reflector layer. Its TLV list reads its length from `pkt.parent.len` (the UDP
-    header), but in scapy 2.5 `parent` is None during dissection, so any reply with TLVs fails to
-    dissect. This subclass keeps every field and lets the TLV list run to the end of the data."""
-    return _Reflector(data)
-
-
-if STAMPTestTLV is not None:
-    class _Reflector(STAMPSessionReflectorTestUnauthenticated):
-        name = "STAMP Session-Reflector Test (TLVs to the end)"
-        fields_desc = STAMPSessionReflectorTestUnauthenticated.fields_desc[:-1] + [
-            PacketListField("tlv_objects", [], STAMPTestTLV)]
+    return sl.Reflected(data)
 
 
 class Peer:
@@ -91,8 +71,8 @@ def check_copied(name, req, reply, peer):
 
 
 def body(twamp):
-    if STAMPTestTLV is None:
-        print("SKIP: scapy.contrib.stamp not importable: %s" % IMPORT_ERROR)
+    if not sl.AVAILABLE:
+        print("SKIP: scapy.contrib.stamp not importable: %s" % sl.IMPORT_ERROR)
         return itlib.SKIP
     stateful = itlib.Responder(twamp, extra=["--format", "stamp"])
     auto = itlib.Responder(twamp, extra=["--format", "auto"])
@@ -120,8 +100,8 @@ def body(twamp):
 
             # RFC 8972 TLVs: Extra Padding is known and comes back as is, the unknown type comes
             # back with U set; both keep their values and offsets.
-            tlvs = [STAMPTestTLV(flags=0, type=EXTRA_PADDING, len=16, value=b"\x00" * 16),
-                    STAMPTestTLV(flags=0, type=UNKNOWN_TYPE, len=6, value=b"scapy!")]
+            tlvs = [sl.STAMPTestTLV(flags=0, type=EXTRA_PADDING, len=16, value=b"\x00" * 16),
+                    sl.STAMPTestTLV(flags=0, type=UNKNOWN_TYPE, len=6, value=b"scapy!")]
             req = request(105, tlvs=tlvs)
             reply = a.exchange(req)
             r = check_copied("%s tlvs" % label, req, reply, a)
@@ -138,7 +118,7 @@ def body(twamp):
                   "%s tlvs: TLV octets identical apart from the U flag" % label)
 
             # A TLV whose Length runs past the end of the packet comes back with M (malformed).
-            bad = STAMPTestTLV(flags=0, type=UNKNOWN_TYPE, len=100, value=b"")
+            bad = sl.STAMPTestTLV(flags=0, type=UNKNOWN_TYPE, len=100, value=b"")
             req = request(106, tlvs=[bad]) + b"\x00" * 8
             reply = a.exchange(req)
             check(len(reply) == len(req) and reply[44] & 0x40 and reply[45:] == req[45:],

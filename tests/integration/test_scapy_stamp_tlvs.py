@@ -22,49 +22,23 @@ import socket
 import struct
 import subprocess
 import tempfile
-import time
 
 import itlib
 from itlib import check
 
-try:
-    from scapy.contrib.stamp import (ErrorEstimate, STAMPSessionReflectorTestUnauthenticated,
-                                     STAMPSessionSenderTestUnauthenticated, STAMPTestTLV)
-    from scapy.fields import PacketListField
-except ImportError as e:
-    STAMPTestTLV = None
-    IMPORT_ERROR = e
+import stamp_layers as sl
 
-NTP_EPOCH = 2208988800
 U, M, I = 0x80, 0x40, 0x20
 TOS_SENT = 0x4A  # DSCP AF21 (18) and ECN ECT(0) (2) on our requests
 
 
+def request(seq, tlvs, ssid=7):
+    return sl.request(seq, ssid, tlvs)
+
+
 def tlv(t, value, flags=U):
     """An RFC 8972 TLV as a sender writes it (U set, RFC 8972 §4)."""
-    return STAMPTestTLV(flags=flags, type=t, len=len(value), value=value)
-
-
-def request(seq, tlvs, ssid=7):
-    p = STAMPSessionSenderTestUnauthenticated(
-        seq=seq, ts=time.time() + NTP_EPOCH, err_estimate=ErrorEstimate(S=0, Z=0, scale=0, multiplier=1),
-        ssid=ssid, tlv_objects=list(tlvs))
-    return bytes(p)
-
-
-if STAMPTestTLV is not None:
-    class Reflected(STAMPSessionReflectorTestUnauthenticated):
-        """scapy 2.5's reflector layer sizes its TLV list from the UDP header, which it does not
-        have here; this one lets the list run to the end of the data (every field kept)."""
-        name = "STAMP Session-Reflector Test (TLVs to the end)"
-        fields_desc = STAMPSessionReflectorTestUnauthenticated.fields_desc[:-1] + [
-            PacketListField("tlv_objects", [], STAMPTestTLV)]
-
-    class Probe(STAMPSessionSenderTestUnauthenticated):
-        """The same for the sender layer, to decode our sender's probes."""
-        name = "STAMP Session-Sender Test (TLVs to the end)"
-        fields_desc = STAMPSessionSenderTestUnauthenticated.fields_desc[:-1] + [
-            PacketListField("tlv_objects", [], STAMPTestTLV)]
+    return sl.STAMPTestTLV(flags=flags, type=t, len=len(value), value=value)
 
 
 class Peer:
@@ -102,12 +76,12 @@ class Peer:
 
 
 def tlvs_of(reply):
-    return Reflected(reply).tlv_objects
+    return sl.Reflected(reply).tlv_objects
 
 
 def body(twamp):
-    if STAMPTestTLV is None:
-        print("SKIP: scapy.contrib.stamp not importable: %s" % IMPORT_ERROR)
+    if not sl.AVAILABLE:
+        print("SKIP: scapy.contrib.stamp not importable: %s" % sl.IMPORT_ERROR)
         return itlib.SKIP
     resp = itlib.Responder(twamp, extra=["--format", "stamp"])
     peer = Peer(resp)
@@ -133,7 +107,7 @@ def body(twamp):
         # Timestamp Information.
         reply, _ = peer.exchange(request(2, [tlv(3, bytes(4))]))
         (t,) = tlvs_of(reply)
-        synced = Reflected(reply).err_estimate.S == 1
+        synced = sl.Reflected(reply).err_estimate.S == 1
         want = bytes([1 if synced else 5, 2, 1 if synced else 5, 2])
         check(int(t.flags) == 0 and bytes(t.value) == want,
               "Timestamp Information: %s (want %s)" % (bytes(t.value).hex(), want.hex()))
@@ -165,7 +139,7 @@ def body(twamp):
         # Follow-Up Telemetry: reply n+1 reports reply n's sequence number and T3.
         reply1, _ = peer.exchange(request(13, [tlv(7, bytes(16))], ssid=30))
         reply2, _ = peer.exchange(request(14, [tlv(7, bytes(16))], ssid=30))
-        r1 = Reflected(reply1)
+        r1 = sl.Reflected(reply1)
         (t1,) = r1.tlv_objects
         (t2,) = tlvs_of(reply2)
         check(bytes(t1.value) == bytes(16), "Follow-Up: zero on a session's first reply (%s)" % bytes(t1.value).hex())
@@ -301,7 +275,7 @@ def scapy_reads_our_probes(twamp):
     check(data is not None, "our probe reached the scapy side")
     if data is None:
         return
-    p = Probe(data)
+    p = sl.Probe(data)
     got = [(int(t.flags), int(t.type), int(t.len)) for t in p.tlv_objects]
     want = [(U, 2, 56), (U, 3, 4), (U, 4, 4), (U, 5, 12), (U, 6, 4), (U, 7, 16), (U, 9, 4), (U, 10, 20), (0, 1, 4)]
     check(got == want, "scapy decodes our TLVs: %s (want %s)" % (got, want))

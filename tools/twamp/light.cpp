@@ -108,15 +108,10 @@ std::optional<std::uint64_t> permitted_dscp_mask(const std::string& s)
     if (s == "all") return ~std::uint64_t{0};
     if (s == "none") return std::uint64_t{0};
     std::uint64_t mask = 0;
-    std::size_t pos = 0;
-    while (pos <= s.size()) {
-        const auto comma = s.find(',', pos);
-        const std::string item = s.substr(pos, comma == std::string::npos ? comma : comma - pos);
+    for (const auto& item : detail::split_commas(s)) {
         const auto d = twamp::parse_dscp(item);
-        if (!d || item.empty()) return std::nullopt;
+        if (!d) return std::nullopt;
         mask |= std::uint64_t{1} << *d;
-        if (comma == std::string::npos) break;
-        pos = comma + 1;
     }
     return mask;
 }

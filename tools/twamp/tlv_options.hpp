@@ -16,6 +16,7 @@
 
 #include "cli_common.hpp"
 
+#include "twamp/asio/address.hpp"
 #include "twamp/dscp.hpp"
 #include "twamp/stamp_tlvs.hpp"
 
@@ -43,16 +44,7 @@ inline twamp::tlv_address tlv_address_of(const std::string& spec, const std::str
     std::error_code ec;
     const auto a = asio::ip::make_address(text, ec);
     if (ec) throw usage_error("--tlv " + spec + ": '" + text + "' is not an IP address");
-    twamp::tlv_address t;
-    if (a.is_v4()) {
-        const auto b = a.to_v4().to_bytes();
-        std::copy(b.begin(), b.end(), t.octets.begin());
-    } else {
-        t.v6 = true;
-        const auto b = a.to_v6().to_bytes();
-        std::copy(b.begin(), b.end(), t.octets.begin());
-    }
-    return t;
+    return twamp::net::to_tlv_address(a);
 }
 
 inline std::vector<std::string> split_commas(const std::string& s)

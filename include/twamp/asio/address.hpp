@@ -6,6 +6,7 @@
 #pragma once
 
 #include "twamp/error.hpp"
+#include "twamp/stamp_tlvs.hpp"
 
 #include <asio.hpp>
 
@@ -114,6 +115,22 @@ inline asio::ip::address unmap(const asio::ip::address& a)
     if (a.is_v6() && a.to_v6().is_v4_mapped())
         return asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6());
     return a;
+}
+
+// The form STAMP TLVs carry an address in (4 or 16 octets; IPv4-mapped IPv6 as IPv4).
+inline tlv_address to_tlv_address(const asio::ip::address& addr)
+{
+    const auto a = unmap(addr);
+    tlv_address t;
+    t.v6 = a.is_v6();
+    if (t.v6) {
+        const auto b = a.to_v6().to_bytes();
+        std::copy(b.begin(), b.end(), t.octets.begin());
+    } else {
+        const auto b = a.to_v4().to_bytes();
+        std::copy(b.begin(), b.end(), t.octets.begin());
+    }
+    return t;
 }
 
 // An address for humans: IPv4-mapped IPv6 printed as IPv4.

@@ -76,7 +76,7 @@ public:
             rx_info_.destination_port = local.port();
             rx_info_.destination.reset();
             if (!local.address().is_unspecified())
-                rx_info_.destination = tlv_address_of(local.address());
+                rx_info_.destination = to_tlv_address(local.address());
         }
         return ec;
     }
@@ -283,23 +283,6 @@ public:
     }
 
 private:
-    static tlv_address tlv_address_of(const asio::ip::address& a)
-    {
-        tlv_address t;
-        if (a.is_v4()) {
-            const auto b = a.to_v4().to_bytes();
-            std::copy(b.begin(), b.end(), t.octets.begin());
-        } else if (a.to_v6().is_v4_mapped()) {
-            const auto b = asio::ip::make_address_v4(asio::ip::v4_mapped, a.to_v6()).to_bytes();
-            std::copy(b.begin(), b.end(), t.octets.begin());
-        } else {
-            t.v6 = true;
-            const auto b = a.to_v6().to_bytes();
-            std::copy(b.begin(), b.end(), t.octets.begin());
-        }
-        return t;
-    }
-
     // A TLV address with the request's port, in the request's address family (an IPv4 address
     // on an IPv6 socket as ::ffff:a.b.c.d). False when it cannot be reached from this socket.
     static bool to_sockaddr(const tlv_address& a, const sockaddr_storage& like,
