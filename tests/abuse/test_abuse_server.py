@@ -347,7 +347,9 @@ def fd_exhaustion(twamp, nofile=32, conns=40):
 
 
 def body(twamp):
-    srv = tc.Server(twamp, extra=["--servwait", str(SERVWAIT), "--refwait", str(REFWAIT),
+    # A reflector port per session: the checks below probe each session's port after it ended
+    # (shared ports are covered by twamp_shared_ports).
+    srv = tc.Server(twamp, extra=["--sessions-per-port", "1", "--servwait", str(SERVWAIT), "--refwait", str(REFWAIT),
                                   "--max-connections", str(MAX_CONN), "--max-sessions", str(MAX_SESS)])
     good = None
     out = tempfile.TemporaryFile("w+")

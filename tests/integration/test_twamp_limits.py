@@ -86,8 +86,10 @@ def max_connections(twamp):
 
 
 def port_range(twamp):
+    """--sessions-per-port 1: a reflector port per session, so a one-port range holds one."""
     port = itlib.free_port()
-    srv = twamp_ctl.Server(twamp, extra=["--test-ports", "%d-%d" % (port, port)])
+    srv = twamp_ctl.Server(twamp, extra=["--test-ports", "%d-%d" % (port, port),
+                                         "--sessions-per-port", "1"])
     holder = None
     try:
         # A raw client asks for "any port" (0), gets P from the range, starts, never stops.
@@ -129,10 +131,54 @@ def port_range(twamp):
         check(srv.stop() == 0, "port range: server exits 0")
 
 
+def shared_port_range(twamp):
+    """By default sessions share reflector ports: a one-port range serves a second client whose
+    sender can be told apart, and refuses (Accept 5) one that cannot."""
+    port = itlib.free_port()
+    srv = twamp_ctl.Server(twamp, extra=["--test-ports", "%d-%d" % (port, port)])
+    holder = None
+    try:
+        holder, g, ss = twamp_ctl.greet_and_setup(srv)
+        holder.sendall(twamp_ctl.request_tw_session(sender_port=40000, receiver_port=0))
+        acc = recv_exact(holder, 48)
+        got = int.from_bytes(acc[2:4], "big") if len(acc) == 48 else None
+        check(len(acc) == 48 and acc[0] == 0 and got == port,
+              "shared port: raw client's session accepted on P=%d (port %s)" % (port, got))
+        holder.sendall(twamp_ctl.start_sessions())
+        ack = recv_exact(holder, 32)
+        check(len(ack) == 32 and ack[0] == 0, "shared port: raw client's Start-Ack Accept 0")
+        for label, rport in (("P", port), ("any", 0)):
+            r, rep = twamp_ctl.controller(twamp, srv, "-c", "10", "-i", "5", reflector_port=rport,
+                                          timeout=20)
+            check(r.returncode == 0 and bool(rep) and rep[0]["received"] == 10
+                  and rep[0]["reflector"]["port"] == port,
+                  "shared port (%s): a second client shares P, 10/10 replies (rc %d, %s)" %
+                  (label, r.returncode, rep[0]["received"] if rep else None))
+        # Same address, same sender port as the holder's session: not told apart, refused.
+        other, g2, ss2 = twamp_ctl.greet_and_setup(srv)
+        other.sendall(twamp_ctl.request_tw_session(sender_port=40000, receiver_port=port))
+        acc = recv_exact(other, 48)
+        check(len(acc) == 48 and acc[0] == 5 and acc[2:4] == b"\0\0",
+              "shared port: the holder's own sender again gets Accept 5, Port 0 (Accept %s)" %
+              (acc[0] if acc else None))
+        # Sender port unknown (0): cannot share an address with another session either.
+        other.sendall(twamp_ctl.request_tw_session(sender_port=0, receiver_port=0))
+        acc = recv_exact(other, 48)
+        check(len(acc) == 48 and acc[0] == 5,
+              "shared port: a request without a sender port gets Accept 5 (Accept %s)" %
+              (acc[0] if acc else None))
+        other.close()
+    finally:
+        if holder:
+            holder.close()
+        check(srv.stop() == 0, "shared port: server exits 0")
+
+
 def body(twamp):
     servwait(twamp)
     max_connections(twamp)
     port_range(twamp)
+    shared_port_range(twamp)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ against the answers control_server.hpp documents:
   * RFC 5938 commands without mode 16, classic ones with it -> Accept 3, closed;
   * a client sending one octet at a time   -> completes a session and gets test replies;
   * everything pipelined in one segment    -> every answer in order; two requests for the same
-                                              port get different ports;
+                                              port share it when their senders differ, not
+                                              when they are the same;
   * garbage streams                        -> closed, server unharmed;
 then a legitimate controller still gets every reply.
 
@@ -320,9 +321,10 @@ def byte_at_a_time(srv):
 
 
 def pipelined(srv):
-    # Set-Up-Response, two requests for the same free port, Start-Sessions and a correct
-    # Stop-Sessions, all in one segment: every answer in order, and the two sessions must not
-    # share the port (the second gets another one).
+    # Set-Up-Response, three requests for the same free port, Start-Sessions and a correct
+    # Stop-Sessions, all in one segment: every answer in order; the first two (sender ports
+    # 40000, 40001) share the port, the third (40000 again: its packets could not be told from
+    # the first's) gets another one.
     # The port is found free and released here: if another process takes it before the server
     # binds it (the server then rightly grants another, and the port is busy when tried again
     # below), the step is repeated with a new port.
@@ -331,22 +333,25 @@ def pipelined(srv):
         s = srv.connect()
         recv_exact(s, 64)
         s.sendall(tc.setup_response() + tc.request_tw_session(sender_port=40000, receiver_port=want) +
-                  tc.request_tw_session(sender_port=40001, receiver_port=want) + tc.start_sessions())
-        answer = recv_exact(s, 48 + 48 + 48 + 32)
-        p1 = int.from_bytes(answer[50:52], "big") if len(answer) == 176 else None
+                  tc.request_tw_session(sender_port=40001, receiver_port=want) +
+                  tc.request_tw_session(sender_port=40000, receiver_port=want) + tc.start_sessions())
+        answer = recv_exact(s, 48 + 3 * 48 + 32)
+        p1 = int.from_bytes(answer[50:52], "big") if len(answer) == 224 else None
         if p1 is not None and p1 != want and itlib.port_taken(want):
             print("  port %d was taken by another process meanwhile; again" % want)
             s.close()
             continue
         break
-    check(len(answer) == 176, "pipelined: Server-Start, 2 Accept-Sessions and a Start-Ack (%d octets)" % len(answer))
-    if len(answer) == 176:
-        a1, a2, ack = answer[48:96], answer[96:144], answer[144:176]
-        p1, p2 = int.from_bytes(a1[2:4], "big"), int.from_bytes(a2[2:4], "big")
-        check(answer[15] == 0 and a1[0] == 0 and a2[0] == 0 and ack[0] == 0, "pipelined: all Accept 0")
+    check(len(answer) == 224, "pipelined: Server-Start, 3 Accept-Sessions and a Start-Ack (%d octets)" % len(answer))
+    if len(answer) == 224:
+        a1, a2, a3, ack = answer[48:96], answer[96:144], answer[144:192], answer[192:224]
+        p1, p2, p3 = (int.from_bytes(a[2:4], "big") for a in (a1, a2, a3))
+        check(answer[15] == 0 and a1[0] == 0 and a2[0] == 0 and a3[0] == 0 and ack[0] == 0,
+              "pipelined: all Accept 0")
         check(p1 == want, "pipelined: the first request gets the port it asked for (%d)" % p1)
-        check(p2 not in (0, want), "pipelined: the second request for the same port gets another one (%d)" % p2)
-    s.sendall(tc.stop_sessions(2) + tc.request_tw_session(sender_port=40002))
+        check(p2 == want, "pipelined: the second, another sender port, shares it (%d)" % p2)
+        check(p3 not in (0, want), "pipelined: the third, the first's sender again, gets another one (%d)" % p3)
+    s.sendall(tc.stop_sessions(3) + tc.request_tw_session(sender_port=40002))
     a = recv_exact(s, 48)
     check(len(a) == 48 and a[0] == 0, "pipelined: Stop-Sessions 2 + a new request in one segment: Accept 0")
     s.close()

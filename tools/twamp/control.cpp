@@ -88,7 +88,8 @@ struct server_cli_options {
     double refwait = 900;
     std::size_t max_connections = 1024;
     std::size_t max_sessions = 64;
-    std::size_t max_test_sessions = 0; // 0: from the descriptor limit
+    std::size_t max_test_sessions = twamp::net::kDefaultMaxTestSessions;
+    std::size_t sessions_per_port = 1024;
     double max_timeout = 60;
     double max_key_derivations = 0; // per second; 0: 2^18 / --count
     std::vector<std::string> allow;
@@ -135,6 +136,7 @@ twamp::net::server_options server_options_from(const server_cli_options& o, bool
     so.control.max_sessions = o.max_sessions;
     so.max_timeout = seconds(o.max_timeout);
     so.max_test_sessions = o.max_test_sessions;
+    so.sessions_per_port = o.sessions_per_port;
     so.key_derivations_per_second = o.max_key_derivations;
     so.control.count = o.count;
     // With a key file: every mode; without one: the open mode only.
@@ -189,9 +191,10 @@ void log_server_start(const twamp::net::twamp_server<security>& server, const se
 {
     const auto ep = server.local_endpoint();
     g_log.log(logger::info,
-              "limits: %zu test sessions server-wide, %zu per connection, Timeout at most %s s, "
-              "%zu descriptors, %s key derivations per second",
-              server.options().max_test_sessions, o.max_sessions, num(o.max_timeout).c_str(),
+              "limits: %zu test sessions server-wide, %zu per connection, %zu per reflector "
+              "port, Timeout at most %s s, %zu descriptors, %s key derivations per second",
+              server.options().max_test_sessions, o.max_sessions,
+              server.options().sessions_per_port, num(o.max_timeout).c_str(),
               twamp::net::descriptor_limit(),
               num(server.options().key_derivations_per_second).c_str());
     g_log.log(logger::info, "TWAMP server listening on [%s]:%u", ep.address().to_string().c_str(),
@@ -256,8 +259,13 @@ void add_server_options(CLI::App* sc, server_cli_options& o)
                    "Timeout ends")
         ->capture_default_str()
         ->check(at_least_one<std::size_t>());
-    sc->add_option("--max-test-sessions", o.max_test_sessions,
-                   "Test sessions server-wide at most (default: 3/4 of the descriptor limit)");
+    sc->add_option("--max-test-sessions", o.max_test_sessions, "Test sessions server-wide at most")
+        ->capture_default_str()
+        ->check(at_least_one<std::size_t>());
+    sc->add_option("--sessions-per-port", o.sessions_per_port,
+                   "Test sessions one reflector port serves at most (1: a port per session)")
+        ->capture_default_str()
+        ->check(at_least_one<std::size_t>());
     sc->add_option("--max-timeout", o.max_timeout,
                    "Longest Timeout granted after Stop-Sessions, seconds; longer ones get this")
         ->capture_default_str()

@@ -56,18 +56,58 @@ struct reflector_io_counters {
 // stamp and our read, or the loop stalled) counts as this old.
 inline constexpr nanoseconds kMaxReceiveAge = std::chrono::seconds{1};
 
-template <clock_policy Clock = system_clock_policy> class basic_udp_reflector {
+// The state of one reflected test session on a port: its core (sequence numbers, STAMP TLV
+// state), protection, sender filter, time window, reply DS field and counters. A TWAMP Light or
+// STAMP reflector has one flow for its socket; a TWAMP server's shared port has one per session
+// (shared_reflector.hpp). Nothing in it is allocated per packet.
+struct reflector_flow {
+    explicit reflector_flow(const reflector_config& c) : core(c) {}
+
+    session_reflector core;
+    std::unique_ptr<test_guard> guard;
+    reflector_io_counters io{};
+    // The DS field of every reply; unset: the port's rule (its socket option when configured,
+    // otherwise the DSCP the request arrived with).
+    std::optional<int> reply_tos{};
+    bool active = true;
+    bool filter_peer = false;
+    std::array<std::uint8_t, 16> peer_addr{};
+    // A TWAMP session's sender as Request-TW-Session named it: every request of the session is
+    // counted under it (one sequence of reflected packets, RFC 5357 §4.2.1) even when a NAT
+    // changed the source port. Unset: each source address and port is its own sender.
+    std::optional<peer_key> session_key{};
+    nanoseconds last_activity{0};
+    nanoseconds last_activity_mono{0};
+    nanoseconds window_from{std::numeric_limits<nanoseconds::rep>::min()};
+    nanoseconds window_until{std::numeric_limits<nanoseconds::rep>::max()};
+
+    // Answer only this sender's address (any port, so a NAT on the way does no harm).
+    void accept_only_address(const asio::ip::address& sender)
+    {
+        peer_addr = address_key(sender);
+        filter_peer = true;
+    }
+};
+
+// The receive → reflect → send path of one UDP socket. `Directory` finds the flow a request
+// belongs to (`reflector_flow* find(const peer_key&)`, nullptr: nobody's, counted and dropped)
+// and visits every flow (`for_each(f)`) for housekeeping.
+template <clock_policy Clock, class Directory> class basic_reflector_port {
 public:
-    basic_udp_reflector(asio::io_context& io, reflector_options o, Clock clock = {})
-        : opts_(std::move(o)), clock_(std::move(clock)), sock_(io), timer_(io), core_(opts_.core),
+    basic_reflector_port(asio::io_context& io, reflector_options o, Clock clock = {})
+        : opts_(std::move(o)), clock_(std::move(clock)), dir_(opts_.core), sock_(io), timer_(io),
           rx_(opts_.batch, opts_.max_datagram), tx_(opts_.batch, opts_.max_datagram + 64)
     {
     }
+    ~basic_reflector_port() { stop(); }
+    basic_reflector_port(const basic_reflector_port&) = delete;
+    basic_reflector_port& operator=(const basic_reflector_port&) = delete;
 
     // Opens and binds the socket. Call once before start().
     std::error_code open()
     {
-        core_.set_error_estimate(system_error_estimate());
+        err_ = system_error_estimate();
+        dir_.for_each([&](reflector_flow& f) { f.core.set_error_estimate(err_); });
         auto ec = open_udp_socket(sock_, opts_.local, opts_.sock);
         if (!ec) {
             // What STAMP TLVs report as the request's destination (Location, Destination Node
@@ -103,68 +143,9 @@ public:
         sock_.close(ec);
     }
 
-    const session_reflector& session() const noexcept { return core_; }
-
-    // TWAMP sessions (RFC 5357 §4.2): answer only this sender's address (any port, so a NAT on
-    // the way does no harm), and only while active. Packets that fail either test are counted
-    // and dropped. TWAMP Light leaves both open.
-    void accept_only_address(const asio::ip::address& sender)
-    {
-        peer_addr_ = address_key(sender);
-        filter_peer_ = true;
-    }
-    // The DS field of every reply (the session's Type-P DSCP), instead of copying the request's.
-    std::error_code set_tos(int tos)
-    {
-        opts_.sock.tos = tos;
-        const int fd = sock_.native_handle();
-        std::error_code ec;
-        if (opts_.local.address().is_v6()) {
-            ec = detail::set_opt(fd, IPPROTO_IPV6, IPV6_TCLASS, tos);
-            (void)detail::set_opt(fd, IPPROTO_IP, IP_TOS, tos); // IPv4-mapped traffic
-        } else {
-            ec = detail::set_opt(fd, IPPROTO_IP, IP_TOS, tos);
-        }
-        return ec;
-    }
-    void set_symmetric(bool on) noexcept { core_.set_symmetric(on); }
-    // Authenticated / encrypted requests and replies (see test_guard.hpp).
-    void set_guard(std::unique_ptr<test_guard> g)
-    {
-        guard_ = std::move(g);
-        open_rx_.resize(opts_.max_datagram + 64);
-        open_tx_.resize(opts_.batch * (opts_.max_datagram + 64));
-        plain_rx_.resize(opts_.batch);
-        staged_len_.resize(opts_.batch);
-    }
-    void set_active(bool on) noexcept { active_ = on; }
-    bool active() const noexcept { return active_; }
-    // The session's time window (RFC 5357 §3.5, §3.8): while active, a request is reflected only
-    // if its receive time is in [from, until). Compared per packet, so replies start at the
-    // Start Time and end at Stop-Sessions + Timeout exactly, not on some later timer tick.
-    // set_window_mono() takes monotonic times (the clock policy's mono_now()); set_window() takes
-    // wall times and turns them into monotonic ones now, so a later wall-clock step does not
-    // move the window. nanoseconds::min() / max() stay open ends.
-    void set_window_mono(nanoseconds from, nanoseconds until) noexcept
-    {
-        window_from_ = from;
-        window_until_ = until;
-    }
-    void set_window(nanoseconds from, nanoseconds until) noexcept
-    {
-        const instant now = now_of(clock_);
-        const auto to_mono = [&](nanoseconds t) {
-            if (t == nanoseconds::min() || t == nanoseconds::max()) return t;
-            return now.mono + (t - now.wall);
-        };
-        set_window_mono(to_mono(from), to_mono(until));
-    }
-    // Wall-clock receive time of the last request from the agreed sender that passed
-    // authentication and was reflected, 0 before the first; last_activity_mono() is the same
-    // moment on the monotonic clock (REFWAIT).
-    nanoseconds last_activity() const noexcept { return last_activity_; }
-    nanoseconds last_activity_mono() const noexcept { return last_activity_mono_; }
-    const reflector_io_counters& io_counters() const noexcept { return io_counters_; }
+    // What the port counted before a request reached a flow (oversize, receive errors, requests
+    // no flow claims as not_accepted) and send errors of whole batches.
+    const reflector_io_counters& port_counters() const noexcept { return port_io_; }
 
     // Runs the receive → reflect → send path once over whatever is queued (at most `rounds`
     // batches). Public so tests and benchmarks can drive it without the reactor.
@@ -175,68 +156,75 @@ public:
         for (int r = 0; r < rounds; ++r) {
             std::error_code ec;
             const std::size_t n = rx_.receive(fd, ec);
-            if (ec) ++io_counters_.receive_errors;
+            if (ec) ++port_io_.receive_errors;
             if (n == 0) break;
             // The kernel stamps on CLOCK_REALTIME whatever the policy: ages are taken on it.
             const nanoseconds mono = clock_.mono_now(), stamped = realtime_now();
             for (std::size_t i = 0; i < n; ++i) {
                 const rx_meta& m = rx_.meta(i);
                 if (m.truncated) {
-                    ++io_counters_.oversize;
+                    ++port_io_.oversize;
                     continue;
                 }
-                const peer_key from = key_of(m.from);
-                if (!active_ || (filter_peer_ && from.addr != peer_addr_)) {
-                    ++io_counters_.not_accepted;
+                const peer_key source = key_of(m.from);
+                reflector_flow* f = dir_.find(source);
+                if (!f) {
+                    ++port_io_.not_accepted;
+                    continue;
+                }
+                if (!f->active || (f->filter_peer && source.addr != f->peer_addr)) {
+                    ++f->io.not_accepted;
                     continue;
                 }
                 const instant rx{m.rx_time, mono - std::clamp(stamped - m.rx_time, nanoseconds{0},
                                                               kMaxReceiveAge)};
-                if (rx.mono < window_from_ || rx.mono >= window_until_) {
-                    ++io_counters_.not_accepted;
-                    ++io_counters_.outside_window;
+                if (rx.mono < f->window_from || rx.mono >= f->window_until) {
+                    ++f->io.not_accepted;
+                    ++f->io.outside_window;
                     continue;
                 }
-                if (m.kernel_time) ++io_counters_.kernel_timestamps;
-                std::size_t len = 0;
+                if (m.kernel_time) ++f->io.kernel_timestamps;
+                const peer_key& from = f->session_key ? *f->session_key : source;
                 reflector_rx_info info = rx_info_;
                 if (m.tos >= 0) info.tos = static_cast<std::uint8_t>(m.tos);
                 stamp_tlv_outcome tlv;
+                const std::size_t slot = tx_.size();
+                const std::uint8_t ttl = m.ttl ? m.ttl : 255;
+                std::size_t len = 0;
                 const std::uint8_t* open_reply = nullptr;
-                if (guard_) {
+                staged_len_[slot] = 0;
+                if (f->guard) {
                     // Open (verify, decrypt) the request; reflect the open form into a staging
                     // slot; the reply is translated and sealed once T3 is known.
                     auto req = rx_.data(i);
-                    const std::size_t n = guard_->open_request(req, open_rx_);
-                    if (n == 0) {
-                        ++io_counters_.auth_failures;
+                    const std::size_t k = f->guard->open_request(req, open_rx_);
+                    if (k == 0) {
+                        ++f->io.auth_failures;
                         continue;
                     }
-                    const std::size_t slot = tx_.size();
-                    auto stage = std::span(open_tx_).subspan(slot * (opts_.max_datagram + 64),
-                                                             opts_.max_datagram + 64);
-                    len = core_.reflect(std::span(open_rx_).first(n), from, rx, m.ttl ? m.ttl : 255,
-                                        stage, &info, &tlv);
+                    auto stage = staging(slot);
+                    len = f->core.reflect(std::span(open_rx_).first(k), from, rx, ttl, stage, &info,
+                                          &tlv);
                     if (len == 0) continue;
                     open_reply = stage.data();
-                    last_activity_ = m.rx_time; // authenticated: it may refresh REFWAIT
-                    last_activity_mono_ = rx.mono;
                     staged_len_[slot] = len;
                     plain_rx_[slot] = req;
                 } else {
-                    len = core_.reflect(rx_.data(i), from, rx, m.ttl ? m.ttl : 255,
-                                        tx_.slot(tx_.size()), &info, &tlv);
+                    len = f->core.reflect(rx_.data(i), from, rx, ttl, tx_.slot(slot), &info, &tlv);
                     if (len == 0) continue;
-                    open_reply = tx_.slot(tx_.size()).data();
-                    last_activity_ = m.rx_time;
-                    last_activity_mono_ = rx.mono;
+                    open_reply = tx_.slot(slot).data();
                 }
+                // Reflected (and, when protected, authenticated): it may refresh REFWAIT.
+                f->last_activity = m.rx_time;
+                f->last_activity_mono = rx.mono;
                 int tos = opts_.sock.tos ? -1 : (m.tos >= 0 ? (m.tos & 0xFC) : -1);
+                if (f->reply_tos) tos = *f->reply_tos;
                 // STAMP Class of Service (RFC 8972 §4.4): the DSCP the reply must leave with.
                 if (tlv.reply_dscp) tos = *tlv.reply_dscp << 2;
-                follow_up_[tx_.size()] = {tlv.follow_up, from,
-                                          tlv.follow_up ? wire::load16(open_reply + 14)
-                                                        : std::uint16_t{0}};
+                slot_flow_[slot] = f;
+                follow_up_[slot] = {tlv.follow_up, from,
+                                    tlv.follow_up ? wire::load16(open_reply + 14)
+                                                  : std::uint16_t{0}};
                 sockaddr_storage to{};
                 socklen_t to_len = 0;
                 if (tlv.reply_to && to_sockaddr(*tlv.reply_to, m.from, to, to_len))
@@ -244,45 +232,70 @@ public:
                 else
                     tx_.push(len, m.from, m.from_len, tos);
             }
-            if (tx_.size()) {
-                // T3: as late as we can take it in user space, once for the whole batch.
-                const nanoseconds t3 = clock_.wall_now();
-                const std::uint64_t w =
-                    core_.config().err.ptp ? to_ptp_truncated(t3) : to_ntp(t3).to_u64();
-                if (guard_) {
-                    // Sealing needs T3 first in encrypted mode; we take it once for the batch.
-                    for (std::size_t i = 0; i < tx_.size(); ++i) {
-                        auto stage = std::span(open_tx_).subspan(i * (opts_.max_datagram + 64),
-                                                                 staged_len_[i]);
-                        stamp_reflector_timestamp(stage, w);
-                        const std::size_t n = guard_->seal_reply(stage, plain_rx_[i], tx_.slot(i));
-                        if (n == 0) {
-                            ++io_counters_.send_errors;
-                            tx_.set_length(i, 0);
-                            continue;
-                        }
-                        tx_.set_length(i, n);
-                    }
-                } else {
-                    for (std::size_t i = 0; i < tx_.size(); ++i)
-                        stamp_reflector_timestamp(tx_.slot(i), w);
-                }
-                // Follow-Up Telemetry (RFC 8972 §4.7): the next reply reports this T3.
-                for (std::size_t i = 0; i < tx_.size(); ++i)
-                    if (follow_up_[i].pending)
-                        core_.note_sent(follow_up_[i].from, follow_up_[i].ssid, w,
-                                        core_.config().t3_method);
-                const std::size_t queued = tx_.live();
-                const std::size_t sent = tx_.send(fd, ec);
-                io_counters_.send_errors += queued - sent;
-                total += sent;
-            }
+            if (tx_.size()) total += send_batch(fd);
             if (n < rx_.capacity()) break;
         }
         return total;
     }
 
+protected:
+    // Protected flows need staging room for their open replies; allocated once, when the first
+    // protected flow appears.
+    void enable_staging()
+    {
+        if (!open_rx_.empty()) return;
+        open_rx_.resize(opts_.max_datagram + 64);
+        open_tx_.resize(opts_.batch * (opts_.max_datagram + 64));
+    }
+    error_estimate error_estimate_now() const noexcept { return err_; }
+    int native_handle() noexcept { return sock_.native_handle(); }
+
+    reflector_options opts_;
+    Clock clock_;
+    Directory dir_;
+
 private:
+    std::span<std::uint8_t> staging(std::size_t slot) noexcept
+    {
+        return std::span(open_tx_).subspan(slot * (opts_.max_datagram + 64),
+                                           opts_.max_datagram + 64);
+    }
+
+    // T3, then sealing, Follow-Up notes and one sendmmsg for everything the batch reflected.
+    std::size_t send_batch(int fd) noexcept
+    {
+        // T3: as late as we can take it in user space, once for the whole batch.
+        const nanoseconds t3 = clock_.wall_now();
+        const std::uint64_t w_ntp = to_ntp(t3).to_u64(), w_ptp = to_ptp_truncated(t3);
+        for (std::size_t i = 0; i < tx_.size(); ++i) {
+            reflector_flow& f = *slot_flow_[i];
+            const std::uint64_t w = f.core.config().err.ptp ? w_ptp : w_ntp;
+            if (staged_len_[i] == 0) {
+                stamp_reflector_timestamp(tx_.slot(i), w);
+            } else {
+                // Sealing needs T3 first in encrypted mode.
+                auto stage = staging(i).first(staged_len_[i]);
+                stamp_reflector_timestamp(stage, w);
+                const std::size_t n = f.guard->seal_reply(stage, plain_rx_[i], tx_.slot(i));
+                if (n == 0) {
+                    ++f.io.send_errors;
+                    tx_.set_length(i, 0);
+                    continue;
+                }
+                tx_.set_length(i, n);
+            }
+            // Follow-Up Telemetry (RFC 8972 §4.7): the next reply reports this T3.
+            if (follow_up_[i].pending)
+                f.core.note_sent(follow_up_[i].from, follow_up_[i].ssid, w,
+                                 f.core.config().t3_method);
+        }
+        std::error_code ec;
+        const std::size_t queued = tx_.live();
+        const std::size_t sent = tx_.send(fd, ec);
+        port_io_.send_errors += queued - sent;
+        return sent;
+    }
+
     // A TLV address with the request's port, in the request's address family (an IPv4 address
     // on an IPv6 socket as ::ffff:a.b.c.d). False when it cannot be reached from this socket.
     static bool to_sockaddr(const tlv_address& a, const sockaddr_storage& like,
@@ -331,7 +344,7 @@ private:
     }
 
     // Handlers hold a weak reference to life_, never only `this`: a completion already queued
-    // when the owner destroys this reflector in the same event-loop pass (a session ended by a
+    // when the owner destroys this port in the same event-loop pass (a session ended by a
     // timer, a connection closed) finds the reference expired and returns without touching us.
     void wait_readable()
     {
@@ -348,42 +361,138 @@ private:
         timer_.expires_after(opts_.housekeeping);
         timer_.async_wait([this, life = std::weak_ptr<char>(life_)](const std::error_code& ec) {
             if (life.expired() || ec || !running_) return;
-            core_.expire(clock_.mono_now());
-            core_.set_error_estimate(system_error_estimate());
+            const nanoseconds now = clock_.mono_now();
+            err_ = system_error_estimate();
+            dir_.for_each([&](reflector_flow& f) {
+                f.core.expire(now);
+                f.core.set_error_estimate(err_);
+            });
             arm_housekeeping();
         });
     }
 
-    reflector_options opts_;
-    Clock clock_;
     asio::ip::udp::socket sock_;
     asio::steady_timer timer_;
-    session_reflector core_;
     rx_batch rx_;
     tx_batch tx_;
-    reflector_io_counters io_counters_;
+    reflector_io_counters port_io_;
+    error_estimate err_{};
     bool running_ = false;
-    bool active_ = true;
-    std::unique_ptr<test_guard> guard_;
-    std::vector<std::uint8_t> open_rx_;
-    std::vector<std::uint8_t> open_tx_;
-    std::vector<wire::const_byte_span> plain_rx_;
-    std::vector<std::size_t> staged_len_;
-    // Per reply slot of a batch: a Follow-Up Telemetry TLV was answered for (from, SSID).
+    // Per reply slot of a batch: its flow, its staged (open) length when the flow is protected
+    // (0 otherwise) and the request it answers, and whether a Follow-Up Telemetry TLV was
+    // answered for (from, SSID).
     struct follow_up_note {
         bool pending = false;
         peer_key from{};
         std::uint16_t ssid = 0;
     };
+    std::vector<reflector_flow*> slot_flow_ = std::vector<reflector_flow*>(opts_.batch);
+    std::vector<std::size_t> staged_len_ = std::vector<std::size_t>(opts_.batch);
+    std::vector<wire::const_byte_span> plain_rx_ = std::vector<wire::const_byte_span>(opts_.batch);
     std::vector<follow_up_note> follow_up_ = std::vector<follow_up_note>(opts_.batch);
+    std::vector<std::uint8_t> open_rx_;
+    std::vector<std::uint8_t> open_tx_;
     reflector_rx_info rx_info_{};
-    bool filter_peer_ = false;
-    std::array<std::uint8_t, 16> peer_addr_{};
-    nanoseconds last_activity_{0};
-    nanoseconds last_activity_mono_{0};
-    nanoseconds window_from_{std::numeric_limits<nanoseconds::rep>::min()};
-    nanoseconds window_until_{std::numeric_limits<nanoseconds::rep>::max()};
     std::shared_ptr<char> life_ = std::make_shared<char>(0);
+};
+
+namespace detail {
+// The directory of a port with one flow that answers every request (TWAMP Light, STAMP); its
+// flow takes the port's reflector_options::core.
+struct single_flow_directory {
+    explicit single_flow_directory(const reflector_config& c) : flow(c) {}
+    reflector_flow flow;
+    reflector_flow* find(const peer_key&) noexcept { return &flow; }
+    template <class F> void for_each(F&& f) { f(flow); }
+};
+} // namespace detail
+
+// A TWAMP Light / STAMP reflector: one socket, one flow.
+template <clock_policy Clock = system_clock_policy>
+class basic_udp_reflector : public basic_reflector_port<Clock, detail::single_flow_directory> {
+    using port = basic_reflector_port<Clock, detail::single_flow_directory>;
+
+public:
+    basic_udp_reflector(asio::io_context& io, reflector_options o, Clock clock = {})
+        : port(io, std::move(o), std::move(clock))
+    {
+    }
+
+    const session_reflector& session() const noexcept { return flow().core; }
+
+    // TWAMP sessions (RFC 5357 §4.2): answer only this sender's address (any port, so a NAT on
+    // the way does no harm), and only while active. Packets that fail either test are counted
+    // and dropped. TWAMP Light leaves both open.
+    void accept_only_address(const asio::ip::address& sender)
+    {
+        flow().accept_only_address(sender);
+    }
+    // The DS field of every reply (the session's Type-P DSCP), instead of copying the request's.
+    std::error_code set_tos(int tos)
+    {
+        this->opts_.sock.tos = tos;
+        const int fd = this->native_handle();
+        std::error_code ec;
+        if (this->opts_.local.address().is_v6()) {
+            ec = detail::set_opt(fd, IPPROTO_IPV6, IPV6_TCLASS, tos);
+            (void)detail::set_opt(fd, IPPROTO_IP, IP_TOS, tos); // IPv4-mapped traffic
+        } else {
+            ec = detail::set_opt(fd, IPPROTO_IP, IP_TOS, tos);
+        }
+        return ec;
+    }
+    void set_symmetric(bool on) noexcept { flow().core.set_symmetric(on); }
+    // Authenticated / encrypted requests and replies (see test_guard.hpp).
+    void set_guard(std::unique_ptr<test_guard> g)
+    {
+        flow().guard = std::move(g);
+        this->enable_staging();
+    }
+    void set_active(bool on) noexcept { flow().active = on; }
+    bool active() const noexcept { return flow().active; }
+    // The session's time window (RFC 5357 §3.5, §3.8): while active, a request is reflected only
+    // if its receive time is in [from, until). Compared per packet, so replies start at the
+    // Start Time and end at Stop-Sessions + Timeout exactly, not on some later timer tick.
+    // set_window_mono() takes monotonic times (the clock policy's mono_now()); set_window() takes
+    // wall times and turns them into monotonic ones now, so a later wall-clock step does not
+    // move the window. nanoseconds::min() / max() stay open ends.
+    void set_window_mono(nanoseconds from, nanoseconds until) noexcept
+    {
+        flow().window_from = from;
+        flow().window_until = until;
+    }
+    void set_window(nanoseconds from, nanoseconds until) noexcept
+    {
+        const instant now = now_of(this->clock_);
+        const auto to_mono = [&](nanoseconds t) {
+            if (t == nanoseconds::min() || t == nanoseconds::max()) return t;
+            return now.mono + (t - now.wall);
+        };
+        set_window_mono(to_mono(from), to_mono(until));
+    }
+    // Wall-clock receive time of the last request from the agreed sender that passed
+    // authentication and was reflected, 0 before the first; last_activity_mono() is the same
+    // moment on the monotonic clock (REFWAIT).
+    nanoseconds last_activity() const noexcept { return flow().last_activity; }
+    nanoseconds last_activity_mono() const noexcept { return flow().last_activity_mono; }
+    // The flow's counters and the port's, added up.
+    reflector_io_counters io_counters() const noexcept
+    {
+        reflector_io_counters c = flow().io;
+        const reflector_io_counters& p = this->port_counters();
+        c.oversize += p.oversize;
+        c.not_accepted += p.not_accepted;
+        c.outside_window += p.outside_window;
+        c.send_errors += p.send_errors;
+        c.receive_errors += p.receive_errors;
+        c.kernel_timestamps += p.kernel_timestamps;
+        c.auth_failures += p.auth_failures;
+        return c;
+    }
+
+private:
+    reflector_flow& flow() noexcept { return this->dir_.flow; }
+    const reflector_flow& flow() const noexcept { return this->dir_.flow; }
 };
 
 // The reflector on the system's clocks (what every tool uses).

@@ -3,22 +3,26 @@
 // RFC 5357 §3 (control) and §4.2 (reflector), RFC 5938 (individual session control), RFC 6038
 // (reflect octets, symmetrical size), RFC 8545 (ports). Every control connection is a
 // control::control_server state machine fed from its TCP socket; no thread or process per
-// connection. Each accepted test session gets its own UDP socket and the TWAMP Light reflector
-// (udp_reflector: same hot path and counters), opened on the port the session is granted:
-// the requested one when it is free, otherwise one from the configured range, otherwise the
-// request is answered with Accept 5 (temporary resource limit) and Port 0.
+// connection. Test sessions are reflected by shared ports (shared_reflector.hpp: the TWAMP
+// Light hot path, one socket for up to sessions_per_port sessions, demultiplexed by sender
+// address and port). A session is granted the requested port when it is free (a new socket) or
+// already ours and shared by sessions its sender can be told apart from; otherwise it joins a
+// port of ours with room, otherwise it gets a new socket on a port from the configured range (any
+// port without one); when none of that works the request is answered with Accept 5 (temporary
+// resource limit) and Port 0.
 //
 // Session life: accepted (packets dropped), started (reflecting from its Start Time), stopped
 // (still reflecting for its Timeout, RFC 5357 §3.8), ended. Start Time and Timeout end are
 // compared with each packet's receive time. A session that receives nothing for REFWAIT ends on
 // its own and gives its socket back. Closing the control connection ends its sessions at once.
 //
-// Limits (see README "Security model and limits"): every session that holds a UDP socket
-// (accepted, running, stopped and waiting out its Timeout) counts against the connection's
-// max_sessions and the server-wide max_test_sessions; Timeouts are capped at max_timeout; a
-// descriptor budget read from RLIMIT_NOFILE answers requests with Accept 5 and connections with
-// a Modes 0 greeting before the process runs out, and one descriptor is held in reserve so that
-// even then a connection is accepted, answered and closed instead of left in the queue.
+// Limits (see README "Security model and limits"): every session that holds a flow (accepted,
+// running, stopped and waiting out its Timeout) counts against the connection's max_sessions
+// and the server-wide max_test_sessions; Timeouts are capped at max_timeout; a descriptor
+// budget read from RLIMIT_NOFILE answers requests that would need a new socket with Accept 5 and
+// connections with a Modes 0 greeting before the process runs out, and one descriptor is held
+// in reserve so that even then a connection is accepted, answered and closed instead of left in
+// the queue.
 //
 // Time (twamp/clock.hpp): the Clock policy's wall_now() gives Server-Start's Start-Time, SIDs
 // and T3; every deadline (SERVWAIT, REFWAIT, Stop-Sessions + Timeout, the flush grace, a held
@@ -30,6 +34,7 @@
 #include "twamp/asio/clock.hpp"
 #include "twamp/asio/detail/control_transport.hpp"
 #include "twamp/asio/reflector.hpp"
+#include "twamp/asio/shared_reflector.hpp"
 #include "twamp/asio/test_guard.hpp"
 #include "twamp/clock.hpp"
 #include "twamp/control_server.hpp"
@@ -110,9 +115,11 @@ struct server_options {
     std::uint16_t test_port_low = 0;    // range for reflector ports when the requested
     std::uint16_t test_port_high = 0;   // one is taken; 0/0: let the kernel choose
     std::chrono::nanoseconds refwait = std::chrono::seconds{900};
-    // Test sessions holding a socket, server-wide; 0: sized from RLIMIT_NOFILE at open() (see
-    // default_max_test_sessions). Beyond it requests get Accept 5.
+    // Test sessions, server-wide (each holds a flow of a few KiB, not a descriptor); 0: the
+    // default, kDefaultMaxTestSessions. Beyond it requests get Accept 5.
     std::size_t max_test_sessions = 0;
+    // Sessions one reflector port (socket) serves at most; 1: a socket per session.
+    std::size_t sessions_per_port = 1024;
     // Longest Timeout granted (RFC 5357 §3.8 wait after Stop-Sessions); longer requests get this.
     std::chrono::nanoseconds max_timeout = std::chrono::seconds{60};
     // How long a closing connection may take to flush its last messages to a peer that does not
@@ -134,7 +141,10 @@ struct server_counters {
     std::uint64_t sessions_accepted = 0;
     std::uint64_t sessions_rejected = 0;
     std::uint64_t sessions_ended_refwait = 0;
-    std::uint64_t packets_reflected = 0; // by sessions that have ended
+    std::uint64_t packets_reflected = 0;      // by sessions that have ended
+    std::uint64_t test_packets_unmatched = 0; // on ports now closed: no session's sender
+    std::uint64_t test_ports_opened = 0;      // reflector sockets opened
+    std::uint64_t sessions_joined_port = 0;   // sessions given a port already open
     std::uint64_t test_auth_failures =
         0; // protected test packets that failed their HMAC (ended sessions)
     std::uint64_t sessions_refused_budget = 0;      // Accept 5: server-wide or descriptor budget
@@ -159,13 +169,9 @@ inline std::size_t descriptor_limit()
     return static_cast<std::size_t>(std::min<rlim_t>(rl.rlim_cur, rlim_t{1} << 20));
 }
 
-// Default --max-test-sessions: three quarters of the descriptors left after the spare, so a
-// quarter stays for control connections; at least 1, at most 16384.
-inline std::size_t default_max_test_sessions(std::size_t nofile)
-{
-    const std::size_t usable = nofile > kDescriptorSpare ? nofile - kDescriptorSpare : 1;
-    return std::clamp<std::size_t>(usable * 3 / 4, 1, 16384);
-}
+// Default --max-test-sessions. Sessions share sockets, so descriptors do not bound them; their
+// memory does (a few KiB each: 16384 sessions stay well under 100 MiB).
+inline constexpr std::size_t kDefaultMaxTestSessions = 16384;
 
 // Descriptors open in this process now (/proc/self/fd), or nullopt where that cannot be read.
 inline std::optional<std::size_t> open_descriptor_count()
@@ -184,7 +190,6 @@ template <transport_control_policy Security = control::open_security,
 class twamp_server {
 public:
     using security_factory = std::function<Security()>;
-    using reflector_type = basic_udp_reflector<Clock>;
 
     twamp_server(asio::io_context& io, server_options o, security_factory make_security = {},
                  Clock clock = {})
@@ -210,8 +215,8 @@ public:
         if (opts_.key_derivations_per_second <= 0)
             opts_.key_derivations_per_second =
                 std::max(1.0, double(1u << 18) / std::max<std::uint32_t>(opts_.control.count, 1));
-        if (opts_.max_test_sessions == 0)
-            opts_.max_test_sessions = default_max_test_sessions(nofile_);
+        if (opts_.max_test_sessions == 0) opts_.max_test_sessions = kDefaultMaxTestSessions;
+        if (opts_.sessions_per_port == 0) opts_.sessions_per_port = 1;
         if (reserve_fd_ < 0) reserve_fd_ = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
         // Everything open now (acceptor, reserve, the event loop's own) is the baseline.
         base_fds_ = open_descriptor_count().value_or(8);
@@ -233,10 +238,12 @@ public:
     // Descriptors the server holds by its own count: baseline, control connections, test sockets.
     std::size_t descriptors_in_use() const noexcept
     {
-        return base_fds_ + connections_.size() + live_sockets_;
+        return base_fds_ + connections_.size() + ports_.size();
     }
-    // Test sessions holding a socket (any state), server-wide.
-    std::size_t live_test_sessions() const noexcept { return live_sockets_; }
+    // Test sessions holding a flow (any state), server-wide.
+    std::size_t live_test_sessions() const noexcept { return live_flows_; }
+    // Reflector sockets open.
+    std::size_t test_ports() const noexcept { return ports_.size(); }
 
     asio::ip::tcp::endpoint local_endpoint() const
     {
@@ -265,13 +272,35 @@ public:
         return n;
     }
     const server_counters& counters() const noexcept { return counters_; }
+    // Server counters with what open ports have counted so far added in.
+    server_counters counters_now() const
+    {
+        server_counters c = counters_;
+        for (const auto& [n, p] : ports_)
+            c.test_packets_unmatched += p.refl->port_counters().not_accepted;
+        return c;
+    }
 
 private:
+    using port_type = basic_shared_reflector<Clock>;
+    // A reflector socket and the local address it is bound to (the one its clients connected to).
+    struct test_port {
+        std::unique_ptr<port_type> refl;
+        asio::ip::address local;
+    };
+    // A flow made for a request and attached to its port, before the session is accepted.
+    struct port_grant {
+        std::uint16_t port = 0;
+        peer_key key{};
+        std::unique_ptr<reflector_flow> flow;
+    };
+
     // Its times are monotonic (the Clock's mono_now()).
     struct test_session {
         control::session_id sid{};
         control::request_tw_session request;
-        std::unique_ptr<reflector_type> reflector;
+        std::unique_ptr<reflector_flow> reflector; // null once ended by REFWAIT
+        peer_key key{};
         std::uint16_t port = 0;
         nanoseconds timeout{0};
         nanoseconds started_at{0};
@@ -296,8 +325,8 @@ private:
 
         std::size_t backlog() const { return stream.in_flight() + fsm->pending_output().size(); }
         std::map<control::session_id, test_session> sessions;
-        std::map<std::uint16_t, std::unique_ptr<reflector_type>>
-            pending; // ports allocated, not yet claimed
+        std::vector<port_grant> pending; // flows allocated, not yet claimed by a session
+        std::optional<peer_key> asking;  // the sender of the request being admitted
         asio::ip::address local_addr, peer_addr;
         std::string peer;
 
@@ -345,53 +374,93 @@ private:
             read();
         }
 
-        // The port allocator the state machine calls: bind a reflector socket now, so the port
-        // we announce is really ours.
+        // The port allocator the state machine calls, right after admit_session() for the same
+        // request: give the session a flow on a port now, so the port we announce is ours.
         std::optional<std::uint16_t> allocate(std::uint16_t want)
         {
-            auto try_port = [&](std::uint16_t p) -> std::optional<std::uint16_t> {
-                // Reflector sockets are opened with SO_REUSEADDR (open_udp_socket), so on Linux a
-                // second bind to a port one of our sessions holds would succeed and steal its
-                // packets: never hand out a port we already use or have just allocated.
-                if (p != 0 && (server.ports_in_use_.count(p) || pending.count(p)))
+            if (!asking) return std::nullopt; // admit_session() did not pass this request
+            const peer_key key = *asking;
+            asking.reset();
+            auto& ports = server.ports_;
+            const std::size_t cap = server.opts_.sessions_per_port;
+            // Join port p: ours, on the address this client connected to, with room, and no
+            // session there whose sender cannot be told apart from this one.
+            auto join = [&](std::uint16_t p) -> std::optional<std::uint16_t> {
+                const auto it = ports.find(p);
+                if (it == ports.end()) return std::nullopt;
+                port_type& r = *it->second.refl;
+                if (it->second.local != local_addr || r.flows() >= cap || !r.compatible(key))
                     return std::nullopt;
+                if (r.flows() > 0) ++server.counters_.sessions_joined_port;
+                auto f = r.make_flow(key);
+                r.attach(key, *f);
+                pending.push_back({p, key, std::move(f)});
+                ++server.live_flows_;
+                server.join_hint_ = p;
+                return p;
+            };
+            // A new socket on port p (0: the kernel's choice). Reflector sockets are opened with
+            // SO_REUSEADDR (open_udp_socket), so on Linux a second bind to a port we hold would
+            // succeed and steal its packets: never open a port we already have.
+            auto open = [&](std::uint16_t p) -> std::optional<std::uint16_t> {
+                if (p != 0 && ports.count(p)) return std::nullopt;
                 if (!server.descriptor_for_session()) return std::nullopt;
                 reflector_options ro;
                 ro.local = {local_addr, p};
                 ro.sock = server.opts_.test_socket;
                 ro.core.format = reflector_format::twamp;
                 ro.core.refwait = server.opts_.refwait;
-                ro.core.max_sessions = 16;
-                ro.batch = 4; // one sender per session: a small batch keeps per-session memory low
-                auto r = std::make_unique<reflector_type>(server.io_, ro, server.clock_);
+                ro.core.max_sessions = 4; // one sender per session: the smallest table
+                ro.batch = cap > 1 ? 32 : 4;
+                auto r = std::make_unique<port_type>(server.io_, ro, server.clock_);
                 if (r->open()) return std::nullopt;
                 const std::uint16_t got = r->local_endpoint().port();
-                r->set_active(false);
-                pending[got] = std::move(r);
-                ++server.live_sockets_;
-                return got;
+                r->start(); // answers nobody until a session is attached and started
+                ports.emplace(got, test_port{std::move(r), local_addr});
+                ++server.counters_.test_ports_opened;
+                if (auto j = join(got)) return j;
+                server.close_port(got); // cannot happen: an empty port takes any session
+                return std::nullopt;
             };
             const auto lo = server.opts_.test_port_low, hi = server.opts_.test_port_high;
             const bool ranged = lo != 0 || hi != 0;
-            // With a range set, a requested port is granted only inside it.
-            if (want != 0 && (!ranged || (want >= lo && want <= hi)))
-                if (auto p = try_port(want)) return p;
-            if (!ranged) return try_port(0);
-            const std::uint32_t span = std::uint32_t{hi} - lo + 1;
-            for (std::uint32_t i = 0; i < span; ++i) {
-                const auto p = static_cast<std::uint16_t>(lo + (server.port_cursor_ + i) % span);
-                if (server.ports_in_use_.count(p)) continue;
-                if (auto got = try_port(p)) {
-                    server.port_cursor_ = (server.port_cursor_ + i + 1) % span;
-                    return got;
+            const auto in_range = [&](std::uint16_t p) { return !ranged || (p >= lo && p <= hi); };
+            // A requested port is granted when it is free or shared by compatible sessions; with
+            // a range set, only inside it.
+            if (want != 0 && in_range(want))
+                if (auto p = ports.count(want) ? join(want) : open(want)) return p;
+            if (cap > 1) {
+                if (server.join_hint_ && in_range(*server.join_hint_))
+                    if (auto p = join(*server.join_hint_)) return p;
+                for (const auto& [n, tp] : ports)
+                    if (in_range(n))
+                        if (auto p = join(n)) return p;
+            }
+            std::optional<std::uint16_t> got;
+            if (!ranged) {
+                got = open(0);
+            } else {
+                const std::uint32_t span = std::uint32_t{hi} - lo + 1;
+                for (std::uint32_t i = 0; i < span && !got; ++i) {
+                    const auto p =
+                        static_cast<std::uint16_t>(lo + (server.port_cursor_ + i) % span);
+                    if (ports.count(p)) continue;
+                    if ((got = open(p))) server.port_cursor_ = (server.port_cursor_ + i + 1) % span;
                 }
             }
-            return std::nullopt;
+            if (!got && !server.descriptor_for_session()) {
+                ++server.counters_.sessions_refused_budget;
+                server.log_budget("descriptor budget reached (" +
+                                  std::to_string(server.descriptors_in_use()) + " of " +
+                                  std::to_string(server.nofile_) +
+                                  "): requests that need a new reflector socket get Accept 5");
+            }
+            return got;
         }
 
-        // Sessions of this connection that hold a socket: accepted, running, or stopped and
+        // Sessions of this connection that hold a flow: accepted, running, or stopped and
         // waiting out their Timeout.
-        std::size_t sessions_with_socket() const
+        std::size_t sessions_with_flow() const
         {
             std::size_t n = pending.size();
             for (const auto& [sid, s] : sessions)
@@ -415,28 +484,32 @@ private:
             // Stopped sessions still hold their sockets until their Timeout: they count
             // against max_sessions too, so a client cannot pile them up by stopping and asking
             // again. They free themselves, hence Accept 5 (temporary).
-            if (sessions_with_socket() >= server.opts_.control.max_sessions) {
+            if (sessions_with_flow() >= server.opts_.control.max_sessions) {
                 ++server.counters_.sessions_refused_lingering;
                 return control::accept_code::temporary_limit;
             }
-            if (server.live_sockets_ >= server.opts_.max_test_sessions ||
-                !server.descriptor_for_session()) {
+            if (server.live_flows_ >= server.opts_.max_test_sessions) {
                 ++server.counters_.sessions_refused_budget;
-                server.log_budget(
-                    "test session budget reached (" + std::to_string(server.live_sockets_) +
-                    " sessions, " + std::to_string(server.descriptors_in_use()) + " of " +
-                    std::to_string(server.nofile_) + " descriptors): requests get Accept 5");
+                server.log_budget("test session budget reached (" +
+                                  std::to_string(server.live_flows_) +
+                                  " sessions): requests get Accept 5");
                 return control::accept_code::temporary_limit;
             }
+            asking = sender_key(sender, r.sender_port); // for allocate(), called next
             return control::accept_code::ok;
         }
 
-        void release(std::unique_ptr<reflector_type>& r)
+        // A session's flow leaves its port (the port closes with its last flow).
+        void release(std::uint16_t port, const peer_key& key, std::unique_ptr<reflector_flow>& f)
         {
-            if (!r) return;
-            r->stop();
-            r.reset();
-            --server.live_sockets_;
+            if (!f) return;
+            const auto it = server.ports_.find(port);
+            if (it != server.ports_.end()) {
+                it->second.refl->detach(key);
+                if (it->second.refl->flows() == 0) server.close_port(port);
+            }
+            f.reset();
+            --server.live_flows_;
         }
 
         // Completions of this connection's reads and writes run only while it is open, and
@@ -466,8 +539,8 @@ private:
         {
             while (auto ev = fsm->next_event())
                 std::visit([this](auto& e) { this->on_event(e); }, *ev);
-            for (auto& [port, r] : pending) // allocated for requests that were then refused
-                release(r);
+            for (auto& g : pending) // allocated for requests that were then refused
+                release(g.port, g.key, g.flow);
             pending.clear();
             if (fsm->key_derivation_pending() && !deriving) derive_off_loop();
             if (hold_until) {
@@ -593,15 +666,14 @@ private:
                 if (s.started && !s.ended_by_refwait && !s.end_at) {
                     // REFWAIT counts from the later of Start-Sessions and the Start Time.
                     const nanoseconds from = std::max(s.started_at, s.active_from.value_or(now));
-                    const nanoseconds last = std::max(s.reflector->last_activity_mono(), from);
+                    const nanoseconds last = std::max(s.reflector->last_activity_mono, from);
                     if (now - last > server.opts_.refwait) {
                         s.ended_by_refwait = true;
                         ++server.counters_.sessions_ended_refwait;
                         add_totals(s);
                         server.log("session on port " + std::to_string(s.port) + " from " + peer +
                                    ": nothing received for REFWAIT, ended");
-                        server.ports_in_use_.erase(s.port);
-                        release(s.reflector); // its socket is freed now, not at Stop-Sessions
+                        release(s.port, s.key, s.reflector); // now, not at Stop-Sessions
                     } else {
                         any_running = true;
                     }
@@ -616,8 +688,8 @@ private:
         void add_totals(const test_session& s)
         {
             if (!s.reflector) return;
-            server.counters_.packets_reflected += s.reflector->session().counters().reflected;
-            server.counters_.test_auth_failures += s.reflector->io_counters().auth_failures;
+            server.counters_.packets_reflected += s.reflector->core.counters().reflected;
+            server.counters_.test_auth_failures += s.reflector->io.auth_failures;
         }
 
         void on_event(control::server_events::mode_agreed& e)
@@ -626,12 +698,18 @@ private:
         }
         void on_event(control::server_events::session_accepted& e)
         {
-            auto it = pending.find(e.reflector_port);
+            const peer_key key =
+                sender_key(detail::from_address_bytes(e.request.ipvn, e.request.sender_address),
+                           e.request.sender_port);
+            const auto it = std::find_if(pending.begin(), pending.end(), [&](const port_grant& g) {
+                return g.port == e.reflector_port && g.key == key;
+            });
             if (it == pending.end()) return; // cannot happen: the allocator made it
             test_session s;
             s.sid = e.sid;
             s.request = e.request;
             s.port = e.reflector_port;
+            s.key = key;
             s.timeout = control::duration_from_ntp(e.request.timeout);
             if (s.timeout > server.opts_.max_timeout) {
                 ++server.counters_.timeouts_capped;
@@ -640,18 +718,15 @@ private:
                            std::to_string(server.opts_.max_timeout.count() / 1000000) + " ms");
                 s.timeout = server.opts_.max_timeout;
             }
-            s.reflector = std::move(it->second);
+            s.reflector = std::move(it->flow);
             pending.erase(it);
-            s.reflector->set_tos(dscp_to_tos(e.dscp));
-            s.reflector->accept_only_address(
-                detail::from_address_bytes(e.request.ipvn, e.request.sender_address));
-            s.reflector->set_symmetric((fsm->agreed_mode() & control::mode::symmetrical_size) != 0);
+            s.reflector->reply_tos = dscp_to_tos(e.dscp);
+            s.reflector->core.set_symmetric(
+                (fsm->agreed_mode() & control::mode::symmetrical_size) != 0);
             // Authenticated / encrypted test packets with this SID's keys (mixed mode: protected
             // control, open test packets).
             if (auto g = detail::make_test_guard(fsm->security(), fsm->agreed_mode(), e.sid))
-                s.reflector->set_guard(std::move(g));
-            s.reflector->start();
-            server.ports_in_use_.insert(s.port);
+                server.ports_.at(s.port).refl->protect(*s.reflector, std::move(g));
             ++server.counters_.sessions_accepted;
             server.log("session accepted for " + peer + " on UDP port " + std::to_string(s.port));
             sessions.emplace(e.sid, std::move(s));
@@ -680,8 +755,9 @@ private:
                     from += std::max(from_ntp(s.request.start_time, now.wall) - now.wall,
                                      nanoseconds{0});
                 s.active_from = from;
-                s.reflector->set_window_mono(from, nanoseconds::max());
-                s.reflector->set_active(true);
+                s.reflector->window_from = from;
+                s.reflector->window_until = nanoseconds::max();
+                s.reflector->active = true;
             }
         }
         void on_event(control::server_events::sessions_stopped& e)
@@ -693,8 +769,10 @@ private:
                 s.end_at = e.at + s.timeout;
                 // RFC 5357 §3.8: packets received up to Stop-Sessions + Timeout are reflected,
                 // none after (compared per packet).
-                if (s.reflector)
-                    s.reflector->set_window_mono(s.active_from.value_or(e.at), *s.end_at);
+                if (s.reflector) {
+                    s.reflector->window_from = s.active_from.value_or(e.at);
+                    s.reflector->window_until = *s.end_at;
+                }
             }
         }
         void on_event(control::connection_closed& e)
@@ -707,15 +785,12 @@ private:
             test_session& s = it->second;
             if (s.reflector) {
                 add_totals(s);
-                server.log("session on UDP port " + std::to_string(s.port) + " from " + peer +
-                           " ended: reflected " +
-                           std::to_string(s.reflector->session().counters().reflected) +
-                           ", not accepted " +
-                           std::to_string(s.reflector->io_counters().not_accepted) +
-                           ", authentication failures " +
-                           std::to_string(s.reflector->io_counters().auth_failures));
-                server.ports_in_use_.erase(s.port);
-                release(s.reflector);
+                server.log(
+                    "session on UDP port " + std::to_string(s.port) + " from " + peer +
+                    " ended: reflected " + std::to_string(s.reflector->core.counters().reflected) +
+                    ", not accepted " + std::to_string(s.reflector->io.not_accepted) +
+                    ", authentication failures " + std::to_string(s.reflector->io.auth_failures));
+                release(s.port, s.key, s.reflector);
             }
             sessions.erase(it);
         }
@@ -728,8 +803,8 @@ private:
             stream.close();
             while (!sessions.empty())
                 end_session(sessions.begin());
-            for (auto& [port, r] : pending)
-                release(r);
+            for (auto& g : pending)
+                release(g.port, g.key, g.flow);
             pending.clear();
             server.connections_.erase(this->shared_from_this());
         }
@@ -802,6 +877,17 @@ private:
         for (const auto& p : opts_.allow)
             if (p.contains(a)) return true;
         return false;
+    }
+
+    // Closes a reflector socket (its last session has left); what it counted stays in counters_.
+    void close_port(std::uint16_t p)
+    {
+        const auto it = ports_.find(p);
+        if (it == ports_.end()) return;
+        counters_.test_packets_unmatched += it->second.refl->port_counters().not_accepted;
+        it->second.refl->stop();
+        ports_.erase(it);
+        if (join_hint_ == p) join_hint_.reset();
     }
 
     // One more test socket must leave the spare untouched.
@@ -902,12 +988,13 @@ private:
     bool accept_failing_ = false;
     security_factory make_security_;
     std::set<std::shared_ptr<connection>> connections_;
-    std::set<std::uint16_t> ports_in_use_;
+    std::map<std::uint16_t, test_port> ports_; // reflector sockets by port number
+    std::optional<std::uint16_t> join_hint_;   // the port last given out: likely to have room
     std::uint32_t port_cursor_ = 0;
     server_counters counters_;
     std::size_t nofile_ = 1024;
     std::size_t base_fds_ = 8;
-    std::size_t live_sockets_ = 0; // test sockets open: sessions and ports being allocated
+    std::size_t live_flows_ = 0; // test sessions holding a flow, and flows being allocated
     int reserve_fd_ = -1;
     std::chrono::steady_clock::time_point last_budget_log_{};
     bucket global_;
