@@ -9,19 +9,27 @@
 // answer).
 //
 // One-way delays are negative when the two clocks disagree, and IPDV values (RFC 3393) are signed
-// by definition: the histogram keeps a mirrored negative side. Buckets are stored in value order —
-// the negative side from the largest magnitude down, then 0 and the positive side — so a
-// percentile is one ascending walk and merging is an element-wise sum. Memory is fixed at
-// construction (2 × 4096 counters, 64 KiB) and independent of the number of samples; add() never
-// allocates.
+// by definition: the histogram keeps a mirrored negative side. The 4096 buckets of a side form 32
+// blocks of 128 (block 0: magnitudes 0–127; block k ≥ 1: the octave [2^(k+6), 2^(k+7))), and a
+// block's counters are allocated on the first sample that falls into it, so the memory follows
+// the range of values seen, not the range the histogram can hold: nothing when empty, 1 KiB per
+// octave and sign seen (a 10 µs–10 ms delay stream: 11 KiB; at most 64 KiB with every block
+// used). The blocks share one vector, found through a fixed table of 64 offsets (128 bytes); a
+// percentile walks the allocated blocks in value order (the negative side from the largest
+// magnitude down, then 0 and the positive side). Memory never grows with the number of samples:
+// once a block exists, add() does not allocate, and clear() keeps the blocks. Allocation failure
+// in add() or merge() terminates (both are noexcept), as running out of memory for the former
+// fixed array would have at construction.
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <utility>
 #include <vector>
 
 namespace twamp {
@@ -34,7 +42,30 @@ public:
     static constexpr std::size_t kSide = static_cast<std::size_t>(kSub) * (kMaxBits - kSubBits + 1);
     static constexpr double kMaxRelativeError = 1.0 / (2.0 * static_cast<double>(kSub));
 
-    log_histogram() : counts_(2 * kSide, 0) {}
+    log_histogram() noexcept { base_.fill(kAbsent); }
+    log_histogram(const log_histogram&) = default;
+    log_histogram& operator=(const log_histogram&) = default;
+    // A moved-from histogram is empty, with no blocks.
+    log_histogram(log_histogram&& o) noexcept
+        : counts_(std::move(o.counts_)), base_(o.base_), count_(o.count_), overflow_(o.overflow_),
+          min_(o.min_), max_(o.max_)
+    {
+        o.forget();
+    }
+    log_histogram& operator=(log_histogram&& o) noexcept
+    {
+        if (this != &o) {
+            counts_ = std::move(o.counts_);
+            base_ = o.base_;
+            count_ = o.count_;
+            overflow_ = o.overflow_;
+            min_ = o.min_;
+            max_ = o.max_;
+            o.forget();
+        }
+        return *this;
+    }
+    ~log_histogram() = default;
 
     void add(std::int64_t v) noexcept { add(v, 1); }
 
@@ -48,10 +79,19 @@ public:
             max_ = std::max(max_, v);
         }
         count_ += n;
-        counts_[slot(v)] += n;
+        const std::uint64_t m = v < 0 ? std::uint64_t(0) - static_cast<std::uint64_t>(v)
+                                      : static_cast<std::uint64_t>(v);
+        if ((m >> kMaxBits) != 0) ++overflow_;
+        const std::size_t idx = magnitude_index(m);
+        const std::size_t b = (v < 0 ? kBlocks : 0) + (idx >> kSubBits);
+        std::ptrdiff_t base = base_[b];
+        if (base == kAbsent) [[unlikely]]
+            base = allocate(b);
+        counts_[static_cast<std::size_t>(base + static_cast<std::ptrdiff_t>(idx))] += n;
     }
 
-    // Adds every sample of `o`: afterwards this histogram equals one fed with both streams.
+    // Adds every sample of `o`: afterwards this histogram equals one fed with both streams. Only
+    // blocks of `o` that hold a count are allocated here.
     void merge(const log_histogram& o) noexcept
     {
         if (o.count_ == 0) return;
@@ -64,10 +104,18 @@ public:
         }
         count_ += o.count_;
         overflow_ += o.overflow_;
-        for (std::size_t i = 0; i < counts_.size(); ++i)
-            counts_[i] += o.counts_[i];
+        for (std::size_t b = 0; b < 2 * kBlocks; ++b) {
+            const std::uint64_t* src = o.block(b);
+            if (src == nullptr || std::all_of(src, src + kBlockSize, is_zero)) continue;
+            if (base_[b] == kAbsent) allocate(b); // may move counts_, never o's (o has block b)
+            src = o.block(b);
+            std::uint64_t* dst = block(b);
+            for (std::size_t i = 0; i < kBlockSize; ++i)
+                dst[i] += src[i];
+        }
     }
 
+    // Back to empty; the allocated blocks stay (zeroed), so refilling does not allocate.
     void clear() noexcept
     {
         std::fill(counts_.begin(), counts_.end(), 0);
@@ -89,11 +137,25 @@ public:
         if (p >= 100) return static_cast<double>(max_);
         const std::uint64_t rank = nearest_rank(p, count_);
         std::uint64_t seen = 0;
-        for (std::size_t i = 0; i < counts_.size(); ++i) {
-            seen += counts_[i];
-            if (seen >= rank) {
-                const double v = midpoint(i);
-                return std::clamp(v, static_cast<double>(min_), static_cast<double>(max_));
+        const auto found = [&](std::size_t idx, bool neg) {
+            const double v = representative(idx, neg);
+            return std::clamp(v, static_cast<double>(min_), static_cast<double>(max_));
+        };
+        // Negative side: the largest magnitude (the smallest value) first.
+        for (std::size_t k = kBlocks; k-- > 0;) {
+            const std::uint64_t* c = block(kBlocks + k);
+            if (c == nullptr) continue;
+            for (std::size_t i = kBlockSize; i-- > 0;) {
+                seen += c[i];
+                if (seen >= rank) return found(k * kBlockSize + i, true);
+            }
+        }
+        for (std::size_t k = 0; k < kBlocks; ++k) {
+            const std::uint64_t* c = block(k);
+            if (c == nullptr) continue;
+            for (std::size_t i = 0; i < kBlockSize; ++i) {
+                seen += c[i];
+                if (seen >= rank) return found(k * kBlockSize + i, false);
             }
         }
         return static_cast<double>(max_);
@@ -118,17 +180,33 @@ public:
         return std::clamp<std::uint64_t>(rank, 1, n);
     }
 
-    // Counter storage in bytes: fixed at construction.
+    // Bytes held: the object and the counter blocks allocated so far (1 KiB each). Grows only
+    // when a sample or a merge reaches a block not seen before.
     std::size_t memory_bytes() const noexcept
     {
         return sizeof(*this) + counts_.capacity() * sizeof(std::uint64_t);
     }
 
-    // Bucket-wise equality (what merge promises).
+    // Bucket-wise equality (what merge promises), whichever blocks each side has allocated: a
+    // block one side lacks equals an all-zero block.
     friend bool operator==(const log_histogram& a, const log_histogram& b) noexcept
     {
-        return a.count_ == b.count_ && a.min() == b.min() && a.max() == b.max() &&
-               a.overflow_ == b.overflow_ && a.counts_ == b.counts_;
+        if (a.count_ != b.count_ || a.min() != b.min() || a.max() != b.max() ||
+            a.overflow_ != b.overflow_)
+            return false;
+        for (std::size_t k = 0; k < 2 * kBlocks; ++k) {
+            const std::uint64_t* x = a.block(k);
+            const std::uint64_t* y = b.block(k);
+            if (x == nullptr && y == nullptr) continue;
+            if (x == nullptr) {
+                if (!std::all_of(y, y + kBlockSize, is_zero)) return false;
+            } else if (y == nullptr) {
+                if (!std::all_of(x, x + kBlockSize, is_zero)) return false;
+            } else if (!std::equal(x, x + kBlockSize, y)) {
+                return false;
+            }
+        }
+        return true;
     }
 
     // Bucket index of a magnitude (0 ≤ m); magnitudes beyond the range share the last bucket.
@@ -155,27 +233,61 @@ public:
     }
 
 private:
-    std::size_t slot(std::int64_t v) noexcept
+    static constexpr std::size_t kBlockSize = static_cast<std::size_t>(kSub);
+    static constexpr std::size_t kBlocks = kSide / kBlockSize; // per side
+    // base_[b] is where block b's counters start in counts_, minus the magnitude index of its
+    // first bucket, so that a magnitude index plus the base is the counter's position.
+    static constexpr std::int16_t kAbsent = std::numeric_limits<std::int16_t>::min();
+    static_assert(2 * kBlocks * kBlockSize <= std::numeric_limits<std::int16_t>::max() &&
+                      kSide <= -(kAbsent + 1),
+                  "counter positions must fit the base table");
+
+    static bool is_zero(std::uint64_t c) noexcept { return c == 0; }
+
+    void forget() noexcept
     {
-        const std::uint64_t m = v < 0 ? std::uint64_t(0) - static_cast<std::uint64_t>(v)
-                                      : static_cast<std::uint64_t>(v);
-        if ((m >> kMaxBits) != 0) ++overflow_;
-        const std::size_t i = magnitude_index(m);
-        return v < 0 ? kSide - 1 - i : kSide + i;
+        counts_.clear();
+        base_.fill(kAbsent);
+        count_ = overflow_ = 0;
+        min_ = max_ = 0;
     }
 
-    // A representative value of slot `i`: exact for width-1 buckets, else the midpoint.
-    static double midpoint(std::size_t i) noexcept
+    // Counters of block `b` (0..kBlocks-1: positive side, kBlocks..: negative), or null.
+    const std::uint64_t* block(std::size_t b) const noexcept
     {
-        const bool neg = i < kSide;
-        const std::size_t idx = neg ? kSide - 1 - i : i - kSide;
+        const std::ptrdiff_t base = base_[b];
+        if (base == kAbsent) return nullptr;
+        return counts_.data() + base + static_cast<std::ptrdiff_t>((b % kBlocks) * kBlockSize);
+    }
+    std::uint64_t* block(std::size_t b) noexcept
+    {
+        return const_cast<std::uint64_t*>(std::as_const(*this).block(b));
+    }
+
+    // Appends a zeroed block for `b` and returns its base. Capacity grows one block at a time: a
+    // new block is rare (once per octave and sign seen), memory is what matters.
+    std::ptrdiff_t allocate(std::size_t b) noexcept
+    {
+        const std::size_t first = counts_.size();
+        counts_.reserve(first + kBlockSize);
+        counts_.resize(first + kBlockSize, 0);
+        const auto base = static_cast<std::ptrdiff_t>(first) -
+                          static_cast<std::ptrdiff_t>((b % kBlocks) * kBlockSize);
+        base_[b] = static_cast<std::int16_t>(base);
+        return base;
+    }
+
+    // A representative magnitude of bucket `idx`: exact for width-1 buckets, else the midpoint.
+    static double representative(std::size_t idx, bool neg) noexcept
+    {
         const std::uint64_t w = magnitude_width(idx);
         const double m = static_cast<double>(magnitude_low(idx)) +
                          (w > 1 ? static_cast<double>(w - 1) / 2.0 : 0.0);
         return neg ? -m : m;
     }
 
-    std::vector<std::uint64_t> counts_;
+    std::vector<std::uint64_t> counts_;          // allocated blocks, kBlockSize counters each
+    std::array<std::int16_t, 2 * kBlocks> base_; // block -> base in counts_, or kAbsent
     std::uint64_t count_ = 0;
     std::uint64_t overflow_ = 0;
     std::int64_t min_ = 0;
