@@ -117,6 +117,37 @@ BENCHMARK(BM_reflect)
     ->ArgNames({"senders", "stateless", "stamp"})
     ->ArgsProduct({{1, 100, 10000}, {0, 1}, {0, 1}});
 
+// STAMP TLV mixes, 1 sender, stateful: what each costs to process. Arg 0: 76 octets, Extra
+// Padding (16) + a type no reflector knows (200, 8 octets); 1: the BM_reflect request (Extra
+// Padding + Timestamp Information, 8 octets); 2: 44 + Extra Padding (28), no other TLV.
+void BM_reflect_tlvs(benchmark::State& state)
+{
+    const auto mix = state.range(0);
+    twamp::reflector_config cfg;
+    cfg.format = twamp::reflector_format::stamp;
+    twamp::session_reflector refl(cfg);
+    std::vector<std::vector<std::uint8_t>> reqs;
+    for (std::uint32_t i = 0; i < kRequests; ++i) {
+        auto r = make_request(true, i);
+        if (mix == 0) r[65] = 200;
+        if (mix == 2) (void)twamp::write_stamp_extra_padding({r.data() + 44, 32});
+        reqs.push_back(std::move(r));
+    }
+    const auto peers = make_peers(1);
+    std::vector<std::uint8_t> out(2048);
+    std::int64_t t2 = kT0 + 5'000'000;
+    std::size_t i = 0;
+    for (auto _ : state) {
+        const std::size_t len =
+            refl.reflect(reqs[i++ & (kRequests - 1)], peers[0], twamp::nanoseconds{t2}, 64, out);
+        benchmark::DoNotOptimize(len);
+        benchmark::ClobberMemory();
+        t2 += 1000;
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_reflect_tlvs)->ArgName("mix")->Arg(0)->Arg(1)->Arg(2);
+
 // Baseline: copy the request into the reply buffer and nothing else. Arg: request octets.
 void BM_baseline_memcpy_request(benchmark::State& state)
 {

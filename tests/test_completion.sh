@@ -23,9 +23,12 @@ expect() {
 expect sender twamp sen
 expect "controller controlclient" twamp contr
 expect "reflector" twamp refl
-expect --timeout twamp sender --time
+expect --timeout twamp sender --timeo
 expect --max-connections twamp server --max-conn
 expect "--refwait" twamp responder --refw
-expect --timer twamp responder --time   # the responder has --timer (twampy), no --timeout
+expect --timer twamp responder --timer   # the responder has --timer (twampy), no --timeout
+expect "" twamp responder --timeo
+expect --timestamping twamp sender --timest
+expect --timestamping twamp responder --times
 expect "" twamp dscptable --json
 exit $fail

@@ -3,14 +3,17 @@
 // the figures of RFC 8972 §4.2–4.7 and RFC 9503 §3–4, not computed with the code under test.
 #include "twamp/reflector_session.hpp"
 #include "twamp/report/json.hpp"
+#include "twamp/report/per_packet.hpp"
 #include "twamp/report/table.hpp"
 #include "twamp/sender_session.hpp"
 #include "twamp/stamp_tlvs.hpp"
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -777,4 +780,493 @@ TEST_CASE("addresses in text (RFC 5952) and the TLV summary in the reports")
                  "times)") != std::string::npos);
     CHECK(t.find("reply DSCP 46 refused 2 times") != std::string::npos);
     CHECK(report::tlv_lines(stamp_tlv_stats{}).empty());
+}
+
+// ---- RFC 9534 Micro-session ID (type 11)
+
+TEST_CASE("Micro-session ID: sender octets, reflector fill, U, M and the member-link check")
+{
+    stamp_tlv_request r;
+    r.micro_session = stamp_tlv_request::micro_session_request{0x1234, 0};
+    CHECK(write(r) == tlv(0x80, 11, {0x12, 0x34, 0, 0}));
+    r.micro_session->reflector_id = 7;
+    CHECK(write(r) == tlv(0x80, 11, {0x12, 0x34, 0, 7}));
+
+    stamp_tlv_policy pol;
+    pol.micro_session_id = 7;
+    SUBCASE("the reflector keeps the Sender ID and fills its own")
+    {
+        bytes b = tlv(0x80, 11, {0x12, 0x34, 0, 0});
+        const auto out = reflect_stamp_tlvs(b, ctx_v4(), pol);
+        CHECK_FALSE(out.micro_session_mismatch);
+        CHECK(b == tlv(0, 11, {0x12, 0x34, 0, 7}));
+        bytes named = tlv(0x80, 11, {0x12, 0x34, 0, 7}); // names this member: fine
+        CHECK_FALSE(reflect_stamp_tlvs(named, ctx_v4(), pol).micro_session_mismatch);
+        CHECK(named == tlv(0, 11, {0x12, 0x34, 0, 7}));
+    }
+    SUBCASE("a Reflector ID naming another member link: the request is for someone else")
+    {
+        bytes b = tlv(0x80, 11, {0x12, 0x34, 0, 9});
+        CHECK(reflect_stamp_tlvs(b, ctx_v4(), pol).micro_session_mismatch);
+    }
+    SUBCASE("no member-link ID configured: not supported, U, value as received")
+    {
+        bytes b = tlv(0x80, 11, {0x12, 0x34, 0, 9});
+        const auto out = reflect_stamp_tlvs(b, ctx_v4());
+        CHECK_FALSE(out.micro_session_mismatch);
+        CHECK(b == tlv(0x80, 11, {0x12, 0x34, 0, 9}));
+    }
+    SUBCASE("truncated and overlong: M, processing stops")
+    {
+        bytes shorter = cat({tlv(0x80, 11, {0x12, 0x34, 0}), tlv(0x80, 3, zeros(4))});
+        CHECK(reflect_stamp_tlvs(shorter, ctx_v4(), pol).malformed);
+        CHECK(shorter == cat({tlv(0x40, 11, {0x12, 0x34, 0}), tlv(0x80, 3, zeros(4))}));
+        bytes longer = tlv(0x80, 11, {0x12, 0x34, 0, 0, 0});
+        CHECK(reflect_stamp_tlvs(longer, ctx_v4(), pol).malformed);
+        CHECK(longer == tlv(0x40, 11, {0x12, 0x34, 0, 0, 0}));
+        bytes past = {0x80, 11, 0, 4, 0x12, 0x34};
+        CHECK(reflect_stamp_tlvs(past, ctx_v4(), pol).malformed);
+        CHECK(past == bytes{0x40, 11, 0, 4, 0x12, 0x34});
+    }
+    SUBCASE("the sender reads both IDs back and counts replies for another member link")
+    {
+        const auto rep = read_stamp_tlvs(tlv(0, 11, {0x12, 0x34, 0, 7}));
+        REQUIRE(rep.micro_session);
+        CHECK(rep.micro_session->sender_id == 0x1234);
+        CHECK(rep.micro_session->reflector_id == 7);
+        CHECK(read_stamp_tlvs(tlv(0, 11, {0x12, 0x34, 0})).malformed);
+        CHECK_FALSE(read_stamp_tlvs(tlv(0x80, 11, {0x12, 0x34, 0, 0})).micro_session);
+
+        stamp_tlv_stats st;
+        const stamp_tlv_request::micro_session_request sent{0x1234, 0};
+        st.add(rep, sent);
+        CHECK(st.micro_session_mismatch == 0);
+        st.add(read_stamp_tlvs(tlv(0, 11, {0x12, 0x35, 0, 7})), sent); // not our Sender ID
+        CHECK(st.micro_session_mismatch == 1);
+        const stamp_tlv_request::micro_session_request named{0x1234, 8};
+        st.add(rep, named); // Reflector ID 7, we named 8
+        CHECK(st.micro_session_mismatch == 2);
+        REQUIRE(st.micro_session);
+        CHECK(st.micro_session->reflector_id == 7);
+    }
+}
+
+// ---- Reflected Test Packet Control (type 12, draft-ietf-ippm-asymmetrical-pkts)
+
+namespace {
+
+stamp_tlv_policy rc_on()
+{
+    stamp_tlv_policy p;
+    p.reflected_control.enabled = true;
+    p.reflected_control.max_replies = 4;
+    p.reflected_control.max_reply_octets = 1472;
+    p.reflected_control.max_octets_per_second = 0;
+    return p;
+}
+
+// A reply of 64 octets whose TLVs end at 64, in a buffer of 2048.
+stamp_tlv_context rc_ctx()
+{
+    auto c = ctx_v4();
+    c.reply_len = 64;
+    c.tlvs_end = 64;
+    c.reply_room = 2048;
+    return c;
+}
+
+reflected_control_decision decide(std::uint16_t len, std::uint16_t count,
+                                  stamp_tlv_context c = rc_ctx(), stamp_tlv_policy p = rc_on())
+{
+    return decide_reflected_control({len, count, 1000, false}, c, p.reflected_control);
+}
+
+} // namespace
+
+TEST_CASE("Reflected Test Packet Control: octets, off by default (U), M, C")
+{
+    stamp_tlv_request r;
+    r.reflected_control = reflected_control_request{1500, 4, 1'000'000, false};
+    const bytes sent = tlv(0x80, 12, {0x05, 0xDC, 0, 4, 0x00, 0x0F, 0x42, 0x40});
+    CHECK(write(r) == sent);
+
+    SUBCASE("off by default: not supported, U, nothing for the transport to do")
+    {
+        bytes b = sent;
+        const auto out = reflect_stamp_tlvs(b, rc_ctx());
+        CHECK_FALSE(out.reflected_control);
+        CHECK(b == tlv(0x80, 12, {0x05, 0xDC, 0, 4, 0x00, 0x0F, 0x42, 0x40}));
+    }
+    SUBCASE("on: decided, fields back as received, C clear when exact")
+    {
+        bytes b = tlv(0x80, 12, {0, 200, 0, 3, 0, 0, 0x03, 0xE8});
+        const auto out = reflect_stamp_tlvs(b, rc_ctx(), rc_on());
+        REQUIRE(out.reflected_control);
+        CHECK(out.reflected_control->count == 3);
+        CHECK(out.reflected_control->reply_len == 200);
+        CHECK(out.reflected_control->interval_ns == 1000);
+        CHECK(out.reflected_control->exact);
+        CHECK(b == tlv(0, 12, {0, 200, 0, 3, 0, 0, 0x03, 0xE8}));
+        // Clamped (1500 > 1472, 4 > 2): C, the request's fields unchanged.
+        auto p = rc_on();
+        p.reflected_control.max_replies = 2;
+        bytes c = sent;
+        const auto o2 = reflect_stamp_tlvs(c, rc_ctx(), p);
+        REQUIRE(o2.reflected_control);
+        CHECK(o2.reflected_control->count == 2);
+        CHECK(o2.reflected_control->reply_len == 1472);
+        CHECK(c == tlv(0x10, 12, {0x05, 0xDC, 0, 4, 0x00, 0x0F, 0x42, 0x40}));
+        // Only the first one counts; a second one gets U.
+        bytes two = cat({tlv(0x80, 12, {0, 0, 0, 2, 0, 0, 0, 0}), tlv(0x80, 12, zeros(8))});
+        const auto o3 = reflect_stamp_tlvs(two, rc_ctx(), rc_on());
+        REQUIRE(o3.reflected_control);
+        CHECK(o3.reflected_control->count == 2);
+        CHECK(two == cat({tlv(0, 12, {0, 0, 0, 2, 0, 0, 0, 0}), tlv(0x80, 12, zeros(8))}));
+    }
+    SUBCASE("truncated: M; sub-TLVs that overrun: M")
+    {
+        bytes shorter = tlv(0x80, 12, {0, 200, 0, 3, 0, 0, 0});
+        CHECK(reflect_stamp_tlvs(shorter, rc_ctx(), rc_on()).malformed);
+        CHECK(shorter == tlv(0x40, 12, {0, 200, 0, 3, 0, 0, 0}));
+        bytes junk = tlv(0x80, 12, {0, 200, 0, 3, 0, 0, 0, 0, 0, 11, 0, 8, 1, 2});
+        const auto out = reflect_stamp_tlvs(junk, rc_ctx(), rc_on());
+        CHECK(out.malformed);
+        CHECK_FALSE(out.reflected_control);
+        CHECK(junk[0] == 0x40);
+    }
+    SUBCASE("with (well-formed) Address Group sub-TLVs: one ordinary reply, C, sub-TLVs U")
+    {
+        bytes b = tlv(0x80, 12, {0, 200, 0, 3, 0, 0, 0, 0, 0, 11, 0, 2, 24, 0});
+        const auto out = reflect_stamp_tlvs(b, rc_ctx(), rc_on());
+        REQUIRE(out.reflected_control);
+        CHECK(out.reflected_control->count == 1);
+        CHECK(out.reflected_control->reply_len == 64);
+        CHECK(b == tlv(0x10, 12, {0, 200, 0, 3, 0, 0, 0, 0, 0x80, 11, 0, 2, 24, 0}));
+    }
+    SUBCASE("the sender reads what was asked and whether it was honoured exactly")
+    {
+        const auto exact = read_stamp_tlvs(tlv(0, 12, {0, 200, 0, 3, 0, 0, 0x03, 0xE8}));
+        REQUIRE(exact.reflected_control);
+        CHECK(exact.reflected_control->length == 200);
+        CHECK(exact.reflected_control->count == 3);
+        CHECK(exact.reflected_control->interval_ns == 1000);
+        CHECK(exact.reflected_control->exact);
+        const auto clamped = read_stamp_tlvs(tlv(0x10, 12, {0, 200, 0, 3, 0, 0, 0x03, 0xE8}));
+        REQUIRE(clamped.reflected_control);
+        CHECK_FALSE(clamped.reflected_control->exact);
+        CHECK(read_stamp_tlvs(tlv(0, 12, zeros(7))).malformed);
+        CHECK_FALSE(read_stamp_tlvs(tlv(0x80, 12, zeros(8))).reflected_control); // refused
+        stamp_tlv_stats st;
+        st.add(exact);
+        st.add(clamped);
+        CHECK(st.reflected_control_clamped == 1);
+    }
+}
+
+TEST_CASE("Reflected Test Packet Control: the decision and its caps")
+{
+    SUBCASE("count: 0 and 1 are one reply; more up to max_replies, beyond it clamped")
+    {
+        auto d = decide(0, 0);
+        CHECK(d.count == 1);
+        CHECK(d.reply_len == 64);
+        CHECK(d.exact);
+        CHECK(d.cost == 0);
+        d = decide(0, 3);
+        CHECK(d.count == 3);
+        CHECK(d.exact);
+        CHECK(d.cost == 3 * 64);
+        CHECK(d.interval_ns == 1000);
+        d = decide(0, 10);
+        CHECK(d.count == 4);
+        CHECK_FALSE(d.exact);
+    }
+    SUBCASE("length: longer by an Extra Padding TLV; shorter cannot be; capped")
+    {
+        auto d = decide(1000, 2);
+        CHECK(d.reply_len == 1000);
+        CHECK(d.exact);
+        CHECK(d.cost == 2000);
+        d = decide(64, 1); // the usual length
+        CHECK(d.reply_len == 64);
+        CHECK(d.exact);
+        CHECK(d.cost == 0);
+        d = decide(66, 1); // 2 octets more leave no room for a TLV header: 4 more
+        CHECK(d.reply_len == 68);
+        CHECK_FALSE(d.exact);
+        d = decide(40, 1);
+        CHECK(d.reply_len == 64);
+        CHECK_FALSE(d.exact);
+        d = decide(2000, 1);
+        CHECK(d.reply_len == 1472);
+        CHECK_FALSE(d.exact);
+        auto small = rc_ctx();
+        small.reply_room = 100;
+        d = decide(1000, 1, small);
+        CHECK(d.reply_len == 100);
+        auto p = rc_on();
+        p.reflected_control.max_reply_octets = 50; // below the usual reply: no growth at all
+        d = decide(1000, 1, rc_ctx(), p);
+        CHECK(d.reply_len == 64);
+        CHECK_FALSE(d.exact);
+        // Usual reply 70 (a minimum length) but TLVs end at 68: 71 needs 72.
+        auto padded = rc_ctx();
+        padded.reply_len = 70;
+        padded.tlvs_end = 68;
+        d = decide(71, 1, padded);
+        CHECK(d.reply_len == 72);
+        CHECK_FALSE(d.exact);
+        d = decide(80, 1, padded);
+        CHECK(d.reply_len == 80);
+        CHECK(d.exact);
+    }
+    SUBCASE("no amplification (strict size): one reply of the usual length")
+    {
+        auto c = rc_ctx();
+        c.no_amplification = true;
+        const auto d = decide(1000, 4, c);
+        CHECK(d.count == 1);
+        CHECK(d.reply_len == 64);
+        CHECK_FALSE(d.exact);
+        CHECK(d.cost == 0);
+    }
+    SUBCASE("the session's budget pays for the replies, or one ordinary reply")
+    {
+        auto c = rc_ctx();
+        c.reflected_budget = 5000;
+        auto d = decide(1000, 4, c);
+        CHECK(d.count == 4);
+        CHECK(d.exact);
+        CHECK(d.cost == 4000);
+        c.reflected_budget = 2500;
+        d = decide(1000, 4, c);
+        CHECK(d.count == 2);
+        CHECK_FALSE(d.exact);
+        CHECK(d.cost == 2000);
+        c.reflected_budget = 999;
+        d = decide(1000, 4, c);
+        CHECK(d.count == 1);
+        CHECK(d.reply_len == 64);
+        CHECK_FALSE(d.exact);
+        CHECK(d.cost == 0);
+        c.reflected_budget = 0;
+        d = decide(0, 1, c); // an ordinary request costs nothing
+        CHECK(d.count == 1);
+        CHECK(d.exact);
+    }
+    SUBCASE("Address Group sub-TLVs: one ordinary reply")
+    {
+        const auto d =
+            decide_reflected_control({1000, 4, 0, true}, rc_ctx(), rc_on().reflected_control);
+        CHECK(d.count == 1);
+        CHECK(d.reply_len == 64);
+        CHECK_FALSE(d.exact);
+    }
+}
+
+namespace {
+
+peer_key peer_v4()
+{
+    peer_key k;
+    k.addr = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 198, 51, 100, 7};
+    k.port = 40000;
+    return k;
+}
+
+bytes stamp_request(const bytes& tlvs, std::uint32_t seq = 0)
+{
+    bytes b(44);
+    b[0] = static_cast<std::uint8_t>(seq >> 24);
+    b[3] = static_cast<std::uint8_t>(seq);
+    b[15] = 9; // SSID 9
+    b.insert(b.end(), tlvs.begin(), tlvs.end());
+    return b;
+}
+
+std::uint32_t seq_of(const bytes& b)
+{
+    return std::uint32_t{b[0]} << 24 | std::uint32_t{b[1]} << 16 | std::uint32_t{b[2]} << 8 | b[3];
+}
+
+} // namespace
+
+TEST_CASE("session_reflector: Reflected Test Packet Control and the replies after the first")
+{
+    // 44 + Reflected Test Packet Control (12) + Direct Measurement (16) = 72 octets; the request
+    // asks for 3 replies of 200 octets, 1 ms apart.
+    const bytes tlvs = cat({tlv(0x80, 12, {0, 200, 0, 3, 0, 0x0F, 0x42, 0x40}),
+                            tlv(0x80, 5, {0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0})});
+    const bytes request = stamp_request(tlvs, 77);
+    REQUIRE(request.size() == 72);
+    reflector_config rc;
+    rc.format = reflector_format::stamp;
+    rc.tlv_policy = rc_on();
+    rc.tlv_policy.reflected_control.max_octets_per_second = 1000;
+
+    SUBCASE("stateful: reply 0 padded to the length, replies k numbered on, counters follow")
+    {
+        session_reflector r(rc);
+        bytes reply0(2048);
+        stamp_tlv_outcome out;
+        REQUIRE(r.reflect(request, peer_v4(), nanoseconds{5'000'000'000}, 255, reply0, nullptr,
+                          &out) == 200);
+        REQUIRE(out.reflected_control);
+        const auto& c = *out.reflected_control;
+        CHECK(c.count == 3);
+        CHECK(c.reply_len == 200);
+        CHECK(c.interval_ns == 1'000'000);
+        CHECK(c.stateful);
+        CHECK(c.first_seq == 0);
+        CHECK(c.exact);
+        CHECK(c.tx_counter_at == 44 + 12 + 4 + 8);
+        CHECK(c.first_tx == 1);
+        reply0.resize(200);
+        CHECK(seq_of(reply0) == 0);
+        CHECK(reply0[44] == 0); // the TLV without C
+        CHECK(bytes(reply0.begin() + 72, reply0.begin() + 76) == bytes{0, 1, 0, 124});
+        CHECK(bytes(reply0.begin() + 76, reply0.end()) == zeros(124));
+        CHECK(r.counters().reflected_control == 1);
+        CHECK(r.counters().reflected_extra == 2);
+
+        for (std::uint16_t k = 1; k < 3; ++k) {
+            bytes rk(256, 0xEE);
+            REQUIRE(build_reflected_reply(reply0, c, k, rk) == 200);
+            rk.resize(200);
+            CHECK(seq_of(rk) == k);
+            CHECK(rk[44 + 12 + 4 + 11] == 1 + k); // R_TxC
+            bytes a = reply0, b = rk;             // all else equal
+            std::fill_n(a.begin(), 4, 0);
+            std::fill_n(b.begin(), 4, 0);
+            a[44 + 12 + 4 + 11] = b[44 + 12 + 4 + 11] = 0;
+            CHECK(a == b);
+        }
+        bytes rk(256);
+        CHECK(build_reflected_reply(reply0, c, 0, rk) == 0);
+        CHECK(build_reflected_reply(reply0, c, 3, rk) == 0);
+        bytes tiny(199);
+        CHECK(build_reflected_reply(reply0, c, 1, tiny) == 0);
+        CHECK(build_reflected_reply(std::span(reply0).first(150), c, 1, rk) == 0);
+
+        // The session counted three replies: the next one is number 3, R_TxC 4; the budget
+        // (1000 octets a second) had 1000, paid 600: 400 left buys 2 replies of 200 (C).
+        bytes next(2048);
+        REQUIRE(r.reflect(request, peer_v4(), nanoseconds{5'000'000'000}, 255, next, nullptr,
+                          &out) == 200);
+        CHECK(seq_of(next) == 3);
+        CHECK(next[44 + 12 + 4 + 11] == 4);
+        REQUIRE(out.reflected_control);
+        CHECK(out.reflected_control->count == 2);
+        CHECK_FALSE(out.reflected_control->exact);
+        CHECK(next[44] == 0x10);
+        // Nothing left: one ordinary reply, C, not charged.
+        REQUIRE(r.reflect(request, peer_v4(), nanoseconds{5'000'000'000}, 255, next, nullptr,
+                          &out) == 72);
+        CHECK(seq_of(next) == 5);
+        REQUIRE(out.reflected_control);
+        CHECK(out.reflected_control->count == 1);
+        CHECK(next[44] == 0x10);
+        // Half a second later, 500 octets: two replies again.
+        REQUIRE(r.reflect(request, peer_v4(), nanoseconds{5'500'000'000}, 255, next, nullptr,
+                          &out) == 200);
+        CHECK(out.reflected_control->count == 2);
+        CHECK(r.counters().reflected_control_clamped == 3);
+    }
+    SUBCASE("off by default: an ordinary reply, the TLV with U")
+    {
+        reflector_config off;
+        off.format = reflector_format::stamp;
+        session_reflector r(off);
+        bytes reply(2048);
+        stamp_tlv_outcome out;
+        REQUIRE(r.reflect(request, peer_v4(), nanoseconds{5'000'000'000}, 255, reply, nullptr,
+                          &out) == 72);
+        CHECK_FALSE(out.reflected_control);
+        CHECK(reply[44] == 0x80);
+        CHECK(r.counters().reflected_extra == 0);
+    }
+    SUBCASE("stateless: with a rate cap no slot pays, one ordinary reply; without, all replies "
+            "carry the sender's number")
+    {
+        reflector_config sl = rc;
+        sl.stateless = true;
+        session_reflector capped(sl);
+        bytes reply(2048);
+        stamp_tlv_outcome out;
+        REQUIRE(capped.reflect(request, peer_v4(), nanoseconds{5'000'000'000}, 255, reply, nullptr,
+                               &out) == 72);
+        REQUIRE(out.reflected_control);
+        CHECK(out.reflected_control->count == 1);
+        CHECK(reply[44] == 0x10);
+
+        sl.tlv_policy.reflected_control.max_octets_per_second = 0;
+        session_reflector free_rate(sl);
+        REQUIRE(free_rate.reflect(request, peer_v4(), nanoseconds{5'000'000'000}, 255, reply,
+                                  nullptr, &out) == 200);
+        REQUIRE(out.reflected_control);
+        CHECK_FALSE(out.reflected_control->stateful);
+        reply.resize(200);
+        bytes rk(200);
+        REQUIRE(build_reflected_reply(reply, *out.reflected_control, 2, rk) == 200);
+        CHECK(seq_of(rk) == 77);
+        CHECK(seq_of(reply) == 77);
+    }
+    SUBCASE("strict size: never more out than in")
+    {
+        reflector_config st = rc;
+        st.strict_size = true;
+        session_reflector r(st);
+        bytes reply(2048);
+        stamp_tlv_outcome out;
+        REQUIRE(r.reflect(request, peer_v4(), nanoseconds{5'000'000'000}, 255, reply, nullptr,
+                          &out) == 72);
+        REQUIRE(out.reflected_control);
+        CHECK(out.reflected_control->count == 1);
+        CHECK(reply[44] == 0x10);
+    }
+}
+
+TEST_CASE("session_reflector: a Micro-session ID for another member link is dropped, no number "
+          "used")
+{
+    reflector_config rc;
+    rc.format = reflector_format::stamp;
+    rc.tlv_policy.micro_session_id = 5;
+    session_reflector r(rc);
+    bytes reply(128);
+    CHECK(r.reflect(stamp_request(tlv(0x80, 11, {0, 1, 0, 6})), peer_v4(),
+                    nanoseconds{5'000'000'000}, 255, reply) == 0);
+    CHECK(r.counters().micro_session_mismatch == 1);
+    REQUIRE(r.reflect(stamp_request(tlv(0x80, 11, {0, 1, 0, 0})), peer_v4(),
+                      nanoseconds{5'100'000'000}, 255, reply) == 52);
+    CHECK(seq_of(reply) == 0);
+    CHECK(bytes(reply.begin() + 44, reply.begin() + 52) == tlv(0, 11, {0, 1, 0, 5}));
+}
+
+TEST_CASE("per-packet CSV: TLV columns only for the TLVs asked for")
+{
+    CHECK(report::per_packet_header(stamp_tlv_request{}) == report::kPerPacketHeader);
+    stamp_tlv_request q;
+    q.cos_dscp1 = 46;
+    q.micro_session = stamp_tlv_request::micro_session_request{0x1234, 0};
+    q.reflected_control = reflected_control_request{200, 3, 1000, false};
+    const std::string h = report::per_packet_header(q);
+    const std::string base(report::kPerPacketHeader, std::strlen(report::kPerPacketHeader) - 1);
+    CHECK(h == base + ",tlv_unrecognised,tlv_malformed,tlv_integrity_failed,cos_dscp1,cos_dscp2,"
+                      "cos_ecn,cos_rp,ms_sender_id,ms_reflector_id,rc_length,rc_count,"
+                      "rc_interval_ns,rc_exact\n");
+    reply_result r;
+    r.status = reply_status::duplicate;
+    r.sample.sender_seq = 4;
+    r.sample.reflector_seq = 5;
+    r.tlvs =
+        read_stamp_tlvs(cat({tlv(0, 4, {46 << 2 | 1, 0x20, 0, 0}), tlv(0, 11, {0x12, 0x34, 0, 7}),
+                             tlv(0x10, 12, {0, 200, 0, 3, 0, 0, 0x03, 0xE8})}));
+    CHECK(report::per_packet_row(r, q) ==
+          "4,5,duplicate,,,,,,,,,,,0,0,0,46,18,0,0,4660,7,200,3,1000,0\n");
+    CHECK(report::per_packet_row(r, stamp_tlv_request{}) == report::per_packet_row(r));
+    // Lost rows and replies without TLVs keep the columns, empty.
+    const std::string lost = report::per_packet_lost_row(9, nanoseconds{5}, q);
+    CHECK(lost == "9,,lost,5,,,,,,,,,,,,,,,,,,,,,,\n");
+    CHECK(std::count(lost.begin(), lost.end(), ',') == std::count(h.begin(), h.end(), ','));
 }

@@ -1,9 +1,11 @@
 // twamp/reflector_session.hpp — the Session-Reflector: per-sender state and the reply builder.
 //
 // RFC 5357 §4.2 and Appendix I (TWAMP Light), RFC 8762 §4.3 (STAMP stateless and stateful
-// reflectors), RFC 8972 §3-4 (SSID, TLVs). Sans-I/O: the transport hands in the request octets,
-// the sender's address key, the receive time T2 and the received TTL, and gets the reply octets
-// back; T3 is written by the transport right before the send (stamp_reflector_timestamp).
+// reflectors), RFC 8972 §3-4 (SSID, TLVs), RFC 9534 (Micro-session ID), the Reflected Test Packet
+// Control TLV of draft-ietf-ippm-asymmetrical-pkts (build_reflected_reply). Sans-I/O: the transport
+// hands in the request octets, the sender's address key, the receive time T2 and the received TTL,
+// and gets the reply octets back; T3 is written by the transport right before the send
+// (stamp_reflector_timestamp).
 //
 // Memory is bounded: the session table is allocated once (open addressing, fixed capacity) and
 // idle sessions are dropped after REFWAIT. When the table is full a request from a new sender is
@@ -97,7 +99,35 @@ struct reflector_counters {
     std::uint64_t longest_probe = 0;      // most slots one lookup has walked
     std::uint64_t tlv_malformed = 0;      // STAMP requests whose TLVs stopped at a malformed one
     std::uint64_t no_reply_requested = 0; // RFC 9503 Return Path Control Code 0: not answered
+    std::uint64_t micro_session_mismatch = 0;    // RFC 9534: for another member link; dropped
+    std::uint64_t reflected_control = 0;         // Reflected Test Packet Control TLVs honoured
+    std::uint64_t reflected_control_clamped = 0; // ... of which not as asked (C)
+    std::uint64_t reflected_extra = 0; // replies after the first announced to the transport
 };
+
+// Reflected Test Packet Control (draft-ietf-ippm-asymmetrical-pkts): builds reply k
+// (1 <= k < rc.count) into `out` from the first reply `reply0` (as reflect() built it, T3 and all)
+// and returns its length, 0 when k or a buffer is out of range. Every reply has rc.reply_len
+// octets (padding included). Its Sequence Number follows RFC 8762 §4.3.1: a stateful reflector
+// counts the packets it transmits, so reply k carries first_seq + k (reflect() reserved them); a
+// stateless one copies the sender's, so every reply carries the same. A Direct Measurement TLV
+// counts this reply too (R_TxC first_tx + k). Everything else is reply 0's: the Session-Sender
+// fields that tie the reply to the probe, T2, the TLVs. The transport writes T3
+// (stamp_reflector_timestamp) right before each send, and an authenticated transport seals each
+// reply, as for reply 0.
+inline std::size_t build_reflected_reply(wire::const_byte_span reply0,
+                                         const stamp_tlv_outcome::reflected_control_outcome& rc,
+                                         std::uint16_t k, wire::byte_span out) noexcept
+{
+    const std::size_t n = rc.reply_len;
+    if (k == 0 || k >= rc.count || n < kStampBaseLen || reply0.size() < n || out.size() < n)
+        return 0;
+    std::copy_n(reply0.data(), n, out.data());
+    if (rc.stateful) wire::store32(out.data(), rc.first_seq + k);
+    if (rc.tx_counter_at >= kStampBaseLen && std::size_t{rc.tx_counter_at} + 4 <= n)
+        wire::store32(out.data() + rc.tx_counter_at, rc.first_tx + k);
+    return n;
+}
 
 class session_reflector {
 public:
@@ -136,8 +166,12 @@ public:
     // STAMP TLVs are processed in the reply (stamp_tlvs.hpp): `info`, when given, adds what the
     // transport read (destination, DS field); `tlv_out`, when given, receives what the transport
     // must do with the reply (DSCP, source, destination). A request whose Return Path asks for no
-    // reply is dropped here (counted). After sending a reply whose tlv_out says `follow_up`, the
+    // reply is dropped here (counted), and so is one whose Micro-session ID TLV names another
+    // member link (RFC 9534). After sending a reply whose tlv_out says `follow_up`, the
     // transport reports its send time with note_sent() (Follow-Up Telemetry of the next reply).
+    // A Reflected Test Packet Control TLV honoured by local policy leaves tlv_out's
+    // reflected_control set: the reply built here is reply 0 of `count` (already as long as
+    // asked); the transport sends replies 1..count-1 (build_reflected_reply) `interval_ns` apart.
     std::size_t reflect(wire::const_byte_span request, const peer_key& from, instant rx,
                         std::uint8_t ttl, wire::byte_span out,
                         const reflector_rx_info* info = nullptr,
@@ -192,21 +226,48 @@ public:
         std::uint8_t* o = out.data();
         if (stamp) {
             // Octets after the 44-octet base (TLVs) go back at the same offsets.
+            std::size_t len = reply_len;
+            bool pad = false; // an Extra Padding TLV after the request's TLVs
             if (request.size() > kStampBaseLen) {
                 std::copy(request.begin() + kStampBaseLen, request.end(), o + kStampBaseLen);
-                const stamp_tlv_outcome tlv =
-                    process_tlvs(out.subspan(kStampBaseLen, request.size() - kStampBaseLen), from,
-                                 info, session, r.seq, t2_wire);
+                const reply_shape shape{reply_len, request.size(),
+                                        std::min(out.size(), kMaxTestPacketLen), cfg_.strict_size};
+                // Written in place (a reset, not a fresh outcome: cheaper on this path).
+                stamp_tlv_outcome& tlv = tlv_out ? *tlv_out : tlv_scratch_;
+                tlv.reset();
+                process_tlvs(tlv, out.subspan(kStampBaseLen, request.size() - kStampBaseLen), from,
+                             info, session, r.seq, t2_wire, shape, rx.mono);
                 if (tlv.malformed) ++counters_.tlv_malformed;
+                if (tlv.micro_session_mismatch) {
+                    ++counters_.micro_session_mismatch;
+                    if (session) --session->next_seq; // no reply: no number used
+                    return 0;
+                }
                 if (tlv.suppress_reply) {
                     ++counters_.no_reply_requested;
                     return 0;
                 }
-                if (tlv_out) *tlv_out = tlv;
+                if (tlv.reflected_control) {
+                    auto& rc = *tlv.reflected_control;
+                    if (rc.tx_counter_at)
+                        rc.tx_counter_at =
+                            static_cast<std::uint16_t>(rc.tx_counter_at + kStampBaseLen);
+                    pad = rc.reply_len > len;
+                    len = rc.reply_len;
+                    ++counters_.reflected_control;
+                    counters_.reflected_extra += rc.count - 1u;
+                }
             }
             const std::size_t copied = std::max(request.size(), kStampBaseLen);
-            if (reply_len > copied) std::fill(o + copied, o + reply_len, std::uint8_t{0});
+            if (len > copied) std::fill(o + copied, o + len, std::uint8_t{0});
+            if (pad) { // zero-filled value, flags clear
+                o[copied + 1] = stamp_tlv::kTypeExtraPadding;
+                wire::store16(o + copied + 2, static_cast<std::uint16_t>(
+                                                  len - copied - test_layout::tlv::header_size));
+            }
             ++counters_.stamp;
+            ++counters_.reflected;
+            return len;
         } else if (reply_len > kReflectorUnauthLen) {
             // The sender's padding follows our header; its last 27 octets are dropped so the reply
             // is exactly as long as the request (RFC 5357 §4.2.1). Octets beyond what the request
@@ -269,57 +330,215 @@ private:
         std::uint32_t last_reply_seq = 0;
         std::uint64_t last_t3 = 0;
         stamp_tlv::timestamp_method last_method = stamp_tlv::timestamp_method::sw_local;
+        // Reflected Test Packet Control: the session's token bucket, in octets.
+        std::uint64_t rc_tokens = 0;
+        nanoseconds rc_refill{0};
     };
 
-    stamp_tlv_outcome process_tlvs(wire::byte_span tlvs, const peer_key& from,
-                                   const reflector_rx_info* info, slot* session,
-                                   std::uint32_t reply_seq, std::uint64_t t2_wire) noexcept
+    // The reply as reflect() built it, for the Reflected Test Packet Control decision.
+    struct reply_shape {
+        std::size_t reply_len = 0;
+        std::size_t tlvs_end = 0;
+        std::size_t room = 0;
+        bool strict = false;
+    };
+
+    // Adds what the time since the last refill earned (one second's worth at most).
+    static void refill(slot& s, std::uint64_t rate, nanoseconds now) noexcept
     {
-        stamp_tlv_context ctx;
-        static constexpr std::array<std::uint8_t, 12> v4_mapped{0, 0, 0, 0, 0,    0,
-                                                                0, 0, 0, 0, 0xFF, 0xFF};
-        const bool v4 = std::equal(v4_mapped.begin(), v4_mapped.end(), from.addr.begin());
-        ctx.source.v6 = !v4;
-        std::copy(from.addr.begin() + (v4 ? 12 : 0), from.addr.end(), ctx.source.octets.begin());
-        ctx.source_port = from.port;
-        if (info) {
-            ctx.destination = info->destination;
-            ctx.destination_port = info->destination_port;
-            ctx.tos = info->tos;
+        constexpr std::uint64_t ns_per_s = 1'000'000'000;
+        rate = std::min<std::uint64_t>(rate, 1'000'000'000'000); // keeps the products in range
+        const auto dt = now - s.rc_refill;
+        s.rc_refill = now;
+        if (dt.count() <= 0) return;
+        const std::uint64_t ns =
+            std::min<std::uint64_t>(static_cast<std::uint64_t>(dt.count()), ns_per_s);
+        const std::uint64_t earned = rate / ns_per_s * ns + rate % ns_per_s * ns / ns_per_s;
+        s.rc_tokens = std::min(rate, s.rc_tokens + earned);
+    }
+
+    // One look at the TLVs: any with I, and whether all are Extra Padding or types this
+    // reflector does not process, all well formed (then only their flags change: 0 and U).
+    struct tlv_scan {
+        bool any_i = false;
+        bool simple = true;
+    };
+    static tlv_scan scan(wire::byte_span tlvs) noexcept
+    {
+        namespace T = test_layout::tlv;
+        tlv_scan r;
+        std::size_t pos = 0;
+        while (tlvs.size() - pos >= T::header_size) {
+            const std::uint8_t* h = tlvs.data() + pos;
+            const std::uint8_t type = h[T::type.offset];
+            if (type == 0) break; // padding after the TLVs
+            const std::size_t len = wire::load16(h + T::length.offset);
+            if (h[T::flags.offset] & stamp_tlv::kFlagI) r.any_i = true;
+            if (len > tlvs.size() - pos - T::header_size) {
+                r.simple = false;
+                break;
+            }
+            if (type >= stamp_tlv::kTypeLocation && type <= stamp_tlv::kTypeReflectedControl &&
+                type != stamp_tlv::kTypeHmac)
+                r.simple = false;
+            pos += T::header_size + len;
         }
-        ctx.sync =
-            cfg_.sync_source.value_or(cfg_.err.synchronized ? stamp_tlv::sync_source::ntp
-                                                            : stamp_tlv::sync_source::free_running);
-        ctx.t2_method = cfg_.t2_method;
-        ctx.t3_method = cfg_.t3_method;
+        if (r.any_i) r.simple = false;
+        return r;
+    }
+
+    // Walks the TLVs into `out` (reset), filling the context a TLV reads only when one does, and
+    // only the part it reads (Extra Padding and unknown types need none). The context is a member
+    // reused from request to request: every part rewrites all of its fields.
+    void process_tlvs(stamp_tlv_outcome& out, wire::byte_span tlvs, const peer_key& from,
+                      const reflector_rx_info* info, slot* session, std::uint32_t reply_seq,
+                      std::uint64_t t2_wire, const reply_shape& shape, nanoseconds now) noexcept
+    {
+        if (session) ++session->rx;
+        const tlv_scan sc = scan(tlvs);
+        if (sc.simple) {
+            for_each_stamp_tlv(tlvs, [&](const stamp_tlv_header& h) {
+                ++out.count;
+                tlvs[h.offset + test_layout::tlv::flags.offset] =
+                    h.type == stamp_tlv::kTypeExtraPadding ? 0 : stamp_tlv::kFlagU;
+            });
+        } else {
+            walk_tlvs(out, tlvs, sc.any_i, from, info, session, shape, now);
+        }
+        finish_tlvs(out, session, reply_seq, t2_wire);
+    }
+
+    void walk_tlvs(stamp_tlv_outcome& out, wire::byte_span tlvs, bool any_i, const peer_key& from,
+                   const reflector_rx_info* info, slot* session, const reply_shape& shape,
+                   nanoseconds now) noexcept
+    {
+        unsigned built = 0;
+        stamp_tlv_context& ctx = ctx_;
+        const auto ctx_of = [&](ctx_part part) -> const stamp_tlv_context& {
+            const unsigned bit = static_cast<unsigned>(part);
+            if (!(built & bit)) {
+                built |= bit;
+                build_context(ctx, part, from, info, session, shape, now);
+            }
+            return ctx;
+        };
+        const auto is_local = [&](const tlv_address& a) {
+            const auto& d = ctx_of(ctx_part::addresses).destination;
+            return (d && *d == a) ||
+                   std::find(cfg_.local_addresses.begin(), cfg_.local_addresses.end(), a) !=
+                       cfg_.local_addresses.end();
+        };
+        reflect_stamp_tlvs_into(out, tlvs, any_i, ctx_of, cfg_.tlv_policy, is_local, true);
+        if (out.reflected_control) out.reflected_control->first_tx = ctx.transmitted;
+    }
+
+    // The session's side of the walk: counters, numbers reserved, budget, the previous reply.
+    void finish_tlvs(stamp_tlv_outcome& out, slot* session, std::uint32_t reply_seq,
+                     std::uint64_t t2_wire) noexcept
+    {
+        if (out.micro_session_mismatch) {
+            if (session) --session->rx;
+            return;
+        }
+        std::uint32_t replies = 1;
+        if (out.reflected_control && !out.suppress_reply) {
+            auto& rc = *out.reflected_control;
+            replies = rc.count;
+            rc.stateful = session != nullptr;
+            rc.first_seq = reply_seq;
+            if (session) {
+                session->rc_tokens -= std::min<std::uint64_t>(session->rc_tokens, rc.cost);
+                session->next_seq += replies - 1; // reply k carries reply_seq + k
+            }
+            if (!rc.exact) ++counters_.reflected_control_clamped;
+        }
+        if (session && !out.suppress_reply) {
+            session->tx += replies;
+            // Until the transport says when it left, the reply's T3 is its provisional T2.
+            session->has_last = true;
+            session->last_reply_seq = reply_seq + (replies - 1);
+            session->last_t3 = t2_wire;
+            session->last_method = cfg_.t3_method;
+        }
+    }
+
+    // Fills one part of the context.
+    void build_context(stamp_tlv_context& ctx, ctx_part part, const peer_key& from,
+                       const reflector_rx_info* info, slot* session, const reply_shape& shape,
+                       nanoseconds now) noexcept
+    {
+        switch (part) {
+        case ctx_part::addresses: {
+            static constexpr std::array<std::uint8_t, 12> v4_mapped{0, 0, 0, 0, 0,    0,
+                                                                    0, 0, 0, 0, 0xFF, 0xFF};
+            const bool v4 = std::equal(v4_mapped.begin(), v4_mapped.end(), from.addr.begin());
+            ctx.source = tlv_address{};
+            ctx.source.v6 = !v4;
+            std::copy(from.addr.begin() + (v4 ? 12 : 0), from.addr.end(),
+                      ctx.source.octets.begin());
+            ctx.source_port = from.port;
+            ctx.destination = info ? info->destination : std::nullopt;
+            ctx.destination_port = info ? info->destination_port : std::uint16_t{0};
+            ctx.source_mac.reset();
+            return;
+        }
+        case ctx_part::clock:
+            ctx.sync = cfg_.sync_source.value_or(cfg_.err.synchronized
+                                                     ? stamp_tlv::sync_source::ntp
+                                                     : stamp_tlv::sync_source::free_running);
+            ctx.t2_method = cfg_.t2_method;
+            ctx.t3_method = cfg_.t3_method;
+            return;
+        case ctx_part::tos:
+            ctx.tos = info ? info->tos : std::nullopt;
+            return;
+        case ctx_part::session:
+        case ctx_part::reply:
+            break;
+        }
+        if (part == ctx_part::reply) {
+            build_reply_part(ctx, session, shape, now);
+            return;
+        }
         ctx.stateless = session == nullptr;
         if (session) {
-            ++session->rx;
             ctx.received = session->rx;
             ctx.transmitted = session->tx + 1; // this reply
             if (session->has_last)
                 ctx.previous = stamp_tlv_context::previous_reply{
                     session->last_reply_seq, session->last_t3, session->last_method};
+            else
+                ctx.previous.reset();
         } else {
+            ctx.previous.reset();
             // Answered statelessly: the reflector's own totals.
             ctx.received = static_cast<std::uint32_t>(counters_.received);
             ctx.transmitted = static_cast<std::uint32_t>(counters_.reflected + 1);
         }
-        const auto is_local = [&](const tlv_address& a) {
-            return (ctx.destination && *ctx.destination == a) ||
-                   std::find(cfg_.local_addresses.begin(), cfg_.local_addresses.end(), a) !=
-                       cfg_.local_addresses.end();
-        };
-        const stamp_tlv_outcome out = reflect_stamp_tlvs(tlvs, ctx, cfg_.tlv_policy, is_local);
-        if (session && !out.suppress_reply) {
-            ++session->tx;
-            // Until the transport says when it left, the reply's T3 is its provisional T2.
-            session->has_last = true;
-            session->last_reply_seq = reply_seq;
-            session->last_t3 = t2_wire;
-            session->last_method = cfg_.t3_method;
+    }
+
+    void build_reply_part(stamp_tlv_context& ctx, slot* session, const reply_shape& shape,
+                          nanoseconds now) noexcept
+    {
+        // R_TxC of the first reply, for the replies after it.
+        if (session)
+            ctx.transmitted = session->tx + 1;
+        else
+            ctx.transmitted = static_cast<std::uint32_t>(counters_.reflected + 1);
+        ctx.reply_len = shape.reply_len;
+        ctx.tlvs_end = shape.tlvs_end;
+        ctx.reply_room = shape.room;
+        ctx.no_amplification = shape.strict;
+        const auto& rcp = cfg_.tlv_policy.reflected_control;
+        ctx.reflected_budget.reset();
+        if (rcp.enabled && rcp.max_octets_per_second) {
+            if (session) {
+                refill(*session, rcp.max_octets_per_second, now);
+                ctx.reflected_budget = session->rc_tokens;
+            } else {
+                ctx.reflected_budget = 0; // no slot, no bucket: nothing beyond one reply
+            }
         }
-        return out;
     }
 
     std::size_t hash(const peer_key& k, std::uint16_t ssid) const noexcept
@@ -404,6 +623,9 @@ private:
     std::size_t used_ = 0;
     nanoseconds last_sweep_{0};
     reflector_counters counters_;
+    // Reused on every request (see process_tlvs): never read before a part is rewritten.
+    stamp_tlv_context ctx_{};
+    stamp_tlv_outcome tlv_scratch_{};
 };
 
 } // namespace twamp

@@ -13,11 +13,13 @@
 
 #include "twamp/clock.hpp"
 #include "twamp/error.hpp"
+#include "twamp/histogram.hpp"
 #include "twamp/metrics.hpp"
 #include "twamp/stamp_tlvs.hpp"
 #include "twamp/stats.hpp"
 #include "twamp/test_packet.hpp"
 #include "twamp/timestamp.hpp"
+#include "twamp/timestamp_source.hpp"
 
 #include <algorithm>
 #include <bit>
@@ -58,6 +60,7 @@ enum class reply_status : std::uint8_t {
     sample,           // an in-time reply: a delay sample
     late,             // first reply for the probe, after its loss timeout
     duplicate,        // the probe was already answered
+    extra,            // a further reply the probe asked for (Reflected Test Packet Control TLV)
     unknown_sequence, // we never sent that sequence number
     malformed,        // too short to be a reply
     ssid_mismatch,    // a STAMP reply for another session
@@ -66,6 +69,8 @@ enum class reply_status : std::uint8_t {
 struct reply_sample {
     std::uint32_t sender_seq = 0;
     std::uint32_t reflector_seq = 0;
+    // T1 is the one the delays use: the kernel's send time when it came (set_kernel_t1), else
+    // t1_wire, the user-space read written into the probe.
     nanoseconds t1{0}, t2{0}, t3{0}, t4{0};
     std::int64_t outbound_ns = 0;  // T2 - T1
     std::int64_t inbound_ns = 0;   // T4 - T3
@@ -73,6 +78,12 @@ struct reply_sample {
     std::uint8_t sender_ttl = 0;   // as the reflector saw our probe (0 = unknown)
     std::uint8_t reply_ttl = 0;    // as we saw the reply (0 = unknown)
     bool truncated = false;
+    nanoseconds t1_wire{0}; // the T1 the probe carries
+    // Where each timestamp came from.
+    timestamp_source t1_source = timestamp_source::user;
+    timestamp_source t2_source = timestamp_source::unknown;
+    timestamp_source t3_source = timestamp_source::unknown;
+    timestamp_source t4_source = timestamp_source::unknown;
 };
 
 struct reply_result {
@@ -148,7 +159,15 @@ public:
             write_reflect_block(next_seq_, out.subspan(at, cfg_.reflect_length));
         }
         slot& s = ring_[next_seq_ & mask_];
-        s = slot{next_seq_, t1.count(), t1_at.mono.count(), state::pending, 0, stats_.sent};
+        s = slot{next_seq_,
+                 t1.count(),
+                 t1_at.mono.count(),
+                 state::pending,
+                 0,
+                 stats_.sent,
+                 0,
+                 timestamp_source::user,
+                 0};
         ++next_seq_;
         ++stats_.sent;
         return total_len;
@@ -170,10 +189,44 @@ public:
     // leaves loss to the timeout).
     void on_icmp_error() noexcept { ++stats_.icmp_unreachable; }
 
+    enum class kernel_t1_result : std::uint8_t {
+        applied,     // the probe's delays will use it
+        after_reply, // its reply was handled already, with the user-space T1 (counted)
+        not_tracked, // no such probe in the window, or it failed to send
+    };
+    // The kernel's send time of probe `seq` (SO_TIMESTAMPING), `source` kernel or hardware: from
+    // now on the probe's delays use it as T1; the probe on the wire keeps the user-space T1 it was
+    // made with. Every stamp of a probe still tracked adds kernel - user-space T1 to
+    // t1_kernel_minus_user(), answered or not.
+    kernel_t1_result set_kernel_t1(std::uint32_t seq, nanoseconds t1,
+                                   timestamp_source source = timestamp_source::kernel) noexcept
+    {
+        if (seq >= next_seq_ || next_seq_ - seq > ring_.size())
+            return kernel_t1_result::not_tracked;
+        slot& s = ring_[seq & mask_];
+        if (s.seq != seq || s.st == state::empty || s.st == state::failed)
+            return kernel_t1_result::not_tracked;
+        t1_diff_.add(t1.count() - s.t1);
+        if (s.st == state::answered || s.st == state::late) {
+            ++stamps_after_reply_;
+            return kernel_t1_result::after_reply;
+        }
+        s.t1_kernel = t1.count();
+        s.t1_source = source;
+        return kernel_t1_result::applied;
+    }
+    // Kernel T1 - user-space T1 (ns) of every probe stamped by the kernel.
+    const log_histogram& t1_kernel_minus_user() const noexcept { return t1_diff_; }
+    // Kernel stamps read only after their probe's reply was handled (that sample kept the
+    // user-space T1).
+    std::uint64_t stamps_after_reply() const noexcept { return stamps_after_reply_; }
+    // Per timestamp (T1..T4), how many in-time samples took it from each source.
+    const timestamp_source_counts& timestamp_sources() const noexcept { return sources_; }
+
     // Handles one datagram from the reflector. `reply_ttl` is the TTL/hop limit it arrived with,
-    // 0 when unknown.
-    reply_result on_reply(wire::const_byte_span data, instant t4_at,
-                          std::uint8_t reply_ttl) noexcept
+    // 0 when unknown; `t4_source` says where T4 came from.
+    reply_result on_reply(wire::const_byte_span data, instant t4_at, std::uint8_t reply_ttl,
+                          timestamp_source t4_source = timestamp_source::unknown) noexcept
     {
         const nanoseconds t4 = t4_at.wall;
         reply_result r;
@@ -209,6 +262,16 @@ public:
             return r;
         }
         if (s.st == state::answered || s.st == state::late) {
+            // Replies beyond the first that a Reflected Test Packet Control TLV asked for: they
+            // are neither duplicates nor losses; a stateful reflector numbers each of them.
+            const auto& rc = cfg_.tlvs.reflected_control;
+            if (rc && s.extras + 1u < rc->count) {
+                ++s.extras;
+                ++stats_.extra_replies;
+                note_reflector_seq(p.seq);
+                r.status = reply_status::extra;
+                return r;
+            }
             ++stats_.duplicates;
             // A stateful reflector that numbers a duplicate on its own saw our probe twice: the
             // copy was made on the way out, and its number is no inbound loss.
@@ -222,7 +285,7 @@ public:
         if (cfg_.format == test_format::stamp && !cfg_.tlvs.empty()) {
             r.tlvs = read_stamp_tlvs(data.size() > kStampBaseLen ? data.subspan(kStampBaseLen)
                                                                  : wire::const_byte_span{});
-            stats_.tlv.add(*r.tlvs);
+            stats_.tlv.add(*r.tlvs, cfg_.tlvs.micro_session);
         }
         if (p.truncated) ++stats_.short_replies;
         if (cfg_.reflect_length && !reflected_ok(seq, data)) ++stats_.reflected_octets_mismatch;
@@ -232,11 +295,20 @@ public:
         s.reflector_seq = p.seq;
         ++stats_.distinct_replies;
 
-        const nanoseconds t1{s.t1};
+        const bool kernel_t1 = s.t1_kernel != 0;
+        const nanoseconds t1{kernel_t1 ? s.t1_kernel : s.t1};
         const nanoseconds t2 = wire_to_ns(p.receive_timestamp, p.err.ptp, t4);
         const nanoseconds t3 = wire_to_ns(p.timestamp, p.err.ptp, t4);
         reply_sample& m = r.sample;
         m.t1 = t1;
+        m.t1_wire = nanoseconds{s.t1};
+        m.t1_source = kernel_t1 ? s.t1_source : timestamp_source::user;
+        m.t4_source = t4_source;
+        if (r.tlvs && r.tlvs->timestamps) {
+            // RFC 8972 §4.3: the reflector's own word on how it took T2 (in) and T3 (out).
+            m.t2_source = from_tlv_method(r.tlvs->timestamps->method_in);
+            m.t3_source = from_tlv_method(r.tlvs->timestamps->method_out);
+        }
         m.t2 = t2;
         m.t3 = t3;
         m.t4 = t4;
@@ -257,6 +329,7 @@ public:
         }
         s.st = state::answered;
         ++stats_.received;
+        sources_.add(m.t1_source, m.t2_source, m.t3_source, m.t4_source);
         r.reorder_extent = reorder_.add(seq);
         if (r.reorder_extent) {
             ++stats_.reordered;
@@ -340,6 +413,9 @@ private:
         state st = state::empty;
         std::uint32_t reflector_seq = 0; // of the first reply
         std::uint64_t ordinal = 0;       // probes sent before this one (failed sends excluded)
+        std::int64_t t1_kernel = 0;      // the kernel's send time (T1 for the delays); 0 = none
+        timestamp_source t1_source = timestamp_source::user;
+        std::uint16_t extras = 0; // further replies asked for and received (reflected control)
     };
 
     void note_answered(std::uint64_t ordinal) noexcept
@@ -371,6 +447,9 @@ private:
     ipdv_tracker ipdv_;
     reorder_tracker reorder_;
     session_stats stats_;
+    timestamp_source_counts sources_;
+    log_histogram t1_diff_;
+    std::uint64_t stamps_after_reply_ = 0;
 };
 
 } // namespace twamp

@@ -1,12 +1,15 @@
 // twamp/stamp_tlvs.hpp — the STAMP extension TLVs a reflector answers and a sender asks for:
 // RFC 8972 §4.1–4.7 (Extra Padding, Location, Timestamp Information, Class of Service, Direct
-// Measurement, Access Report, Follow-Up Telemetry) and RFC 9503 (Destination Node Address, Return
-// Path with its Control Code, Return Address, SR-MPLS label stack and SRv6 segment list).
+// Measurement, Access Report, Follow-Up Telemetry), RFC 9503 (Destination Node Address, Return
+// Path with its Control Code, Return Address, SR-MPLS label stack and SRv6 segment list), RFC 9534
+// (Micro-session ID, type 11) and the Reflected Test Packet Control TLV (type 12) of
+// draft-ietf-ippm-asymmetrical-pkts.
 //
 // Three pieces, all sans-I/O on spans of the octets that follow a STAMP base:
 //   - reflector: reflect_stamp_tlvs() processes the TLVs already copied into a reply in place
 //     (fills what the reflector observed, sets the U, M and I flags as RFC 8972 §4 says) and
-//     returns what the transport must do about the reply (DSCP, source, destination, none);
+//     returns what the transport must do about the reply (DSCP, source, destination, none, how
+//     many replies of which length at which interval);
 //   - sender: stamp_tlv_request says which TLVs to ask for; write_stamp_tlvs() lays them out;
 //   - sender: read_stamp_tlvs() reads a reflected set into a stamp_tlv_report (skipping U,
 //     stopping at M, discarding everything on I, as RFC 8972 §4 asks of a Session-Sender).
@@ -40,8 +43,14 @@ inline constexpr std::uint8_t kTypeAccessReport = 6;
 inline constexpr std::uint8_t kTypeFollowUp = 7;
 inline constexpr std::uint8_t kTypeDestinationNode = 9;
 inline constexpr std::uint8_t kTypeReturnPath = 10;
+inline constexpr std::uint8_t kTypeMicroSession = 11;     // RFC 9534 §3.1, §5
+inline constexpr std::uint8_t kTypeReflectedControl = 12; // draft-ietf-ippm-asymmetrical-pkts
 // Bits 3–7 of the flags octet are reserved: zero on transmit, ignored on receipt (RFC 8972 §4).
 inline constexpr std::uint8_t kFlagsReserved = 0x1F;
+// Bit 3 (0x10), the C flag of draft-ietf-ippm-asymmetrical-pkts, set by a reflector on the
+// Reflected Test Packet Control TLV only: the replies are not exactly what was asked (clamped to
+// local caps, or a part of the request not implemented). Reserved in every other TLV.
+inline constexpr std::uint8_t kFlagC = 0x10;
 inline constexpr std::uint8_t kFlagsUMI = kFlagU | kFlagM | kFlagI;
 
 // Value lengths fixed by the RFCs.
@@ -51,6 +60,10 @@ inline constexpr std::size_t kDirectMeasurementLen = 12;
 inline constexpr std::size_t kAccessReportLen = 4;
 inline constexpr std::size_t kFollowUpLen = 16;
 inline constexpr std::size_t kLocationFixedLen = 4; // Destination Port, Source Port
+inline constexpr std::size_t kMicroSessionLen = 4;  // Sender, Reflector Micro-session ID
+// Reflected Test Packet Control: Length of the Reflected Packet (2), Number of the Reflected
+// Packets (2), Interval Between the Reflected Packets (4, nanoseconds); sub-TLVs may follow.
+inline constexpr std::size_t kReflectedControlLen = 8;
 
 // Location sub-TLV types (RFC 8972 §5.3): the generic ones a sender asks with, and the specific
 // ones a reflector answers with.
@@ -104,6 +117,15 @@ struct tlv_address {
     friend bool operator==(const tlv_address&, const tlv_address&) = default;
 };
 
+// The parts of a stamp_tlv_context a TLV reads (reflect_stamp_tlvs_lazy).
+enum class ctx_part : std::uint8_t {
+    addresses = 1, // ports, source, destination, source_mac (Location, Destination Node Address)
+    clock = 2,     // sync, t2_method, t3_method (Timestamp Information)
+    tos = 4,       // tos (Class of Service)
+    session = 8,   // received, transmitted, stateless, previous (Direct Measurement, Follow-Up)
+    reply = 16,    // reply_len ... reflected_budget (Reflected Test Packet Control)
+};
+
 // What the transport observed for one request, and what the reflector knows of itself.
 struct stamp_tlv_context {
     std::uint16_t source_port = 0;            // the request's UDP source port
@@ -130,19 +152,68 @@ struct stamp_tlv_context {
     // The request's HMAC TLV failed verification (RFC 8972 §4.8): nothing is processed, every
     // TLV gets I.
     bool integrity_failed = false;
+    // Reflected Test Packet Control: the reply as built so far, in octets from the start of the
+    // STAMP packet (UDP payload).
+    std::size_t reply_len = 0;  // the reply's length without the TLV: max(request, base, minimum)
+    std::size_t tlvs_end = 0;   // where the request's TLVs end (an Extra Padding TLV goes there)
+    std::size_t reply_room = 0; // the longest reply the transport's buffer takes
+    bool no_amplification = false; // strict size: never more octets out than came in
+    std::optional<std::uint64_t> reflected_budget{}; // octets the session may still send for
+                                                     // such requests; unset: no rate cap
 };
 
-// Local policy (RFC 8972 §4.2.2, §4.4; RFC 9503 §4).
+// Reflected Test Packet Control (draft-ietf-ippm-asymmetrical-pkts): off unless local policy
+// turns it on, and then capped so that a request can never make the reflector send more than
+// these allow.
+struct reflected_control_policy {
+    bool enabled = false;
+    std::uint16_t max_replies = 4;       // replies per request, the first one included (>= 1)
+    std::size_t max_reply_octets = 1472; // octets of one reply (STAMP packet, UDP payload)
+    // Octets per second one session (sender address, port and SSID) may make the reflector send
+    // for such requests: a token bucket of one second's worth in the session's slot. 0: no rate
+    // cap (the per-request caps still hold). With a cap, a request answered statelessly (no
+    // slot: stateless reflector, full table) gets one ordinary reply.
+    std::uint64_t max_octets_per_second = 125'000;
+};
+
+// Local policy (RFC 8972 §4.2.2, §4.4; RFC 9503 §4; RFC 9534; draft-ietf-ippm-asymmetrical-pkts).
 struct stamp_tlv_policy {
     bool report_location = true;          // fill ports and addresses in Location
     std::uint64_t permitted_dscp = ~0ull; // bit d: the reply may carry DSCP d (CoS DSCP1)
     bool honour_return_address = false;   // send replies to a Return Address sub-TLV
     bool reply_same_link = false;         // the transport can answer on the receiving link
+    // RFC 9534: the Reflector Micro-session ID this reflector reports, i.e. the LAG member link it
+    // stands for. A host learns neither the member a request came in on nor chooses the one a
+    // reply leaves on (the bonding driver hashes flows onto members), so this is configuration:
+    // one reflector (address, port) per member, each told its ID. Unset: the Micro-session ID
+    // TLV is not supported here and is returned with U, as RFC 8972 §4 asks for a TLV a
+    // reflector does not process.
+    std::optional<std::uint16_t> micro_session_id{};
+    reflected_control_policy reflected_control{};
+};
+
+// What a Reflected Test Packet Control TLV asks for.
+struct reflected_control_request {
+    std::uint16_t length = 0;      // of each reflected packet, octets; 0: as usual
+    std::uint16_t count = 1;       // reflected packets; 0 and 1: one
+    std::uint32_t interval_ns = 0; // between two reflected packets
+    bool sub_tlvs = false;         // Address Group sub-TLVs follow (not implemented)
+    friend bool operator==(const reflected_control_request&,
+                           const reflected_control_request&) = default;
+};
+
+// What the reflector sends for one: `count` replies of `reply_len` octets, `interval_ns` apart.
+struct reflected_control_decision {
+    std::size_t reply_len = 0;
+    std::uint16_t count = 1;
+    std::uint32_t interval_ns = 0;
+    bool exact = true;      // as asked (the TLV leaves with C clear)
+    std::uint64_t cost = 0; // octets charged to the session's budget
 };
 
 // What the transport must do with the reply.
 struct stamp_tlv_outcome {
-    std::size_t count = 0;                     // TLVs walked
+    std::uint32_t count = 0;                   // TLVs walked
     bool malformed = false;                    // processing stopped at a malformed TLV
     std::optional<std::uint8_t> reply_dscp{};  // CoS: the DSCP the reply leaves with
     std::optional<tlv_address> reply_source{}; // Destination Node Address: answer from it
@@ -150,6 +221,44 @@ struct stamp_tlv_outcome {
     bool suppress_reply = false;               // Return Path Control Code 0: no reply wanted
     bool follow_up = false; // a Follow-Up Telemetry TLV was answered: report this reply\'s send
                             // time for the next one (session_reflector::note_sent)
+    // RFC 9534: the request's Reflector Micro-session ID names another member link; the request
+    // is discarded.
+    bool micro_session_mismatch = false;
+    // Reflected Test Packet Control, when one was honoured (even clamped). Offsets are from the
+    // start of the span handed to reflect_stamp_tlvs(); session_reflector::reflect() reports them
+    // from the start of the STAMP packet.
+    struct reflected_control_outcome {
+        std::uint16_t reply_len = 0;   // every reply's length, octets (UDP payload)
+        std::uint16_t count = 1;       // replies in all, the one reflect() built included
+        std::uint32_t interval_ns = 0; // between two replies
+        // Sequence Number of reply k (stateful reflector): first_seq + k; stateless: all equal.
+        std::uint32_t first_seq = 0;
+        // Direct Measurement R_TxC of reply k: first_tx + k, at this offset (0: none).
+        std::uint32_t first_tx = 0;
+        std::uint16_t tx_counter_at = 0;
+        bool stateful = false;
+        bool exact = true;      // as asked; otherwise the TLV left with C
+        std::uint32_t cost = 0; // octets charged to the session's budget (count x reply_len)
+        friend bool operator==(const reflected_control_outcome&,
+                               const reflected_control_outcome&) = default;
+    };
+    std::optional<reflected_control_outcome> reflected_control{};
+
+    // Back to a default-constructed outcome, member by member (cheaper than assigning {} to a
+    // struct this size on the reflect path; keep in step with the members).
+    void reset() noexcept
+    {
+        count = 0;
+        malformed = false;
+        reply_dscp.reset();
+        reply_source.reset();
+        reply_to.reset();
+        suppress_reply = false;
+        follow_up = false;
+        micro_session_mismatch = false;
+        reflected_control.reset();
+    }
+    friend bool operator==(const stamp_tlv_outcome&, const stamp_tlv_outcome&) = default;
 };
 
 // Text form: dotted quad, or RFC 5952 IPv6 (lower case, the longest run of two or more zero
@@ -349,6 +458,74 @@ inline bool process_return_path(wire::byte_span v, const stamp_tlv_policy& pol,
 
 } // namespace detail
 
+// Reflected Test Packet Control: what the reflector sends for `req`, given the reply reflect()
+// built (ctx.reply_len, ctx.tlvs_end), the room for it (ctx.reply_room), the session's budget
+// and the local caps. Rules:
+//   - Number 0 or 1 is one reply; more are capped at max_replies (1 with no_amplification);
+//   - Length 0 or the usual length leaves the reply as it is; a longer one is reached with an
+//     Extra Padding TLV appended after the request's TLVs (so at least 4 octets more than they
+//     take), capped at max_reply_octets and the room; a shorter one cannot be had (every TLV of
+//     the request goes back) and the reply keeps its length;
+//   - Address Group sub-TLVs (the request picks which reflectors answer) are not implemented:
+//     one ordinary reply;
+//   - with a rate cap, the replies' octets come from the session's budget: as many replies as it
+//     pays for, and one ordinary reply (not charged) when it cannot pay for one;
+//   - anything short of the request is said with C (exact = false); the TLV's fields go back as
+//     received.
+inline reflected_control_decision decide_reflected_control(const reflected_control_request& req,
+                                                           const stamp_tlv_context& ctx,
+                                                           const reflected_control_policy& pol)
+{
+    constexpr std::size_t h = test_layout::tlv::header_size;
+    reflected_control_decision d;
+    const std::size_t natural = ctx.reply_len;
+    d.reply_len = natural;
+    d.interval_ns = req.interval_ns;
+    if (req.sub_tlvs) {
+        d.exact = false;
+        return d;
+    }
+    std::uint16_t count = req.count == 0 ? std::uint16_t{1} : req.count;
+    const std::uint16_t max_count =
+        ctx.no_amplification ? std::uint16_t{1} : std::max<std::uint16_t>(pol.max_replies, 1);
+    if (count > max_count) {
+        count = max_count;
+        d.exact = false;
+    }
+    std::size_t len = natural;
+    if (req.length != 0 && req.length < natural) {
+        d.exact = false;
+    } else if (req.length > natural) {
+        const std::size_t cap =
+            ctx.no_amplification ? natural : std::min(ctx.reply_room, pol.max_reply_octets);
+        std::size_t want = req.length;
+        if (want < ctx.tlvs_end + h) { // no room for a TLV header in between
+            want = ctx.tlvs_end + h;
+            d.exact = false;
+        }
+        if (want > cap) {
+            want = cap > natural && cap >= ctx.tlvs_end + h ? cap : natural;
+            d.exact = false;
+        }
+        len = want;
+    }
+    if ((count > 1 || len > natural) && ctx.reflected_budget) {
+        const std::uint64_t afford = *ctx.reflected_budget / len;
+        if (afford == 0) {
+            count = 1;
+            len = natural;
+            d.exact = false;
+        } else if (afford < count) {
+            count = static_cast<std::uint16_t>(afford);
+            d.exact = false;
+        }
+    }
+    d.count = count;
+    d.reply_len = len;
+    if (count > 1 || len > natural) d.cost = std::uint64_t{count} * len;
+    return d;
+}
+
 // Reflector: processes the TLVs in `tlvs` (the reply's octets after the base, a copy of the
 // request's) in place, as RFC 8972 §4 and RFC 9503 ask of a Session-Reflector:
 //   - a TLV it implements is filled in and leaves with U, M and I clear;
@@ -361,21 +538,31 @@ inline bool process_return_path(wire::byte_span v, const stamp_tlv_policy& pol,
 //   - reserved flag bits leave zero.
 // `is_local(const tlv_address&) -> bool` says whether an address is one of this host's
 // (Destination Node Address, RFC 9503 §3). A header of type 0 ends the walk (padding).
-template <class IsLocal>
-stamp_tlv_outcome reflect_stamp_tlvs(wire::byte_span tlvs, const stamp_tlv_context& ctx,
-                                     const stamp_tlv_policy& pol, IsLocal&& is_local)
+//
+// This form takes the context lazily: `ctx_of(ctx_part) -> const stamp_tlv_context&` is called
+// only for a TLV that needs it (not for Extra Padding, unknown types or malformed ones), naming
+// the part of the context it reads, so a reflector fills only that. `integrity_failed` is the
+// context's flag of that name.
+// The outcome goes into `out`, which the caller has reset. `i_scanned`: the caller has looked
+// for TLVs with I already and passes what it found in `integrity_failed`.
+template <class CtxOf, class IsLocal>
+void reflect_stamp_tlvs_into(stamp_tlv_outcome& out, wire::byte_span tlvs, bool integrity_failed,
+                             CtxOf&& ctx_of, const stamp_tlv_policy& pol, IsLocal&& is_local,
+                             bool i_scanned = false)
 {
     namespace S = stamp_tlv;
     namespace T = test_layout::tlv;
-    stamp_tlv_outcome out;
     bool stopped = false;
     bool return_path_seen = false;
+    bool reflected_control_seen = false;
     // A Session-Sender sends I clear, so an I already set is the authenticated transport's
     // verdict on the request's HMAC TLV (asio/test_guard.hpp marks every TLV so).
-    bool failed = ctx.integrity_failed;
-    for_each_stamp_tlv(tlvs, [&](const stamp_tlv_header& h) {
-        if (h.flags & S::kFlagI) failed = true;
-    });
+    bool failed = integrity_failed;
+    std::size_t tx_counter_at = 0; // Direct Measurement R_TxC, for the replies after the first
+    if (!i_scanned)
+        for_each_stamp_tlv(tlvs, [&](const stamp_tlv_header& h) {
+            if (h.flags & S::kFlagI) failed = true;
+        });
     for_each_stamp_tlv(tlvs, [&](const stamp_tlv_header& h) {
         ++out.count;
         std::uint8_t& flags = tlvs[h.offset + T::flags.offset];
@@ -392,29 +579,34 @@ stamp_tlv_outcome reflect_stamp_tlvs(wire::byte_span tlvs, const stamp_tlv_conte
         wire::byte_span v = tlvs.subspan(h.offset + T::header_size, h.length);
         bool understood = true;
         bool well_formed = true;
+        std::uint8_t extra = 0; // flag bits besides U, M, I (C)
         switch (h.type) {
         case S::kTypeExtraPadding:
             break;
         case S::kTypeLocation:
-            well_formed = detail::fill_location(v, ctx, pol);
+            well_formed = detail::fill_location(v, ctx_of(ctx_part::addresses), pol);
             break;
         case S::kTypeTimestampInfo:
             if (v.size() < S::kTimestampInfoLen) {
                 well_formed = false;
                 break;
             }
-            v[0] = static_cast<std::uint8_t>(ctx.sync);
-            v[1] = static_cast<std::uint8_t>(ctx.t2_method);
-            v[2] = static_cast<std::uint8_t>(ctx.sync);
-            v[3] = static_cast<std::uint8_t>(ctx.t3_method);
-            break;
+            {
+                const stamp_tlv_context& ctx = ctx_of(ctx_part::clock);
+                v[0] = static_cast<std::uint8_t>(ctx.sync);
+                v[1] = static_cast<std::uint8_t>(ctx.t2_method);
+                v[2] = static_cast<std::uint8_t>(ctx.sync);
+                v[3] = static_cast<std::uint8_t>(ctx.t3_method);
+                break;
+            }
         case S::kTypeClassOfService: {
             if (v.size() != S::kClassOfServiceLen) {
                 well_formed = false;
                 break;
             }
             const std::uint8_t dscp1 = static_cast<std::uint8_t>(v[0] >> 2);
-            const std::uint8_t rx = ctx.tos.value_or(0);
+            const std::optional<std::uint8_t> tos = ctx_of(ctx_part::tos).tos;
+            const std::uint8_t rx = tos.value_or(0);
             const std::uint8_t dscp2 = static_cast<std::uint8_t>(rx >> 2);
             const std::uint8_t ecn = static_cast<std::uint8_t>(rx & 3);
             const bool permitted = ((pol.permitted_dscp >> dscp1) & 1u) != 0;
@@ -422,7 +614,7 @@ stamp_tlv_outcome reflect_stamp_tlvs(wire::byte_span tlvs, const stamp_tlv_conte
             // Not permitted: the reply keeps the received DSCP (unknown when not read).
             if (permitted)
                 out.reply_dscp = dscp1;
-            else if (ctx.tos)
+            else if (tos)
                 out.reply_dscp = dscp2;
             v[0] = static_cast<std::uint8_t>(dscp1 << 2 | dscp2 >> 4);
             v[1] = static_cast<std::uint8_t>((dscp2 & 0xF) << 4 | ecn << 2 | rp);
@@ -430,14 +622,17 @@ stamp_tlv_outcome reflect_stamp_tlvs(wire::byte_span tlvs, const stamp_tlv_conte
             v[3] = 0;
             break;
         }
-        case S::kTypeDirectMeasurement:
+        case S::kTypeDirectMeasurement: {
             if (v.size() != S::kDirectMeasurementLen) {
                 well_formed = false;
                 break;
             }
+            const stamp_tlv_context& ctx = ctx_of(ctx_part::session);
             wire::store32(v.data() + 4, ctx.received);
             wire::store32(v.data() + 8, ctx.transmitted);
+            tx_counter_at = h.offset + T::header_size + 8;
             break;
+        }
         case S::kTypeAccessReport:
             if (v.size() != S::kAccessReportLen) {
                 well_formed = false;
@@ -447,7 +642,7 @@ stamp_tlv_outcome reflect_stamp_tlvs(wire::byte_span tlvs, const stamp_tlv_conte
             if ((v[0] >> 4) != S::kAccess3gpp && (v[0] >> 4) != S::kAccessNon3gpp)
                 understood = false;
             break; // ID and Return Code are echoed as received
-        case S::kTypeFollowUp:
+        case S::kTypeFollowUp: {
             if (v.size() != S::kFollowUpLen) {
                 // Zero what of Sequence Number and Timestamp is there, then M (RFC 8972 §4.7).
                 std::fill_n(v.begin(), std::min<std::size_t>(v.size(), 12), std::uint8_t{0});
@@ -455,6 +650,7 @@ stamp_tlv_outcome reflect_stamp_tlvs(wire::byte_span tlvs, const stamp_tlv_conte
                 break;
             }
             std::fill(v.begin(), v.end(), std::uint8_t{0});
+            const stamp_tlv_context& ctx = ctx_of(ctx_part::session);
             out.follow_up = !ctx.stateless;
             if (!ctx.stateless && ctx.previous) {
                 wire::store32(v.data(), ctx.previous->seq);
@@ -462,6 +658,7 @@ stamp_tlv_outcome reflect_stamp_tlvs(wire::byte_span tlvs, const stamp_tlv_conte
                 v[12] = static_cast<std::uint8_t>(ctx.previous->method);
             }
             break;
+        }
         case S::kTypeDestinationNode: {
             if (v.size() != 4 && v.size() != 16) {
                 well_formed = false;
@@ -485,6 +682,58 @@ stamp_tlv_outcome reflect_stamp_tlvs(wire::byte_span tlvs, const stamp_tlv_conte
             understood = usable;
             break;
         }
+        case S::kTypeMicroSession: {
+            // RFC 9534 §3: the Sender Micro-session ID goes back as received; the Reflector
+            // Micro-session ID is this reflector's. A non-zero one naming another member link
+            // means the request is not for this member: it is discarded.
+            if (!pol.micro_session_id) {
+                understood = false; // no member-link ID configured: not supported here, as if
+                break;              // unknown (U, value and length as received)
+            }
+            if (v.size() != S::kMicroSessionLen) {
+                well_formed = false;
+                break;
+            }
+            const std::uint16_t wanted = wire::load16(v.data() + 2);
+            if (wanted != 0 && wanted != *pol.micro_session_id) out.micro_session_mismatch = true;
+            wire::store16(v.data() + 2, *pol.micro_session_id);
+            break;
+        }
+        case S::kTypeReflectedControl: {
+            // Off by local policy: not supported here, as if unknown. Only the first one counts.
+            if (!pol.reflected_control.enabled || reflected_control_seen) {
+                understood = false;
+                break;
+            }
+            if (v.size() < S::kReflectedControlLen) {
+                well_formed = false;
+                break;
+            }
+            reflected_control_seen = true;
+            const wire::byte_span subs = v.subspan(S::kReflectedControlLen);
+            // Sub-TLVs must fit; none is acted on, so each goes back with U.
+            if (!detail::for_each_sub_tlv(subs,
+                                          [](std::uint8_t& f, std::uint8_t&, wire::byte_span) {
+                                              f = S::kFlagU;
+                                              return true;
+                                          })) {
+                well_formed = false;
+                break;
+            }
+            const reflected_control_request req{wire::load16(v.data()), wire::load16(v.data() + 2),
+                                                wire::load32(v.data() + 4), !subs.empty()};
+            const reflected_control_decision d =
+                decide_reflected_control(req, ctx_of(ctx_part::reply), pol.reflected_control);
+            stamp_tlv_outcome::reflected_control_outcome rc;
+            rc.reply_len = static_cast<std::uint16_t>(d.reply_len); // <= kMaxTestPacketLen
+            rc.count = d.count;
+            rc.interval_ns = d.interval_ns;
+            rc.cost = static_cast<std::uint32_t>(d.cost); // <= 65535 x 65535
+            rc.exact = d.exact;
+            out.reflected_control = rc;
+            extra = d.exact ? std::uint8_t{0} : S::kFlagC;
+            break;
+        }
         default:
             understood = false;
             break;
@@ -494,9 +743,29 @@ stamp_tlv_outcome reflect_stamp_tlvs(wire::byte_span tlvs, const stamp_tlv_conte
             out.malformed = stopped = true;
             return;
         }
-        flags = understood ? 0 : S::kFlagU;
+        flags = understood ? extra : S::kFlagU;
     });
+    if (out.reflected_control)
+        out.reflected_control->tx_counter_at = static_cast<std::uint16_t>(tx_counter_at);
+}
+
+template <class CtxOf, class IsLocal>
+stamp_tlv_outcome reflect_stamp_tlvs_lazy(wire::byte_span tlvs, bool integrity_failed,
+                                          CtxOf&& ctx_of, const stamp_tlv_policy& pol,
+                                          IsLocal&& is_local)
+{
+    stamp_tlv_outcome out;
+    reflect_stamp_tlvs_into(out, tlvs, integrity_failed, ctx_of, pol, is_local);
     return out;
+}
+
+template <class IsLocal>
+stamp_tlv_outcome reflect_stamp_tlvs(wire::byte_span tlvs, const stamp_tlv_context& ctx,
+                                     const stamp_tlv_policy& pol, IsLocal&& is_local)
+{
+    return reflect_stamp_tlvs_lazy(
+        tlvs, ctx.integrity_failed, [&](ctx_part) -> const stamp_tlv_context& { return ctx; }, pol,
+        is_local);
 }
 
 inline stamp_tlv_outcome reflect_stamp_tlvs(wire::byte_span tlvs, const stamp_tlv_context& ctx,
@@ -529,11 +798,21 @@ struct stamp_tlv_request {
         std::vector<std::array<std::uint8_t, 16>> srv6_segments;
     };
     std::optional<return_path_request> return_path{};
+    // RFC 9534 Micro-session ID: the sender's member-link ID, and the reflector's when known
+    // (0: unknown, the reflector fills it in).
+    struct micro_session_request {
+        std::uint16_t sender_id = 0;
+        std::uint16_t reflector_id = 0;
+    };
+    std::optional<micro_session_request> micro_session{};
+    // Reflected Test Packet Control (draft-ietf-ippm-asymmetrical-pkts); no sub-TLVs.
+    std::optional<reflected_control_request> reflected_control{};
 
     bool empty() const noexcept
     {
         return !location && !timestamp_info && !cos_dscp1 && !direct_measurement && !access &&
-               !follow_up && !destination_node && !return_path;
+               !follow_up && !destination_node && !return_path && !micro_session &&
+               !reflected_control;
     }
 };
 
@@ -562,6 +841,8 @@ inline std::size_t stamp_tlv_request_size(const stamp_tlv_request& r)
     if (r.follow_up) n += h + stamp_tlv::kFollowUpLen;
     if (r.destination_node) n += h + r.destination_node->size();
     if (r.return_path) n += h + detail::return_path_value_size(*r.return_path);
+    if (r.micro_session) n += h + stamp_tlv::kMicroSessionLen;
+    if (r.reflected_control) n += h + stamp_tlv::kReflectedControlLen;
     return n;
 }
 
@@ -579,6 +860,7 @@ inline std::error_code write_stamp_tlvs(const stamp_tlv_request& r, std::uint32_
     if (r.return_path && detail::return_path_value_size(*r.return_path) > 0xFFFF)
         return errc::bad_length;
     if (r.cos_dscp1 && *r.cos_dscp1 > 63) return errc::bad_value;
+    if (r.reflected_control && r.reflected_control->sub_tlvs) return errc::bad_value;
     if (r.return_path) {
         const auto& rp = *r.return_path;
         // RFC 9503 §4.1: a Control Code goes alone; one Segment List sub-TLV at most.
@@ -665,6 +947,20 @@ inline std::error_code write_stamp_tlvs(const stamp_tlv_request& r, std::uint32_
             }
         }
     }
+    if (r.micro_session) {
+        header(S::kFlagU, S::kTypeMicroSession, S::kMicroSessionLen);
+        wire::store16(p, r.micro_session->sender_id);
+        wire::store16(p + 2, r.micro_session->reflector_id);
+        p += S::kMicroSessionLen;
+    }
+    if (r.reflected_control) {
+        const auto& rc = *r.reflected_control;
+        header(S::kFlagU, S::kTypeReflectedControl, S::kReflectedControlLen);
+        wire::store16(p, rc.length);
+        wire::store16(p + 2, rc.count);
+        wire::store32(p + 4, rc.interval_ns);
+        p += S::kReflectedControlLen;
+    }
     written = static_cast<std::size_t>(p - out.data());
     return {};
 }
@@ -713,6 +1009,17 @@ struct stamp_tlv_report {
         std::vector<std::array<std::uint8_t, 16>> srv6_segments;
     };
     std::optional<return_path_info> return_path{}; // honoured by the reflector (U clear)
+    struct micro_session_info {
+        std::uint16_t sender_id = 0, reflector_id = 0;
+        friend bool operator==(const micro_session_info&, const micro_session_info&) = default;
+    };
+    std::optional<micro_session_info> micro_session{};
+    struct reflected_control_info {
+        std::uint16_t length = 0, count = 0;
+        std::uint32_t interval_ns = 0;
+        bool exact = true; // C clear: the replies are as asked
+    };
+    std::optional<reflected_control_info> reflected_control{}; // honoured (U clear)
 };
 
 // Reads the reflected TLVs in `tlvs` (the reply's octets after the base).
@@ -833,6 +1140,16 @@ inline stamp_tlv_report read_stamp_tlvs(wire::const_byte_span tlvs)
             rep.return_path = std::move(rp);
             break;
         }
+        case S::kTypeMicroSession:
+            if (n != S::kMicroSessionLen) return bad();
+            rep.micro_session = {wire::load16(v), wire::load16(v + 2)};
+            break;
+        case S::kTypeReflectedControl:
+            if (n < S::kReflectedControlLen) return bad();
+            if (rep.reflected_control) break; // the first one only
+            rep.reflected_control = {wire::load16(v), wire::load16(v + 2), wire::load32(v + 4),
+                                     (h.flags & S::kFlagC) == 0};
+            break;
         default:
             break; // Extra Padding, HMAC (the guard's), or a type we did not ask for
         }
@@ -842,13 +1159,15 @@ inline stamp_tlv_report read_stamp_tlvs(wire::const_byte_span tlvs)
 
 // Sender side, per session: what the reflected TLVs said, summed up and the latest of each.
 struct stamp_tlv_stats {
-    std::uint64_t replies = 0;             // replies whose TLVs were read
-    std::uint64_t unrecognised = 0;        // TLVs the reflector marked U (not processed)
-    std::uint64_t malformed = 0;           // replies whose TLVs stopped at one marked M
-    std::uint64_t integrity_failed = 0;    // replies with I: their TLVs were discarded
-    std::uint64_t cos_reverse_refused = 0; // CoS RP = 1: the reply kept the received DSCP
-    std::uint64_t location_changes = 0;    // Location differed from the previous one (NAT, path)
-    std::uint64_t follow_ups = 0;          // Follow-Up Telemetry carrying a timestamp
+    std::uint64_t replies = 0;                // replies whose TLVs were read
+    std::uint64_t unrecognised = 0;           // TLVs the reflector marked U (not processed)
+    std::uint64_t malformed = 0;              // replies whose TLVs stopped at one marked M
+    std::uint64_t integrity_failed = 0;       // replies with I: their TLVs were discarded
+    std::uint64_t cos_reverse_refused = 0;    // CoS RP = 1: the reply kept the received DSCP
+    std::uint64_t location_changes = 0;       // Location differed from the previous one (NAT, path)
+    std::uint64_t follow_ups = 0;             // Follow-Up Telemetry carrying a timestamp
+    std::uint64_t micro_session_mismatch = 0; // RFC 9534: a reply for another member link
+    std::uint64_t reflected_control_clamped = 0; // Reflected Test Packet Control with C
     std::optional<stamp_tlv_report::location_info> location{}; // the latest of each
     std::optional<stamp_tlv_report::timestamp_info> timestamps{};
     std::optional<stamp_tlv_report::cos_info> cos{};
@@ -856,6 +1175,22 @@ struct stamp_tlv_stats {
     std::optional<stamp_tlv_report::access_info> access{};
     std::optional<stamp_tlv_report::follow_up_info> follow_up{};
     std::optional<tlv_address> destination_node{};
+    std::optional<stamp_tlv_report::micro_session_info> micro_session{};
+    std::optional<stamp_tlv_report::reflected_control_info> reflected_control{};
+
+    // `sent` is the Micro-session ID TLV the probes carried, when they did: a reply whose Sender
+    // Micro-session ID is not ours, or whose Reflector Micro-session ID is not the one we named
+    // (when we named one) is counted as a mismatch (RFC 9534 §3: a Session-Sender discards such
+    // replies; session_sender does not yet, see the conformance matrix).
+    void add(const stamp_tlv_report& r,
+             const std::optional<stamp_tlv_request::micro_session_request>& sent)
+    {
+        add(r);
+        if (r.integrity_failed || !sent || !r.micro_session) return;
+        if (r.micro_session->sender_id != sent->sender_id ||
+            (sent->reflector_id != 0 && r.micro_session->reflector_id != sent->reflector_id))
+            ++micro_session_mismatch;
+    }
 
     void add(const stamp_tlv_report& r)
     {
@@ -882,6 +1217,11 @@ struct stamp_tlv_stats {
             if (r.follow_up->timestamp) ++follow_ups;
         }
         if (r.destination_node) destination_node = r.destination_node;
+        if (r.micro_session) micro_session = r.micro_session;
+        if (r.reflected_control) {
+            reflected_control = r.reflected_control;
+            if (!r.reflected_control->exact) ++reflected_control_clamped;
+        }
     }
 };
 

@@ -183,6 +183,9 @@ struct session_stats {
     // Duplicates the reflector numbered on their own (so made on the way out); they take
     // reflector sequence numbers without being inbound losses.
     std::uint64_t outbound_duplicates = 0;
+    // Further replies the probes asked for (STAMP Reflected Test Packet Control TLV): a stateful
+    // reflector numbers each, so they too take reflector sequence numbers.
+    std::uint64_t extra_replies = 0;
     // Among the probes answered (in time or late), the lowest and highest send ordinal (the
     // number of probes sent before it): probes before the first and after the last answered one
     // are the edges of the run, where the reflector's numbers say less.
@@ -229,7 +232,7 @@ struct session_stats {
         const std::uint64_t lo = reflector_counts_from_zero ? 0 : min_reflector_seq;
         const std::uint64_t span =
             max_reflector_seq >= lo ? std::uint64_t{max_reflector_seq} - lo + 1 : 0;
-        const std::uint64_t seen = distinct_replies + outbound_duplicates;
+        const std::uint64_t seen = distinct_replies + outbound_duplicates + extra_replies;
         const std::uint64_t lost_in = span > seen ? span - seen : 0;
         return std::min(lost_in, attributable_missing());
     }

@@ -31,13 +31,13 @@ using twamp_fuzz::fuzz_input;
 // The counters the checks compare (session_stats itself holds histograms: too big to copy per
 // operation).
 struct counters {
-    std::uint64_t sent, received, late, duplicates, malformed, unknown_sequence, ssid_mismatch,
-        send_errors, distinct_replies;
+    std::uint64_t sent, received, late, duplicates, extra_replies, malformed, unknown_sequence,
+        ssid_mismatch, send_errors, distinct_replies;
     explicit counters(const session_stats& s)
         : sent(s.sent), received(s.received), late(s.late), duplicates(s.duplicates),
-          malformed(s.malformed), unknown_sequence(s.unknown_sequence),
-          ssid_mismatch(s.ssid_mismatch), send_errors(s.send_errors),
-          distinct_replies(s.distinct_replies)
+          extra_replies(s.extra_replies), malformed(s.malformed),
+          unknown_sequence(s.unknown_sequence), ssid_mismatch(s.ssid_mismatch),
+          send_errors(s.send_errors), distinct_replies(s.distinct_replies)
     {
     }
 };
@@ -176,11 +176,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const auto bumped = [&](std::uint64_t session_stats::*field, std::uint64_t counters::*old) {
             return st.*field == before.*old + 1;
         };
-        const int increments = (st.received != before.received) + (st.late != before.late) +
-                               (st.duplicates != before.duplicates) +
-                               (st.malformed != before.malformed) +
-                               (st.unknown_sequence != before.unknown_sequence) +
-                               (st.ssid_mismatch != before.ssid_mismatch);
+        const int increments =
+            (st.received != before.received) + (st.late != before.late) +
+            (st.duplicates != before.duplicates) + (st.extra_replies != before.extra_replies) +
+            (st.malformed != before.malformed) + (st.unknown_sequence != before.unknown_sequence) +
+            (st.ssid_mismatch != before.ssid_mismatch);
         FUZZ_CHECK(increments == 1);
         switch (r.status) {
         case reply_status::sample: {
@@ -206,6 +206,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             break;
         case reply_status::duplicate:
             FUZZ_CHECK(bumped(&session_stats::duplicates, &counters::duplicates));
+            FUZZ_CHECK(distinct.count(r.sample.sender_seq) == 1);
+            break;
+        case reply_status::extra:
+            // Only when the probes ask for further replies (Reflected Test Packet Control).
+            FUZZ_CHECK(bumped(&session_stats::extra_replies, &counters::extra_replies));
+            FUZZ_CHECK(cfg.tlvs.reflected_control && cfg.tlvs.reflected_control->count > 1);
             FUZZ_CHECK(distinct.count(r.sample.sender_seq) == 1);
             break;
         case reply_status::unknown_sequence:

@@ -3,7 +3,9 @@
 // (read_stamp_tlvs) of what comes back.
 //
 // Input: 12 octets of context and policy (ports, addresses, DS field, counters, previous reply,
-// permitted DSCPs, return-address and same-link policy, integrity verdict), then the TLV octets.
+// permitted DSCPs (the octet's two high bits: Micro-session ID 5, Reflected Test Packet Control
+// on, capped at 3 replies of 600 octets; with the stateless bit, a budget of 8 x that octet),
+// return-address and same-link policy, integrity verdict), then the TLV octets.
 //
 // Checked against an independent walk of the input (headers read here, not with the library):
 //   - the walk's TLV count is the outcome's count; no Type or Length octet of a walked TLV
@@ -11,12 +13,17 @@
 //   - with an integrity failure (the verdict, or an I flag in the input) only flag octets change,
 //     each gains I and keeps its other bits but the reserved ones;
 //   - otherwise every flag octet up to the first malformed TLV leaves with reserved bits clear
-//     and exactly one of {none, U, M}; from the one after a malformed TLV on, nothing changes;
+//     and exactly one of {none, U, M} (or C, on a Reflected Test Packet Control TLV); a type
+//     the reflector does not know, or one its policy leaves out, is copied with U; from the one
+//     after a malformed TLV on, nothing changes;
+//   - a Reflected Test Packet Control decision stays within the caps and the budget, and the
+//     replies after the first are built exactly for k in 1..count-1, numbered on;
 //   - processing is idempotent: a reflected set reflected again is the same octets;
 //   - reading our own reflected set: malformed iff processing stopped at a malformed TLV, else as
 //     many TLVs as processed (unless integrity failed).
 #include "fuzz_common.hpp"
 
+#include "twamp/reflector_session.hpp"
 #include "twamp/stamp_tlvs.hpp"
 
 #include <cstddef>
@@ -91,7 +98,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     pol.report_location = (cfg & 0x20) == 0;
     pol.honour_return_address = cfg & 0x40;
     pol.reply_same_link = cfg & 0x80;
-    pol.permitted_dscp = ~(std::uint64_t{1} << (in.u8() & 63));
+    const std::uint8_t dscp_octet = in.u8();
+    pol.permitted_dscp = ~(std::uint64_t{1} << (dscp_octet & 63));
+    // Its two high bits: a member-link ID (RFC 9534) and Reflected Test Packet Control, capped.
+    if (dscp_octet & 0x40) pol.micro_session_id = 5;
+    pol.reflected_control.enabled = (dscp_octet & 0x80) != 0;
+    pol.reflected_control.max_replies = 3;
+    pol.reflected_control.max_reply_octets = 600;
+    if (cfg & 4) ctx.reflected_budget = std::uint64_t{dscp_octet} * 8;
     ctx.source = address(in, v6);
     if (in.u8() & 1) ctx.destination = address(in, v6);
     const tlv_address local = ctx.destination.value_or(tlv_address{});
@@ -101,6 +115,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::vector<std::uint8_t> orig(rest.begin(), rest.end());
     std::vector<std::uint8_t> b = orig; // exact size: ASan sees any overrun
     const auto w = walk(orig);
+    ctx.reply_len = kStampBaseLen + orig.size();
+    ctx.tlvs_end = ctx.reply_len;
+    ctx.reply_room = 2048;
     const auto out = reflect_stamp_tlvs(b, ctx, pol, is_local);
     FUZZ_CHECK(b.size() == orig.size());
     FUZZ_CHECK(out.count == w.size());
@@ -141,11 +158,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 continue;
             }
             const std::uint8_t f = b[t.offset];
-            FUZZ_CHECK(f == 0 || f == stamp_tlv::kFlagU || f == stamp_tlv::kFlagM);
+            FUZZ_CHECK(f == 0 || f == stamp_tlv::kFlagU || f == stamp_tlv::kFlagM ||
+                       (f == stamp_tlv::kFlagC && t.type == stamp_tlv::kTypeReflectedControl));
             if (!t.fits) FUZZ_CHECK(f == stamp_tlv::kFlagM);
             if (f == stamp_tlv::kFlagM) stopped = true;
-            // An unknown type is copied as received, with U.
-            if (t.fits && t.type > stamp_tlv::kTypeReturnPath) {
+            // An unknown type, or one the policy leaves out, is copied as received, with U.
+            const bool unsupported =
+                t.type > stamp_tlv::kTypeReflectedControl ||
+                (t.type == stamp_tlv::kTypeMicroSession && !pol.micro_session_id) ||
+                (t.type == stamp_tlv::kTypeReflectedControl && !pol.reflected_control.enabled);
+            if (t.fits && unsupported) {
                 FUZZ_CHECK(f == stamp_tlv::kFlagU);
                 FUZZ_CHECK(std::equal(b.begin() + static_cast<std::ptrdiff_t>(t.offset + 4),
                                       b.begin() + static_cast<std::ptrdiff_t>(t_end),
@@ -154,6 +176,29 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
         FUZZ_CHECK(stopped == out.malformed);
         if (out.reply_dscp) FUZZ_CHECK(*out.reply_dscp < 64);
+        // Reflected Test Packet Control never goes beyond the caps, nor the budget.
+        if (out.reflected_control) {
+            const auto& rc = *out.reflected_control;
+            FUZZ_CHECK(pol.reflected_control.enabled);
+            FUZZ_CHECK(rc.count >= 1 && rc.count <= 3);
+            FUZZ_CHECK(rc.reply_len >= ctx.reply_len || ctx.reply_len > 0xFFFF);
+            FUZZ_CHECK(rc.reply_len <= std::max<std::size_t>(ctx.reply_len, 600));
+            FUZZ_CHECK(rc.cost == (rc.count > 1 || rc.reply_len > ctx.reply_len
+                                       ? std::uint32_t{rc.count} * rc.reply_len
+                                       : 0u));
+            if (ctx.reflected_budget) FUZZ_CHECK(rc.cost <= *ctx.reflected_budget);
+            // Replies after the first: as long as the first, numbered on (stateful here).
+            auto r2 = rc;
+            r2.stateful = true;
+            r2.first_seq = 0xFFFFFFFEu;
+            std::vector<std::uint8_t> reply0(rc.reply_len, 0x33), rk(rc.reply_len);
+            for (std::uint16_t k = 0; k <= rc.count; ++k) {
+                const std::size_t got = build_reflected_reply(reply0, r2, k, rk);
+                const bool valid = k >= 1 && k < rc.count && rc.reply_len >= kStampBaseLen;
+                FUZZ_CHECK(got == (valid ? rc.reply_len : 0u));
+                if (valid) FUZZ_CHECK(wire::load32(rk.data()) == 0xFFFFFFFEu + k);
+            }
+        }
 
         // Reading our own reply back.
         const auto rep = read_stamp_tlvs(b);

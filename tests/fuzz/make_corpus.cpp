@@ -716,6 +716,22 @@ void gen_stamp_tlvs()
                {0x80, 200, 0, 2, 1, 2, 0x80, 8, 0, 16},
                bytes(16, 0x55),
                {0x80, 1, 0, 4, 0, 0, 0, 0}}));
+    // The DSCP octet's two high bits: member-link ID 5 (RFC 9534) and Reflected Test Packet
+    // Control on; cfg bit 0x04 (stateless) also gives the target a budget of DSCP octet x 8.
+    bytes lag = v4ctx;
+    lag[10] = 46 | 0xC0;
+    bytes lag_budget = lag;
+    lag_budget[0] = 0x0C;
+    twamp::stamp_tlv_request ms;
+    ms.micro_session = twamp::stamp_tlv_request::micro_session_request{0x1234, 5};
+    ms.reflected_control = twamp::reflected_control_request{300, 4, 1000, false};
+    write("stamp_tlvs", "micro-session-reflected-control", cat({lag, request(ms)}));
+    write("stamp_tlvs", "reflected-control-budget", cat({lag_budget, request(ms)}));
+    write("stamp_tlvs", "reflected-control-off", cat({v4ctx, request(ms)}));
+    write("stamp_tlvs", "micro-session-other-member-short",
+          cat({lag, {0x80, 11, 0, 4, 0x12, 0x34, 0, 9, 0x80, 11, 0, 3, 1, 2, 3}}));
+    write("stamp_tlvs", "reflected-control-sub-tlvs",
+          cat({lag, {0x80, 12, 0, 14, 0, 200, 0, 3, 0, 0, 0, 0, 0, 11, 0, 2, 24, 0}}));
 }
 
 } // namespace

@@ -144,7 +144,9 @@ def body(twamp):
         (t2,) = tlvs_of(reply2)
         check(bytes(t1.value) == bytes(16), "Follow-Up: zero on a session's first reply (%s)" % bytes(t1.value).hex())
         seq, ts, mode = struct.unpack("!IQB", bytes(t2.value)[:13])
-        check(seq == r1.seq and ts == struct.unpack("!Q", reply1[4:12])[0] and mode == 2,
+        # The send time is the reply's T3, or the kernel's send stamp of that reply where the
+        # transport reads one (SO_TIMESTAMPING): taken after T3 was written, so never before it.
+        check(seq == r1.seq and ts >= struct.unpack("!Q", reply1[4:12])[0] and mode == 2,
               "Follow-Up: previous seq %d and T3 %x, SW local (got %d %x %d)"
               % (r1.seq, struct.unpack("!Q", reply1[4:12])[0], seq, ts, mode))
 
@@ -177,6 +179,18 @@ def body(twamp):
         check(int(pad.flags) == 0 and int(unk.flags) == U and bytes(unk.value) == b"scapy!",
               "Extra Padding U cleared, unknown type U (0x%02x, 0x%02x)" % (int(pad.flags), int(unk.flags)))
 
+        # RFC 9534 Micro-session ID (11) and the Reflected Test Packet Control TLV (12): scapy 2.5's
+        # contrib.stamp has no layer for either, so scapy builds them as generic TLVs from raw
+        # value octets. Without configuration both are unsupported here: U, values as sent.
+        ms = struct.pack("!HH", 0x1234, 0)
+        rc = struct.pack("!HHI", 200, 2, 1000)
+        reply, _ = peer.exchange(request(21, [tlv(11, ms), tlv(12, rc)]))
+        t11, t12 = tlvs_of(reply)
+        check(int(t11.flags) == U and bytes(t11.value) == ms and int(t12.flags) == U
+              and bytes(t12.value) == rc and len(reply) == 44 + 8 + 12,
+              "Micro-session ID and Reflected Test Packet Control unconfigured: U, one plain reply")
+        lag_and_asymmetry(twamp)
+
         policy_flags(twamp, loc)
         our_sender(twamp, resp)
         scapy_reads_our_probes(twamp)
@@ -186,6 +200,33 @@ def body(twamp):
     finally:
         peer.close()
         check(resp.stop() == 0, "responder exits 0 on SIGINT")
+
+
+def lag_and_asymmetry(twamp):
+    """A responder with a member-link ID and the Reflected Test Packet Control TLV enabled."""
+    resp = itlib.Responder(twamp, extra=["--format", "stamp", "--tlv-micro-session-id", "5",
+                                         "--tlv-reflected-control",
+                                         "--tlv-reflected-control-max-octets", "300"])
+    peer = Peer(resp)
+    try:
+        reply, _ = peer.exchange(request(1, [tlv(11, struct.pack("!HH", 0x1234, 0))]))
+        (t,) = tlvs_of(reply)
+        check(int(t.flags) == 0 and bytes(t.value) == struct.pack("!HH", 0x1234, 5),
+              "Micro-session ID: Sender ID kept, Reflector ID 5 (%s)" % bytes(t.value).hex())
+        reply, _ = peer.exchange(request(2, [tlv(11, struct.pack("!HH", 0x1234, 6))]), timeout=0.5)
+        check(reply is None, "Micro-session ID naming member 6: discarded")
+        # 200 octets asked: the reply is padded with an Extra Padding TLV that scapy decodes.
+        reply, _ = peer.exchange(request(3, [tlv(12, struct.pack("!HHI", 200, 1, 0))]))
+        t12, pad = tlvs_of(reply)
+        check(len(reply) == 200 and int(t12.flags) == 0 and pad.type == 1 and pad.len == 200 - 56 - 4,
+              "Reflected Test Packet Control: one reply of 200 octets (%d)" % len(reply))
+        # 1000 octets asked, 300 allowed: 300 and C.
+        reply, _ = peer.exchange(request(4, [tlv(12, struct.pack("!HHI", 1000, 1, 0))]))
+        check(len(reply) == 300 and reply[44] == 0x10,
+              "Reflected Test Packet Control over the cap: 300 octets, C (%d, 0x%02x)" % (len(reply), reply[44]))
+    finally:
+        peer.close()
+        check(resp.stop() == 0, "LAG/asymmetry responder exits 0")
 
 
 def policy_flags(twamp, loc):
@@ -263,6 +304,7 @@ def scapy_reads_our_probes(twamp):
             "--tlv", "location", "--tlv", "timestamp-info", "--tlv", "cos=af41", "--tlv", "direct-measurement",
             "--tlv", "access=non3gpp:available", "--tlv", "follow-up", "--tlv", "dest-node=192.0.2.9",
             "--tlv", "return-address=198.51.100.1", "--tlv", "mpls=16,17",
+            "--tlv", "micro-session=4660:7", "--tlv", "reflected-control=300,3,250",
             "127.0.0.1:%d" % port, "127.0.0.1:0"]
     proc = itlib.spawn(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -277,7 +319,8 @@ def scapy_reads_our_probes(twamp):
         return
     p = sl.Probe(data)
     got = [(int(t.flags), int(t.type), int(t.len)) for t in p.tlv_objects]
-    want = [(U, 2, 56), (U, 3, 4), (U, 4, 4), (U, 5, 12), (U, 6, 4), (U, 7, 16), (U, 9, 4), (U, 10, 20), (0, 1, 4)]
+    want = [(U, 2, 56), (U, 3, 4), (U, 4, 4), (U, 5, 12), (U, 6, 4), (U, 7, 16), (U, 9, 4), (U, 10, 20),
+            (U, 11, 4), (U, 12, 8), (0, 1, 4)]
     check(got == want, "scapy decodes our TLVs: %s (want %s)" % (got, want))
     check(p.ssid == 9, "scapy: SSID 9 (got %d)" % p.ssid)
     vals = {int(t.type): bytes(t.value) for t in p.tlv_objects}
@@ -290,6 +333,10 @@ def scapy_reads_our_probes(twamp):
         check(vals[10] == struct.pack("!BBH", 0, 2, 4) + socket.inet_aton("198.51.100.1")
               + struct.pack("!BBHII", 0, 3, 8, 16 << 12 | 255, 17 << 12 | 1 << 8 | 255),
               "scapy: Return Path with the address and the label stack 16, 17 (S on the last) (%s)" % vals[10].hex())
+        # scapy 2.5 has no layer for types 11 and 12: the generic TLV's value octets are read here.
+        check(vals[11] == struct.pack("!HH", 4660, 7), "scapy: Micro-session ID 4660, reflector 7 (%s)" % vals[11].hex())
+        check(vals[12] == struct.pack("!HHI", 300, 3, 250000),
+              "scapy: Reflected Test Packet Control 300 octets, 3 replies, 250 us (%s)" % vals[12].hex())
 
 
 def tshark_check(peer, resp):

@@ -41,6 +41,14 @@ struct responder_options {
     // the reply, and whether Location reports addresses and ports.
     std::string tlv_permit_dscp = "all";
     bool tlv_hide_location = false;
+    // RFC 9534 Micro-session ID: this reflector's LAG member-link ID; draft-ietf-ippm-
+    // asymmetrical-pkts Reflected Test Packet Control: off unless enabled, then capped.
+    std::optional<unsigned> tlv_micro_session_id;
+    bool tlv_reflected_control = false;
+    unsigned tlv_rc_max_replies = 4;
+    std::size_t tlv_rc_max_octets = 1472;
+    std::uint64_t tlv_rc_rate = 125'000;
+    std::string timestamping = "auto"; // --timestamping: the T2/T3 methods the TLVs report
 };
 
 // Authenticated STAMP (RFC 8762 §4.2.2/§4.3.2): the pre-shared key from a pfs-format key file,
@@ -134,10 +142,47 @@ twamp::net::reflector_options reflector_options_from(const responder_options& o,
     ro.core.format = reflector_format_of(o);
     ro.core.tlv_policy.permitted_dscp = *permitted_dscp_mask(o.tlv_permit_dscp);
     ro.core.tlv_policy.report_location = !o.tlv_hide_location;
+    if (o.tlv_micro_session_id)
+        ro.core.tlv_policy.micro_session_id = static_cast<std::uint16_t>(*o.tlv_micro_session_id);
+    auto& rc = ro.core.tlv_policy.reflected_control;
+    rc.enabled = o.tlv_reflected_control;
+    rc.max_replies = static_cast<std::uint16_t>(o.tlv_rc_max_replies);
+    rc.max_reply_octets = o.tlv_rc_max_octets;
+    rc.max_octets_per_second = o.tlv_rc_rate;
     // One socket and one event loop per thread on the same port (SO_REUSEPORT): the kernel keeps
     // each flow on one socket, so a stateful session's sequence numbers stay in one thread.
     if (threads > 1) ro.sock.reuse_port = true;
     return ro;
+}
+
+// --timestamping: kernel send stamps of the replies (the stamping the host gives on the interface
+// of the listening address: hardware only there; a wildcard address names no interface, so no
+// hardware), reported by Follow-Up Telemetry TLVs. The Timestamp Information TLV (RFC 8972 §4.3)
+// says how T2 and T3 in the reply were taken: T2 is the kernel's software receive stamp
+// (SO_TIMESTAMPNS), T3 the clock read before the send, in every mode.
+void set_timestamp_methods(twamp::net::reflector_options& ro, const responder_options& o,
+                           const twamp::net::host_port& hp)
+{
+    std::string ifname;
+    int family = AF_INET;
+    if (!hp.host.empty()) {
+        asio::io_context io;
+        std::error_code ec;
+        const auto ep = twamp::net::resolve_udp(io, hp, hp.family_hint, ec);
+        if (!ec) {
+            ifname = twamp::net::interface_for(ep.address());
+            family = ep.address().is_v6() ? AF_INET6 : AF_INET;
+        }
+    }
+    const auto ts =
+        twamp::net::resolve_tx_timestamps(timestamping_mode_of(o.timestamping), ifname, family);
+    check_timestamping(ts, "twamp responder");
+    // T3 in a reply is read before the send in every mode; kernel (or NIC) send stamps of the
+    // replies go into Follow-Up Telemetry TLVs, with their own method (reflector.hpp).
+    using method = twamp::stamp_tlv::timestamp_method;
+    ro.core.t2_method = method::sw_local;
+    ro.core.t3_method = method::sw_local;
+    ro.tx_timestamping = timestamping_mode_of(o.timestamping);
 }
 
 void log_padding_policy(const responder_options& o, const twamp::net::reflector_options& ro)
@@ -228,7 +273,7 @@ void serve(reflector_pool& p)
 void log_counters(const reflector_pool& p, bool authenticated)
 {
     twamp::reflector_counters total{};
-    std::uint64_t oversize = 0, auth_failures = 0;
+    std::uint64_t oversize = 0, auth_failures = 0, tx_stamps = 0, follow_ups = 0;
     for (std::size_t t = 0; t < p.refls.size(); ++t) {
         const auto& c = p.refls[t]->session().counters();
         if (p.refls.size() > 1)
@@ -244,6 +289,8 @@ void log_counters(const reflector_pool& p, bool authenticated)
         total.table_full += c.table_full;
         oversize += p.refls[t]->io_counters().oversize;
         auth_failures += p.refls[t]->io_counters().auth_failures;
+        tx_stamps += p.refls[t]->io_counters().tx_kernel_stamps;
+        follow_ups += p.refls[t]->io_counters().follow_up_kernel;
     }
     g_log.counts(logger::info,
                  "reflector stopped: received %llu, reflected %llu, malformed %llu, oversize %llu, "
@@ -251,6 +298,18 @@ void log_counters(const reflector_pool& p, bool authenticated)
                  total.received, total.reflected, total.malformed, oversize, total.sessions_created,
                  total.sessions_expired, total.table_full);
     if (authenticated) g_log.counts(logger::info, "authentication failures: %llu", auth_failures);
+    if (p.refls.front()->tx_timestamps().kernel())
+        g_log.log(logger::info,
+                  "kernel send timestamps (%s): %llu replies, %llu reported by Follow-Up Telemetry",
+                  twamp::net::to_string(p.refls.front()->tx_timestamps().enabled),
+                  static_cast<unsigned long long>(tx_stamps),
+                  static_cast<unsigned long long>(follow_ups));
+    if (const auto* h = p.refls.front()->t3_kernel_minus_user(); h && h->count())
+        g_log.log(logger::info,
+                  "kernel send time - T3 (thread 1): p50 %.0f ns, p99 %.0f ns, max %lld ns over "
+                  "%llu replies",
+                  h->percentile(50), h->percentile(99), static_cast<long long>(h->max()),
+                  static_cast<unsigned long long>(h->count()));
 }
 
 int run_responder(const responder_options& o)
@@ -259,7 +318,8 @@ int run_responder(const responder_options& o)
     check_responder(o);
     const auto hp = parse_endpoint_arg("local-ip:port", o.near_end, 20001);
     const unsigned threads = parse_threads(o.threads).value_or(1);
-    const auto ro = reflector_options_from(o, threads);
+    auto ro = reflector_options_from(o, threads);
+    set_timestamp_methods(ro, o, hp);
     log_padding_policy(o, ro);
 
     reflector_pool pool;
@@ -313,6 +373,33 @@ void add_responder_options(CLI::App* sc, responder_options& o)
                            "all, none, or DSCP names/numbers separated by commas"));
     sc->add_flag("--tlv-hide-location", o.tlv_hide_location,
                  "STAMP Location TLV: report no addresses or ports (zeros)");
+    sc->add_option("--tlv-micro-session-id", o.tlv_micro_session_id,
+                   "STAMP Micro-session ID TLV (RFC 9534): this reflector's LAG member-link ID, "
+                   "0-65535 (a host cannot pick the member a reply leaves on: run one reflector "
+                   "per member); without it the TLV is returned unprocessed (U)")
+        ->check(in_range<unsigned>(0, 65535, "0-65535"));
+    auto* rc_on = sc->add_flag("--tlv-reflected-control", o.tlv_reflected_control,
+                               "STAMP Reflected Test Packet Control TLV: honour requests for "
+                               "more or longer replies, within the caps below (off by default)");
+    sc->add_option("--tlv-reflected-control-max-replies", o.tlv_rc_max_replies,
+                   "Replies per request at most, the first included")
+        ->capture_default_str()
+        ->check(in_range<unsigned>(1, 65535, "1-65535"))
+        ->needs(rc_on);
+    sc->add_option("--tlv-reflected-control-max-octets", o.tlv_rc_max_octets,
+                   "Octets of one reply at most (UDP payload)")
+        ->capture_default_str()
+        ->check(in_range<std::size_t>(twamp::kStampBaseLen, twamp::kMaxTestPacketLen, "44-65507"))
+        ->needs(rc_on);
+    sc->add_option("--tlv-reflected-control-rate", o.tlv_rc_rate,
+                   "Octets per second one session may draw for such replies (0: no rate cap)")
+        ->capture_default_str()
+        ->check(in_range<std::uint64_t>(0, 1'000'000'000, "0-1000000000"))
+        ->needs(rc_on);
+    add_timestamping_option(sc, o.timestamping,
+                            "Send timestamps, as the Timestamp Information TLV reports T3: auto "
+                            "(hardware when the interface can, else software), hardware, "
+                            "software or user");
     sc->add_option("--key-file", o.key_file,
                    "Authenticated STAMP: key file of 'KEYID HEXSECRET' lines (pfs format)");
     sc->add_option("--key-id", o.key_id, "Authenticated STAMP: which key (default: the first)");
@@ -328,6 +415,7 @@ struct sender_cli_options : test_cli_options {
     std::optional<std::uint64_t> seed;
     std::string key_file;
     std::string key_id;
+    std::string timestamping = "auto"; // --timestamping (tx_timestamps.hpp)
 };
 
 twamp::test_format format_of(const sender_cli_options& o)
@@ -403,6 +491,7 @@ twamp::net::sender_options sender_options_from(asio::io_context& io, const sende
             sz += twamp::kStampAuthLen - twamp::kStampBaseLen;
     }
     so.ephemeral_port_fallback = !o.near_end_given;
+    so.timestamping = timestamping_mode_of(o.timestamping);
     return so;
 }
 
@@ -439,6 +528,7 @@ void add_run_facts(twamp::report::session_info& info, const twamp::net::udp_send
     info.pacing_error_p50_ns = sender.pacing_error().percentile(50);
     info.pacing_error_p99_ns = sender.pacing_error().percentile(99);
     info.pacing_error_max_ns = static_cast<double>(sender.pacing_error().max());
+    add_timestamp_facts(info, sender);
 }
 
 void log_reply(const asio::ip::udp::endpoint& remote, const twamp::reply_result& r)
@@ -463,7 +553,7 @@ public:
         : out_(o.output), info_(info), remote_(so.remote)
     {
         if (!out_.per_packet.empty()) {
-            const auto err = per_packet_.open(out_.per_packet);
+            const auto err = per_packet_.open(out_.per_packet, so.core.tlvs);
             if (!err.empty()) throw run_failure("twamp sender: --per-packet: " + err);
         }
         if (out_.report_interval_s > 0 || !out_.svg.empty()) {
@@ -579,6 +669,7 @@ int run_sender(const sender_cli_options& o)
     if (sender.busy_port())
         g_log.log(logger::warning, "local port %u is in use: sending from port %u instead",
                   unsigned(sender.busy_port()), unsigned(local.port()));
+    check_timestamping(sender.timestamping(), "twamp sender");
 
     auto info = session_info_of(o, so, local);
     live_outputs live(o, so, info);
@@ -614,6 +705,10 @@ void add_sender_options(CLI::App* sc, sender_cli_options& o)
         ->check(one_of({"periodic", "poisson"}, "invalid value", "periodic or poisson"));
     sc->add_option("--seed", o.seed,
                    "Seed of the Poisson schedule (default: random, shown in --json)");
+    add_timestamping_option(sc, o.timestamping,
+                            "Send timestamps for T1: auto (hardware when the interface can, else "
+                            "software, else user), hardware, software (kernel) or user (a clock "
+                            "read before the send)");
     add_output_options(sc, o.output, /*live=*/true);
 }
 

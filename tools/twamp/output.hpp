@@ -170,19 +170,21 @@ public:
         if (f_) std::fclose(f_);
     }
 
-    // Returns an error message, "" on success.
-    std::string open(const std::string& path)
+    // Returns an error message, "" on success. `tlvs`: the STAMP TLVs the probes carry (their
+    // columns are added; none: the plain columns).
+    std::string open(const std::string& path, const twamp::stamp_tlv_request& tlvs = {})
     {
         f_ = std::fopen(path.c_str(), "w");
         if (!f_) return "cannot open '" + path + "' for writing: " + std::strerror(errno);
-        write(twamp::report::kPerPacketHeader);
+        tlvs_ = tlvs;
+        write(twamp::report::per_packet_header(tlvs_));
         return {};
     }
     bool is_open() const noexcept { return f_ != nullptr; }
-    void reply(const twamp::reply_result& r) { write(twamp::report::per_packet_row(r)); }
+    void reply(const twamp::reply_result& r) { write(twamp::report::per_packet_row(r, tlvs_)); }
     void lost(std::uint32_t seq, twamp::nanoseconds t1)
     {
-        write(twamp::report::per_packet_lost_row(seq, t1));
+        write(twamp::report::per_packet_lost_row(seq, t1, tlvs_));
     }
     bool failed() const noexcept { return failed_; }
 
@@ -195,6 +197,7 @@ private:
     }
     std::FILE* f_ = nullptr;
     bool failed_ = false;
+    twamp::stamp_tlv_request tlvs_{};
 };
 
 // One interval line on stdout, in the output mode's format.

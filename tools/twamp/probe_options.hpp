@@ -7,6 +7,7 @@
 #include "output.hpp"
 
 #include "twamp/asio/sender.hpp"
+#include "twamp/asio/tx_timestamps.hpp"
 #include "twamp/imix.hpp"
 
 #include <optional>
@@ -92,6 +93,55 @@ inline void fill_sender_options(const common_options& common, const probe_cli_op
     so.core.format = format;
     so.core.timeout = std::chrono::nanoseconds{static_cast<std::int64_t>(p.timeout_s * 1e9)};
     so.sizes = probe_sizes(common.padding, format, ip_version);
+}
+
+// --timestamping auto|hardware|software|user: which clock takes the send times (tx_timestamps.hpp).
+inline void add_timestamping_option(CLI::App* sc, std::string& mode, const std::string& help)
+{
+    sc->add_option("--timestamping", mode, help)
+        ->capture_default_str()
+        ->check(text_check(
+            [](const std::string& s) { return twamp::net::parse_timestamping_mode(s).has_value(); },
+            "invalid value", "auto, hardware, software or user"));
+}
+
+// The mode of a checked --timestamping value.
+inline twamp::net::timestamping_mode timestamping_mode_of(const std::string& s)
+{
+    return twamp::net::parse_timestamping_mode(s).value_or(
+        twamp::net::timestamping_mode::automatic);
+}
+
+// What a socket enabled against what was asked: an explicit hardware or software request the
+// host cannot meet is a run-time error (exit 3); auto says at info level what it settled on.
+inline void check_timestamping(const twamp::net::tx_timestamping& ts, const std::string& who)
+{
+    const std::string asked = twamp::net::to_string(ts.requested);
+    if (ts.unmet()) throw run_failure(who + ": --timestamping " + asked + ": " + ts.note);
+    g_log.log(logger::info, "send timestamps: %s (asked %s)%s%s", twamp::net::to_string(ts.enabled),
+              asked.c_str(), ts.note.empty() ? "" : "; ", ts.note.c_str());
+}
+
+// The report's view of the timestamps: where T1-T4 came from and kernel vs user-space T1.
+inline void add_timestamp_facts(twamp::report::session_info& info,
+                                const twamp::net::udp_sender& sender)
+{
+    const auto& ts = sender.timestamping();
+    info.timestamps_known = true;
+    info.timestamping_requested = twamp::net::to_string(ts.requested);
+    info.timestamping_enabled = twamp::net::to_string(ts.enabled);
+    info.timestamping_note = ts.note;
+    info.timestamp_sources = sender.session().timestamp_sources();
+    const auto& d = sender.session().t1_kernel_minus_user();
+    info.t1_kernel_stamps = d.count();
+    if (d.count()) {
+        info.t1_kernel_minus_user_p50_ns = d.percentile(50);
+        info.t1_kernel_minus_user_p99_ns = d.percentile(99);
+        info.t1_kernel_minus_user_max_ns = static_cast<double>(d.max());
+    }
+    info.t1_stamps_after_reply = sender.session().stamps_after_reply();
+    const auto& c = sender.tx_stamp_counters();
+    info.t1_stamps_missing = c.sent - c.matched;
 }
 
 } // namespace twamp_cli

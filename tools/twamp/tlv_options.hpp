@@ -12,6 +12,11 @@
 //   return-address=ADDR      Return Path: reply to this address instead
 //   mpls=LABEL[,LABEL...]    Return Path: an SR-MPLS label stack (labels 0-1048575)
 //   srv6=ADDR[,ADDR...]      Return Path: an SRv6 segment list
+//   micro-session=ID[:RID]   Micro-session ID (RFC 9534): this sender's LAG member-link ID, and
+//                            the reflector's when known (0-65535)
+//   reflected-control=LEN[,COUNT[,INTERVAL_US]]   Reflected Test Packet Control
+//                            (draft-ietf-ippm-asymmetrical-pkts): replies of LEN octets (0: as
+//                            usual), COUNT of them (default 1), INTERVAL_US apart (default 0)
 #pragma once
 
 #include "cli_common.hpp"
@@ -31,7 +36,7 @@ namespace twamp_cli {
 #define TWAMP_CLI_TLV_LIST                                                                         \
     "location, timestamp-info, cos=DSCP, direct-measurement, access=ID:CODE, follow-up, "          \
     "dest-node=ADDR, return-path=no-reply|same-link, return-address=ADDR, mpls=LABEL[,...], "      \
-    "srv6=ADDR[,...]"
+    "srv6=ADDR[,...], micro-session=ID[:RID], reflected-control=LEN[,COUNT[,INTERVAL_US]]"
 inline constexpr const char* kTlvList = TWAMP_CLI_TLV_LIST;
 inline constexpr const char* kTlvHelp =
     "STAMP extension TLV each probe carries (repeatable): " TWAMP_CLI_TLV_LIST;
@@ -176,6 +181,31 @@ inline void add_tlv_spec(const std::string& spec, twamp::stamp_tlv_request& r)
             if (!a.v6) throw usage_error("--tlv srv6: '" + seg + "' is not an IPv6 address");
             rp.srv6_segments.push_back(a.octets);
         }
+    } else if (key == "micro-session") {
+        need_value();
+        once(r.micro_session.has_value());
+        const auto colon = val.find(':');
+        twamp::stamp_tlv_request::micro_session_request m;
+        m.sender_id =
+            static_cast<std::uint16_t>(detail::number_in(key, val.substr(0, colon), 0xFFFF));
+        if (colon != std::string::npos)
+            m.reflector_id =
+                static_cast<std::uint16_t>(detail::number_in(key, val.substr(colon + 1), 0xFFFF));
+        r.micro_session = m;
+    } else if (key == "reflected-control") {
+        need_value();
+        once(r.reflected_control.has_value());
+        const auto parts = detail::split_commas(val);
+        if (parts.size() > 3)
+            throw usage_error("--tlv reflected-control: wants LEN[,COUNT[,INTERVAL_US]]");
+        twamp::reflected_control_request rc;
+        rc.length = static_cast<std::uint16_t>(detail::number_in(key, parts[0], 0xFFFF));
+        if (parts.size() > 1)
+            rc.count = static_cast<std::uint16_t>(detail::number_in(key, parts[1], 0xFFFF));
+        if (parts.size() > 2) // on the wire in nanoseconds, 32 bits
+            rc.interval_ns =
+                static_cast<std::uint32_t>(detail::number_in(key, parts[2], 4'294'967) * 1000);
+        r.reflected_control = rc;
     } else {
         throw usage_error("--tlv: unknown TLV '" + key + "' (" + kTlvList + ")");
     }

@@ -16,8 +16,10 @@
 #include "twamp/asio/address.hpp"
 #include "twamp/asio/clock.hpp"
 #include "twamp/asio/test_guard.hpp"
+#include "twamp/asio/tx_timestamps.hpp"
 #include "twamp/asio/udp.hpp"
 #include "twamp/clock.hpp"
+#include "twamp/histogram.hpp"
 #include "twamp/reflector_session.hpp"
 
 #include <asio.hpp>
@@ -40,6 +42,10 @@ struct reflector_options {
     std::size_t max_datagram = 9216 + 512; // jumbo frames; larger datagrams are counted and dropped
     // REFWAIT sweep and clock-state refresh period.
     std::chrono::nanoseconds housekeeping{std::chrono::seconds{10}};
+    // Kernel send timestamps (tx_timestamps.hpp) of the replies: with them a Follow-Up Telemetry
+    // TLV (RFC 8972 §4.7) reports when the kernel (or the NIC) sent the previous reply instead
+    // of the T3 read before the send. T3 in the reply itself is always that read.
+    timestamping_mode tx_timestamping = timestamping_mode::user;
 };
 
 struct reflector_io_counters {
@@ -50,7 +56,17 @@ struct reflector_io_counters {
     std::uint64_t receive_errors = 0;
     std::uint64_t kernel_timestamps = 0; // T2 from SO_TIMESTAMPNS
     std::uint64_t auth_failures = 0;     // protected requests that failed their HMAC: dropped
+    std::uint64_t tx_kernel_stamps = 0;  // replies whose kernel send time was read
+    std::uint64_t follow_up_kernel = 0;  // of them, reported by a Follow-Up Telemetry TLV
+    // Reflected Test Packet Control (STAMP TLV 12): replies after the first sent, and dropped
+    // because the port's queue of later replies (kLaterReplies) was full or the send failed.
+    std::uint64_t extra_replies_sent = 0;
+    std::uint64_t extra_replies_dropped = 0;
 };
+
+// Replies a port holds for later (Reflected Test Packet Control: replies 1..count-1 of a
+// request, sent `interval` apart): at most this many at a time, the rest dropped and counted.
+inline constexpr std::size_t kLaterReplies = 64;
 
 // A packet older than this when read (the wall clock was stepped forward between the kernel's
 // stamp and our read, or the loop stalled) counts as this old.
@@ -96,7 +112,8 @@ template <clock_policy Clock, class Directory> class basic_reflector_port {
 public:
     basic_reflector_port(asio::io_context& io, reflector_options o, Clock clock = {})
         : opts_(std::move(o)), clock_(std::move(clock)), dir_(opts_.core), sock_(io), timer_(io),
-          rx_(opts_.batch, opts_.max_datagram), tx_(opts_.batch, opts_.max_datagram + 64)
+          later_timer_(io), rx_(opts_.batch, opts_.max_datagram),
+          tx_(opts_.batch, opts_.max_datagram + 64)
     {
     }
     ~basic_reflector_port() { stop(); }
@@ -109,6 +126,14 @@ public:
         err_ = system_error_estimate();
         dir_.for_each([&](reflector_flow& f) { f.core.set_error_estimate(err_); });
         auto ec = open_udp_socket(sock_, opts_.local, opts_.sock);
+        if (!ec && opts_.tx_timestamping != timestamping_mode::user) {
+            tx_ts_ = enable_tx_timestamps(sock_.native_handle(), opts_.tx_timestamping,
+                                          interface_for(opts_.local.address()));
+            if (tx_ts_.kernel()) {
+                ring_.emplace(4 * opts_.batch);
+                t3_diff_.emplace();
+            }
+        }
         if (!ec) {
             // What STAMP TLVs report as the request's destination (Location, Destination Node
             // Address): the bound address, when it is one; the port always.
@@ -139,13 +164,23 @@ public:
         running_ = false;
         std::error_code ec;
         timer_.cancel();
+        later_timer_.cancel();
         sock_.cancel(ec);
         sock_.close(ec);
     }
 
     // What the port counted before a request reached a flow (oversize, receive errors, requests
-    // no flow claims as not_accepted) and send errors of whole batches.
+    // no flow claims as not_accepted), send errors of whole batches and kernel send stamps.
     const reflector_io_counters& port_counters() const noexcept { return port_io_; }
+    // The socket (for a caller's own poll loop; see bench_reflector_loop).
+    int native_handle() noexcept { return sock_.native_handle(); }
+    // What open() enabled of opts.tx_timestamping.
+    const tx_timestamping& tx_timestamps() const noexcept { return tx_ts_; }
+    // With kernel send stamps: kernel send time − T3 (the read before the send), ns, per reply.
+    const log_histogram* t3_kernel_minus_user() const noexcept
+    {
+        return t3_diff_ ? &*t3_diff_ : nullptr;
+    }
 
     // Runs the receive → reflect → send path once over whatever is queued (at most `rounds`
     // batches). Public so tests and benchmarks can drive it without the reactor.
@@ -153,6 +188,7 @@ public:
     {
         const int fd = sock_.native_handle();
         std::size_t total = 0;
+        read_tx_stamps(fd);
         for (int r = 0; r < rounds; ++r) {
             std::error_code ec;
             const std::size_t n = rx_.receive(fd, ec);
@@ -225,20 +261,40 @@ public:
                 follow_up_[slot] = {tlv.follow_up, from,
                                     tlv.follow_up ? wire::load16(open_reply + 14)
                                                   : std::uint16_t{0}};
-                sockaddr_storage to{};
-                socklen_t to_len = 0;
-                if (tlv.reply_to && to_sockaddr(*tlv.reply_to, m.from, to, to_len))
-                    tx_.push(len, to, to_len, tos); // RFC 9503 Return Address, policy allowing
-                else
-                    tx_.push(len, m.from, m.from_len, tos);
+                sockaddr_storage to = m.from;
+                socklen_t to_len = m.from_len;
+                sockaddr_storage rp{};
+                socklen_t rp_len = 0;
+                if (tlv.reply_to && to_sockaddr(*tlv.reply_to, m.from, rp, rp_len)) {
+                    to = rp; // RFC 9503 Return Address, policy allowing
+                    to_len = rp_len;
+                }
+                tx_.push(len, to, to_len, tos);
+                if (tlv.reflected_control && tlv.reflected_control->count > 1)
+                    hold_later(*f, *tlv.reflected_control, std::span(open_reply, len),
+                               f->guard ? wire::const_byte_span(plain_rx_[slot])
+                                        : wire::const_byte_span{},
+                               to, to_len, tos, mono);
             }
             if (tx_.size()) total += send_batch(fd);
+            if (later_used_) total += send_later(fd);
             if (n < rx_.capacity()) break;
         }
         return total;
     }
 
 protected:
+    // A flow is going away: drop the later replies it still has queued.
+    void forget_flow(const reflector_flow& f) noexcept
+    {
+        for (auto& l : later_)
+            if (l.used && l.flow == &f) {
+                l.used = false;
+                --later_used_;
+                ++port_io_.extra_replies_dropped;
+            }
+    }
+
     // Protected flows need staging room for their open replies; allocated once, when the first
     // protected flow appears.
     void enable_staging()
@@ -248,7 +304,6 @@ protected:
         open_tx_.resize(opts_.batch * (opts_.max_datagram + 64));
     }
     error_estimate error_estimate_now() const noexcept { return err_; }
-    int native_handle() noexcept { return sock_.native_handle(); }
 
     reflector_options opts_;
     Clock clock_;
@@ -259,6 +314,99 @@ private:
     {
         return std::span(open_tx_).subspan(slot * (opts_.max_datagram + 64),
                                            opts_.max_datagram + 64);
+    }
+
+    // Replies 1..count-1 of a request with a Reflected Test Packet Control TLV: copies of reply
+    // 0 (build_reflected_reply) due at `now` + k × interval, in the port's fixed queue; what does
+    // not fit is dropped and counted (the session's budget was charged for it already). The
+    // queue's buffers are allocated the first time it is used, never on later requests.
+    void hold_later(reflector_flow& f, const stamp_tlv_outcome::reflected_control_outcome& rc,
+                    wire::const_byte_span reply0, wire::const_byte_span request_plain,
+                    const sockaddr_storage& to, socklen_t to_len, int tos, nanoseconds now)
+    {
+        if (later_.empty()) {
+            later_.resize(kLaterReplies);
+            for (auto& l : later_)
+                l.reply.resize(opts_.max_datagram + 64);
+        }
+        std::size_t at = 0;
+        for (std::uint16_t k = 1; k < rc.count; ++k) {
+            while (at < later_.size() && later_[at].used)
+                ++at;
+            if (at == later_.size()) {
+                port_io_.extra_replies_dropped += rc.count - k;
+                break;
+            }
+            later_reply& l = later_[at];
+            l.len = build_reflected_reply(reply0, rc, k, l.reply);
+            if (l.len == 0) {
+                ++port_io_.extra_replies_dropped;
+                continue;
+            }
+            l.plain.assign(request_plain.begin(), request_plain.end());
+            l.due = now + nanoseconds{std::int64_t{rc.interval_ns} * k};
+            l.flow = &f;
+            l.to = to;
+            l.to_len = to_len;
+            l.tos = tos;
+            l.used = true;
+            ++later_used_;
+        }
+    }
+
+    // Sends the later replies that are due (T3 and sealing as for any reply), then sets the
+    // timer for the next one.
+    std::size_t send_later(int fd) noexcept
+    {
+        std::size_t sent = 0;
+        const nanoseconds now = clock_.mono_now();
+        std::optional<nanoseconds> next;
+        for (;;) {
+            std::size_t queued = 0;
+            for (auto& l : later_) {
+                if (!l.used) continue;
+                if (l.due > now) {
+                    next = next ? std::min(*next, l.due) : l.due;
+                    continue;
+                }
+                if (queued == tx_.capacity()) {
+                    next = now; // more are due: the next pass
+                    continue;
+                }
+                const std::size_t slot = tx_.size();
+                reflector_flow& f = *l.flow;
+                slot_flow_[slot] = &f;
+                follow_up_[slot] = {};
+                if (f.guard) {
+                    std::copy_n(l.reply.data(), l.len, staging(slot).data());
+                    staged_len_[slot] = l.len;
+                    plain_rx_[slot] = l.plain;
+                } else {
+                    std::copy_n(l.reply.data(), l.len, tx_.slot(slot).data());
+                    staged_len_[slot] = 0;
+                }
+                tx_.push(l.len, l.to, l.to_len, l.tos);
+                l.used = false;
+                --later_used_;
+                ++queued;
+            }
+            if (queued == 0) break;
+            const std::size_t n = send_batch(fd);
+            port_io_.extra_replies_sent += n;
+            port_io_.extra_replies_dropped += queued - n;
+            sent += n;
+            if (!next || *next > now) break;
+            next.reset();
+        }
+        if (next && running_) {
+            later_timer_.expires_after(std::max(*next - clock_.mono_now(), nanoseconds{0}));
+            later_timer_.async_wait(
+                [this, life = std::weak_ptr<char>(life_)](const std::error_code& ec) {
+                    if (life.expired() || ec || !running_) return;
+                    if (later_used_) send_later(sock_.native_handle());
+                });
+        }
+        return sent;
     }
 
     // T3, then sealing, Follow-Up notes and one sendmmsg for everything the batch reflected.
@@ -291,9 +439,46 @@ private:
         }
         std::error_code ec;
         const std::size_t queued = tx_.live();
+        const std::size_t n = tx_.size();
         const std::size_t sent = tx_.send(fd, ec);
         port_io_.send_errors += queued - sent;
+        if (ring_) {
+            // Each datagram the kernel took gets the next stamp key, in message order.
+            for (std::size_t i = 0; i < n; ++i) {
+                if (tx_.failed(i)) {
+                    ring_->send_failed();
+                } else if (tx_.sent_data(i).size() != 0) {
+                    const auto& fu = follow_up_[i];
+                    ring_->sent(t3,
+                                sent_reply{fu.pending ? slot_flow_[i] : nullptr, fu.from, fu.ssid});
+                }
+            }
+            read_tx_stamps(fd); // on most paths the stamps are queued by now
+        }
         return sent;
+    }
+
+    // Send stamps of earlier replies: a reply that answered a Follow-Up Telemetry TLV has its
+    // kernel send time noted for the next one. The error queue must be read whenever stamps
+    // are on (it keeps the socket readable otherwise), bounded per call.
+    void read_tx_stamps(int fd) noexcept
+    {
+        if (!ring_) return;
+        (void)drain_tx_error_queue(fd, [&](const tx_stamp& s) {
+            const auto m = ring_->take(s.key, s.time);
+            if (!m) return;
+            ++port_io_.tx_kernel_stamps;
+            t3_diff_->add((s.time - m->user_time).count());
+            if (!m->value.flow) return;
+            reflector_flow& f = *m->value.flow;
+            const std::uint64_t w =
+                f.core.config().err.ptp ? to_ptp_truncated(s.time) : to_ntp(s.time).to_u64();
+            f.core.note_sent(m->value.from, m->value.ssid, w,
+                             s.source == tx_source::hardware
+                                 ? stamp_tlv::timestamp_method::hw_assist
+                                 : stamp_tlv::timestamp_method::sw_local);
+            ++port_io_.follow_up_kernel;
+        });
     }
 
     // A TLV address with the request's port, in the request's address family (an IPv4 address
@@ -373,6 +558,7 @@ private:
 
     asio::ip::udp::socket sock_;
     asio::steady_timer timer_;
+    asio::steady_timer later_timer_;
     rx_batch rx_;
     tx_batch tx_;
     reflector_io_counters port_io_;
@@ -393,6 +579,30 @@ private:
     std::vector<std::uint8_t> open_rx_;
     std::vector<std::uint8_t> open_tx_;
     reflector_rx_info rx_info_{};
+    // Kernel send stamps: what was enabled, and the replies sent whose stamp has not been read
+    // (flow set only when a Follow-Up Telemetry TLV asked for it).
+    struct sent_reply {
+        reflector_flow* flow = nullptr;
+        peer_key from{};
+        std::uint16_t ssid = 0;
+    };
+    tx_timestamping tx_ts_{};
+    std::optional<tx_key_ring<sent_reply>> ring_;
+    std::optional<log_histogram> t3_diff_;
+    // Later replies (Reflected Test Packet Control); empty until first needed.
+    struct later_reply {
+        bool used = false;
+        nanoseconds due{0};
+        reflector_flow* flow = nullptr;
+        std::size_t len = 0;
+        std::vector<std::uint8_t> reply;
+        std::vector<std::uint8_t> plain; // the request as opened, for sealing (protected flows)
+        sockaddr_storage to{};
+        socklen_t to_len = 0;
+        int tos = -1;
+    };
+    std::vector<later_reply> later_;
+    std::size_t later_used_ = 0;
     std::shared_ptr<char> life_ = std::make_shared<char>(0);
 };
 
@@ -486,6 +696,10 @@ public:
         c.send_errors += p.send_errors;
         c.receive_errors += p.receive_errors;
         c.kernel_timestamps += p.kernel_timestamps;
+        c.tx_kernel_stamps += p.tx_kernel_stamps;
+        c.follow_up_kernel += p.follow_up_kernel;
+        c.extra_replies_sent += p.extra_replies_sent;
+        c.extra_replies_dropped += p.extra_replies_dropped;
         c.auth_failures += p.auth_failures;
         return c;
     }

@@ -5,7 +5,12 @@
 // or start + the sum of k exponential gaps of mean `interval` from a seeded generator (Poisson,
 // RFC 2330 §11.1.1), so a run can be repeated exactly. Above 1000 probes/s the last 50 µs before
 // a deadline are spun rather than slept (timers wake up late); pacing_error() records how far
-// each send was from its deadline. T1 is the wall clock read right before each send. Replies are
+// each send was from its deadline. T1 is the wall clock read right before each send; it is what
+// the probe carries. With kernel send timestamps (sender_options::timestamping, tx_timestamps.hpp)
+// the delays use the kernel's send time instead: the error queue is read before every batch of
+// replies, so a probe's stamp (taken inside the send call on loopback, at the driver otherwise) is
+// normally matched before its reply; a reply handled before its stamp keeps the user-space T1 and
+// the stamp is counted as after_reply (session().stamps_after_reply()). Replies are
 // read whenever the socket is readable, in the same loop, so the receive path never waits for the
 // send schedule; T4 is the kernel's receive timestamp. The session ends when every probe is
 // answered or the loss timeout after the last probe has passed, or when stop() is called twice (the
@@ -19,6 +24,7 @@
 #include "twamp/asio/address.hpp"
 #include "twamp/asio/clock.hpp"
 #include "twamp/asio/test_guard.hpp"
+#include "twamp/asio/tx_timestamps.hpp"
 #include "twamp/asio/udp.hpp"
 #include "twamp/clock.hpp"
 #include "twamp/histogram.hpp"
@@ -33,6 +39,7 @@
 #include <cstring>
 #include <functional>
 #include <random>
+#include <string>
 #include <system_error>
 #include <vector>
 
@@ -55,6 +62,10 @@ struct sender_options {
     // When the local port is taken, bind an ephemeral port instead of failing (for a default
     // port the user did not ask for; see busy_port()).
     bool ephemeral_port_fallback = false;
+    // Kernel send timestamps for T1 (tx_timestamps.hpp); what was enabled: timestamping().
+    timestamping_mode timestamping = timestamping_mode::user;
+    // Probes remembered while their send stamp is on its way (fixed memory).
+    std::size_t tx_stamp_capacity = 8192;
 };
 
 // CLOCK_MONOTONIC as nanoseconds: what the loss timeout runs on.
@@ -73,7 +84,7 @@ public:
     udp_sender(asio::io_context& io, sender_options o)
         : opts_(std::move(o)), sock_(io), send_timer_(io), end_timer_(io),
           core_(with_window(opts_)), rx_(opts_.batch, 65536), tx_buf_(max_size(opts_.sizes)),
-          tick_timer_(io), rng_(opts_.seed)
+          tx_keys_(opts_.tx_stamp_capacity), tick_timer_(io), rng_(opts_.seed)
     {
         if (opts_.sizes.empty()) opts_.sizes.push_back(sender_base_len(opts_.core.format));
     }
@@ -92,8 +103,18 @@ public:
             opts_.local.port(0);
             ec = open_udp_socket(sock_, opts_.local, so);
         }
+        if (!ec) enable_timestamping();
         return ec;
     }
+    // What open() enabled of the kernel send timestamps asked for (sender_options::timestamping).
+    const tx_timestamping& timestamping() const noexcept { return tx_ts_; }
+    // How the send stamps matched the probes (tx_key_ring counters), and how many probes still
+    // wait for theirs.
+    const tx_key_ring<std::uint32_t>::counters& tx_stamp_counters() const noexcept
+    {
+        return tx_keys_.stats();
+    }
+    std::size_t tx_stamps_pending() const noexcept { return tx_keys_.pending(); }
     // The local port that was taken when open() fell back to an ephemeral one; 0 otherwise.
     std::uint16_t busy_port() const noexcept { return busy_port_; }
 
@@ -182,6 +203,21 @@ public:
     }
 
 private:
+    void enable_timestamping()
+    {
+        std::string ifname;
+        if (opts_.timestamping == timestamping_mode::automatic ||
+            opts_.timestamping == timestamping_mode::hardware) {
+            // The interface the probes leave by: the one holding the source address.
+            std::error_code ec;
+            auto a = sock_.local_endpoint(ec).address();
+            if (!ec && a.is_unspecified() && opts_.remote.port() != 0)
+                a = source_address_for(opts_.remote);
+            if (!ec) ifname = interface_for(a);
+        }
+        tx_ts_ = enable_tx_timestamps(sock_.native_handle(), opts_.timestamping, ifname);
+    }
+
     static sender_config with_window(const sender_options& o)
     {
         sender_config c = o.core;
@@ -316,15 +352,20 @@ private:
             // An ICMP error that an earlier probe caused (port unreachable, say) is reported by
             // the next send, which then fails without sending. It is no error of this probe:
             // count what the error queue holds and send it again, once.
-            const std::size_t queued = drain_error_queue(sock_.native_handle());
-            for (std::size_t e = 0; e < queued; ++e)
-                core_.on_icmp_error();
-            if (queued > 0) r = send_probe(len);
+            if (tx_ts_.kernel()) tx_keys_.send_failed();
+            read_error_queue();
+            const bool queued = icmp_unsurfaced_ > 0;
+            icmp_unsurfaced_ = 0;
+            if (queued) {
+                r = send_probe(len);
+                if (r < 0 && tx_ts_.kernel()) tx_keys_.send_failed();
+            }
         }
         const auto now = std::chrono::steady_clock::now();
         if (r < 0) {
             core_.unsend_last();
         } else {
+            if (tx_ts_.kernel()) tx_keys_.sent(t1, core_.next_sequence() - 1);
             if (pacing_.count() == 0) first_send_ = now;
             pacing_.add(std::chrono::abs(now - deadline).count());
             if (sent_handler_) sent_handler_(core_.next_sequence() - 1, t1);
@@ -351,18 +392,36 @@ private:
         });
     }
 
+    // Reads the error queue: send stamps become the probes' kernel T1, anything else is an ICMP
+    // error, counted. Bounded: what is left is read on the next call.
+    void read_error_queue()
+    {
+        const auto r = drain_tx_error_queue(sock_.native_handle(), [this](const tx_stamp& s) {
+            if (const auto m = tx_keys_.take(s.key, s.time))
+                core_.set_kernel_t1(m->value, s.time,
+                                    s.source == tx_source::hardware ? timestamp_source::hardware
+                                                                    : timestamp_source::kernel);
+        });
+        for (std::size_t e = 0; e < r.errors; ++e)
+            core_.on_icmp_error();
+        icmp_unsurfaced_ += r.errors;
+    }
+
     void drain()
     {
         const int fd = sock_.native_handle();
         for (int round = 0; round < 8; ++round) {
+            // Send stamps first, so the replies below find their probe's kernel T1. Only while
+            // some are awaited: otherwise the queue is read when an error surfaces, and the
+            // normal receive path costs no extra system call.
+            if (tx_keys_.pending()) read_error_queue();
             std::error_code ec;
             const std::size_t n = rx_.receive(fd, ec);
             if (ec) {
                 // An ICMP error surfaced as the socket's pending error (now cleared); each one
-                // is counted from the error queue, read only then, so the normal receive path
-                // costs no extra system call.
-                for (std::size_t e = drain_error_queue(fd); e > 0; --e)
-                    core_.on_icmp_error();
+                // is counted from the error queue.
+                read_error_queue();
+                icmp_unsurfaced_ = 0;
                 continue;
             }
             if (n == 0) break;
@@ -388,7 +447,9 @@ private:
                 const instant t4{m.rx_time, mono - std::clamp(stamped - m.rx_time, nanoseconds{0},
                                                               std::chrono::nanoseconds{
                                                                   std::chrono::seconds{1}})};
-                const auto res = core_.on_reply(data, t4, m.ttl);
+                const auto res = core_.on_reply(data, t4, m.ttl,
+                                                m.kernel_time ? timestamp_source::kernel
+                                                              : timestamp_source::user);
                 if (reply_handler_) reply_handler_(res);
             }
             if (n < rx_.capacity()) break;
@@ -449,6 +510,9 @@ private:
     session_sender core_;
     rx_batch rx_;
     std::vector<std::uint8_t> tx_buf_;
+    tx_timestamping tx_ts_{};
+    tx_key_ring<std::uint32_t> tx_keys_;
+    std::size_t icmp_unsurfaced_ = 0; // ICMP errors read before the socket reported them
     std::unique_ptr<test_guard> guard_;
     std::vector<std::uint8_t> open_buf_;
     std::uint64_t auth_failures_ = 0;

@@ -62,6 +62,12 @@ public:
         const auto e = exact_.find(k);
         return e == exact_.end() ? nullptr : e->second;
     }
+    // The flow filed under exactly `k`, if any.
+    reflector_flow* at(const peer_key& k) const noexcept
+    {
+        const auto e = exact_.find(k);
+        return e == exact_.end() ? nullptr : e->second;
+    }
 
     // Whether a session whose sender is `k` (port 0: not known) can be told apart from the
     // sessions here: its address is new, or its port is known and no other session from that
@@ -124,8 +130,10 @@ class basic_shared_reflector : public basic_reflector_port<Clock, detail::flow_t
     using port = basic_reflector_port<Clock, detail::flow_table>;
 
 public:
+    // Kernel send stamps stay off: a stamp may be read after its session's flow is gone, and
+    // TWAMP-Test carries no Follow-Up Telemetry to report them in.
     basic_shared_reflector(asio::io_context& io, reflector_options o, Clock clock = {})
-        : port(io, std::move(o), std::move(clock))
+        : port(io, without_tx_stamps(std::move(o)), std::move(clock))
     {
     }
 
@@ -154,8 +162,19 @@ public:
         f.guard = std::move(g);
         if (f.guard) this->enable_staging();
     }
-    void detach(const peer_key& sender) noexcept { this->dir_.detach(sender); }
+    void detach(const peer_key& sender) noexcept
+    {
+        if (const reflector_flow* f = this->dir_.at(sender)) this->forget_flow(*f);
+        this->dir_.detach(sender);
+    }
     std::size_t flows() const noexcept { return this->dir_.size(); }
+
+private:
+    static reflector_options without_tx_stamps(reflector_options o)
+    {
+        o.tx_timestamping = timestamping_mode::user;
+        return o;
+    }
 };
 
 using shared_reflector = basic_shared_reflector<>;

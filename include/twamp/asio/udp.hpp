@@ -326,7 +326,7 @@ class tx_batch {
 public:
     tx_batch(std::size_t count, std::size_t buffer_size)
         : bufs_(count * buffer_size), buf_size_(buffer_size), lens_(count), to_(count),
-          to_len_(count), tos_(count), iov_(count), msgs_(count),
+          to_len_(count), tos_(count), failed_(count), slot_of_(count), iov_(count), msgs_(count),
           ctrl_(count * CMSG_SPACE(sizeof(int)))
     {
     }
@@ -363,13 +363,18 @@ public:
     // Changes the length of queued datagram i (a protected reply is longer than its staging).
     void set_length(std::size_t i, std::size_t len) noexcept { lens_[i] = len; }
 
+    // Whether queued datagram i was refused by the last send() (false for withdrawn ones).
+    bool failed(std::size_t i) const noexcept { return failed_[i] != 0; }
+
     // Sends everything queued; returns how many went out (the rest failed with ec).
     std::size_t send(int fd, std::error_code& ec) noexcept
     {
         ec.clear();
         std::size_t m = 0; // datagrams to send; zero-length entries were withdrawn
         for (std::size_t i = 0; i < n_; ++i) {
+            failed_[i] = 0;
             if (lens_[i] == 0) continue;
+            slot_of_[m] = i;
             iov_[m] = {bufs_.data() + i * buf_size_, lens_[i]};
             msghdr& h = msgs_[m].msg_hdr;
             h = {};
@@ -401,6 +406,7 @@ public:
             if (r < 0) {
                 if (errno == EINTR) continue;
                 ec = {errno, std::system_category()};
+                failed_[slot_of_[done]] = 1;
                 ++done; // skip the datagram that failed and go on with the rest
                 continue;
             }
@@ -426,6 +432,8 @@ private:
     std::vector<sockaddr_storage> to_;
     std::vector<socklen_t> to_len_;
     std::vector<int> tos_;
+    std::vector<std::uint8_t> failed_;
+    std::vector<std::size_t> slot_of_; // message index -> queued slot, for the last send()
     std::vector<iovec> iov_;
     std::vector<detail::batch_msg> msgs_;
     std::vector<unsigned char> ctrl_;

@@ -2,6 +2,8 @@
 // reader's choices (percentiles, extended output).
 #pragma once
 
+#include "twamp/timestamp_source.hpp"
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -32,6 +34,18 @@ struct session_info {
     double pacing_error_p99_ns = 0; // 99th percentile
     double pacing_error_max_ns = 0; // largest
     std::int64_t end_time_ns = 0;   // Unix-epoch ns when the report was made (Influx timestamp)
+    // Where T1-T4 came from (kernel send timestamps); unknown when `timestamps_known` is false.
+    bool timestamps_known = false;
+    std::string timestamping_requested = "user"; // auto, hardware, software or user
+    std::string timestamping_enabled = "user";   // what the socket gives for T1
+    std::string timestamping_note;               // why less than asked ("" = as asked)
+    timestamp_source_counts timestamp_sources{}; // per in-time sample, for each of T1..T4
+    std::uint64_t t1_kernel_stamps = 0;          // probes with a kernel send time
+    double t1_kernel_minus_user_p50_ns = 0;      // kernel T1 - user-space T1, median
+    double t1_kernel_minus_user_p99_ns = 0;
+    double t1_kernel_minus_user_max_ns = 0;
+    std::uint64_t t1_stamps_after_reply = 0; // stamps read after the reply (user T1 kept)
+    std::uint64_t t1_stamps_missing = 0;     // probes sent whose stamp never came or was refused
 };
 
 struct report_options {

@@ -153,7 +153,49 @@ inline nlohmann::json tlvs_json(const stamp_tlv_stats& t)
             {"with_timestamp", t.follow_ups}, {"last_seq", f.seq}, {"last_method", f.method}};
     });
     j["destination_node"] = addr(t.destination_node);
+    j["micro_session"] = field(t.micro_session, [&](const stamp_tlv_report::micro_session_info& m) {
+        return nlohmann::json{{"sender_id", m.sender_id},
+                              {"reflector_id", m.reflector_id},
+                              {"mismatches", t.micro_session_mismatch}};
+    });
+    j["reflected_control"] =
+        field(t.reflected_control, [&](const stamp_tlv_report::reflected_control_info& r) {
+            return nlohmann::json{{"length", r.length},
+                                  {"count", r.count},
+                                  {"interval_ns", r.interval_ns},
+                                  {"exact", r.exact},
+                                  {"clamped", t.reflected_control_clamped}};
+        });
     return j;
+}
+
+// Where T1-T4 came from: per timestamp, the in-time samples per source, and the kernel's send
+// time against the user-space read (T1); null when the report does not know.
+inline nlohmann::json timestamps_json(const session_info& info)
+{
+    if (!info.timestamps_known) return nullptr;
+    nlohmann::json sources;
+    static constexpr const char* names[4] = {"t1", "t2", "t3", "t4"};
+    for (std::size_t t = 0; t < 4; ++t) {
+        nlohmann::json per;
+        for (std::size_t k = 0; k < kTimestampSources; ++k)
+            per[to_string(static_cast<timestamp_source>(k))] = info.timestamp_sources.n[t][k];
+        sources[names[t]] = per;
+    }
+    nlohmann::json diff = nullptr;
+    if (info.t1_kernel_stamps)
+        diff = {{"samples", info.t1_kernel_stamps},
+                {"p50_ns", info.t1_kernel_minus_user_p50_ns},
+                {"p99_ns", info.t1_kernel_minus_user_p99_ns},
+                {"max_ns", info.t1_kernel_minus_user_max_ns}};
+    return {{"requested", info.timestamping_requested},
+            {"t1_enabled", info.timestamping_enabled},
+            {"note", info.timestamping_note.empty() ? nlohmann::json(nullptr)
+                                                    : nlohmann::json(info.timestamping_note)},
+            {"sources", sources},
+            {"t1_kernel_minus_user", diff},
+            {"t1_stamps_after_reply", info.t1_stamps_after_reply},
+            {"t1_stamps_missing", info.t1_stamps_missing}};
 }
 
 inline nlohmann::json interval_json(const interval_summary& b, std::int64_t period_ns)
@@ -197,6 +239,7 @@ inline nlohmann::json to_json(const session_stats& s, const session_info& info,
     j["lost_unknown_direction"] = s.unknown_direction_lost();
     j["late"] = s.late;
     j["duplicates"] = s.duplicates;
+    j["extra_replies"] = s.extra_replies;
     j["reordered"] = s.reordered;
     j["reordered_ratio"] = s.reordered_ratio();
     j["max_reorder_extent"] = s.max_reorder_extent;
@@ -239,6 +282,7 @@ inline nlohmann::json to_json(const session_stats& s, const session_info& info,
                   {"sender_error_us", s.sender_error_s * 1e6},
                   {"reflector_error_us", s.reflector_error_s * 1e6}};
     j["tlvs"] = tlvs_json(s.tlv);
+    j["timestamps"] = timestamps_json(info);
     j["report_interval_s"] =
         info.report_interval_ns ? nlohmann::json(static_cast<double>(info.report_interval_ns) / 1e9)
                                 : nlohmann::json(nullptr);

@@ -83,6 +83,20 @@ inline std::string tlv_lines(const stamp_tlv_stats& t)
                std::to_string(t.timestamps->method_in) + "/" +
                std::to_string(t.timestamps->method_out) + " (T2/T3)\n";
     if (t.follow_up) out += "  Follow-Up Telemetry: " + ull(t.follow_ups) + " send times\n";
+    if (t.micro_session)
+        out += "  Micro-session ID: sender " + std::to_string(t.micro_session->sender_id) +
+               ", reflector " + std::to_string(t.micro_session->reflector_id) +
+               (t.micro_session_mismatch
+                    ? ", " + ull(t.micro_session_mismatch) + " replies for another member link"
+                    : std::string()) +
+               "\n";
+    if (t.reflected_control)
+        out += "  Reflected Test Packet Control: " + std::to_string(t.reflected_control->count) +
+               " x " + std::to_string(t.reflected_control->length) + " octets asked, " +
+               (t.reflected_control_clamped
+                    ? "clamped " + ull(t.reflected_control_clamped) + " times (C)"
+                    : std::string("as asked")) +
+               "\n";
     return out;
 }
 
@@ -143,6 +157,46 @@ inline std::string table(const session_stats& s, const session_info& info = {})
     out += tlv_lines(s.tlv);
     if (info.interrupted) out += "  interrupted: statistics cover the probes sent so far\n";
     return out;
+}
+
+// Where T1-T4 came from (the sources of the in-time samples, with counts) and the kernel's send
+// time against the user-space read; empty when the report does not know.
+inline std::string timestamp_lines(const session_info& info)
+{
+    if (!info.timestamps_known) return {};
+    std::string out = "  timestamps:";
+    for (std::size_t t = 0; t < 4; ++t) {
+        out += (t ? "; T" : " T") + std::to_string(t + 1);
+        bool any = false;
+        for (std::size_t k = 0; k < kTimestampSources; ++k) {
+            const std::uint64_t n = info.timestamp_sources.n[t][k];
+            if (!n) continue;
+            out += (any ? ", " : " ") + std::string(to_string(static_cast<timestamp_source>(k))) +
+                   " " + std::to_string(n);
+            any = true;
+        }
+        if (!any) out += " -";
+    }
+    out += "\n  send timestamps: " + info.timestamping_enabled + " (asked " +
+           info.timestamping_requested + ")";
+    char buf[160];
+    if (info.t1_kernel_stamps) {
+        std::snprintf(buf, sizeof buf,
+                      "; kernel - user T1 p50 %.1fus, p99 %.1fus, max %.1fus over %llu probes",
+                      info.t1_kernel_minus_user_p50_ns / 1e3,
+                      info.t1_kernel_minus_user_p99_ns / 1e3,
+                      info.t1_kernel_minus_user_max_ns / 1e3,
+                      static_cast<unsigned long long>(info.t1_kernel_stamps));
+        out += buf;
+    }
+    if (info.t1_stamps_after_reply || info.t1_stamps_missing) {
+        std::snprintf(buf, sizeof buf, "; %llu after their reply, %llu missing",
+                      static_cast<unsigned long long>(info.t1_stamps_after_reply),
+                      static_cast<unsigned long long>(info.t1_stamps_missing));
+        out += buf;
+    }
+    if (!info.timestamping_note.empty()) out += " (" + info.timestamping_note + ")";
+    return out + "\n";
 }
 
 namespace detail {
@@ -242,6 +296,7 @@ inline std::string table_extended(const session_stats& s, const session_info& in
                       info.pacing_error_p99_ns / 1e3, info.pacing_error_max_ns / 1e3);
         out += buf;
     }
+    out += timestamp_lines(info);
     return out;
 }
 
