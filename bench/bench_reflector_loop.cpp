@@ -149,6 +149,10 @@ struct mmsg_echo {
         (void)::setsockopt(fd_, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof one);
         (void)::setsockopt(fd_, IPPROTO_IP, IP_RECVTTL, &one, sizeof one);
         (void)::setsockopt(fd_, IPPROTO_IP, IP_RECVTOS, &one, sizeof one);
+        // As the reflector's sockets: TTL 255, and DF left to the caller (no PMTU discovery).
+        const int ttl = 255, pmtu = IP_PMTUDISC_DONT;
+        (void)::setsockopt(fd_, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);
+        (void)::setsockopt(fd_, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu);
     }
     int fd() const { return fd_; }
     std::size_t step() noexcept { return e.step(); }
