@@ -18,7 +18,7 @@ repo="$(cd "$here/../.." && pwd)"
 build="${BUILD_DIR:-$repo/build-fuzz}"
 seconds="${FUZZ_SECONDS:-30}"
 jobs="${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}"
-targets="${FUZZ_TARGETS:-test_packet reflector sender stamp_tlv control_messages control_server control_client crypto config stamp_tlv_set stamp_tlvs}"
+targets="${FUZZ_TARGETS:-test_packet reflector sender stamp_tlv control_messages control_server control_client crypto config stamp_tlv_set stamp_tlvs flow_table}"
 if [[ -n "${CXX_FUZZ:-}" ]]; then
   cxx="$CXX_FUZZ"
 elif command -v clang++-14 >/dev/null 2>&1; then
