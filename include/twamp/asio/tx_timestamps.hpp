@@ -27,6 +27,7 @@
 #pragma once
 
 #include "twamp/asio/clock.hpp"
+#include "twamp/asio/udp.hpp"
 
 #include <asio.hpp>
 
@@ -353,19 +354,10 @@ error_queue_read drain_tx_error_queue(int fd, F&& on_stamp, std::size_t limit = 
     (void)on_stamp;
     (void)limit;
 #else
+    detail::error_queue_message msg;
     for (std::size_t i = 0; i < limit; ++i) {
-        unsigned char data[256];
-        alignas(cmsghdr) unsigned char ctrl[512];
-        sockaddr_storage from{};
-        iovec iov{data, sizeof data};
-        msghdr mh{};
-        mh.msg_name = &from;
-        mh.msg_namelen = sizeof from;
-        mh.msg_iov = &iov;
-        mh.msg_iovlen = 1;
-        mh.msg_control = ctrl;
-        mh.msg_controllen = sizeof ctrl;
-        if (::recvmsg(fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) return r;
+        if (!msg.read(fd)) return r;
+        msghdr& mh = msg.mh;
 #if TWAMP_TX_TIMESTAMPS
         bool have_ts = false, have_ee = false;
         timespec ts[3]{};

@@ -55,30 +55,42 @@ struct socket_options {
 
 // Reads and counts the socket's queued ICMP errors (IP_RECVERR / IPV6_RECVERR), which also
 // clears the readiness they cause. Returns how many were read.
-inline std::size_t drain_error_queue(int fd) noexcept
-{
+namespace detail {
+// One message of a socket's error queue (ICMP error or send timestamp) with room for its control
+// messages; read() takes the next one without blocking, false when the queue is empty.
+struct error_queue_message {
+    unsigned char data[256];
+    alignas(cmsghdr) unsigned char ctrl[512];
+    sockaddr_storage from{};
+    iovec iov{data, sizeof data};
+    msghdr mh{};
+
+    bool read(int fd) noexcept
+    {
 #ifndef MSG_ERRQUEUE
-    (void)fd;
-    return 0;
+        (void)fd;
+        return false;
 #else
-    std::size_t n = 0;
-    for (int i = 0; i < 1024; ++i) {
-        unsigned char data[256];
-        unsigned char ctrl[512];
-        sockaddr_storage from{};
-        iovec iov{data, sizeof data};
-        msghdr mh{};
+        mh = msghdr{};
         mh.msg_name = &from;
         mh.msg_namelen = sizeof from;
         mh.msg_iov = &iov;
         mh.msg_iovlen = 1;
         mh.msg_control = ctrl;
         mh.msg_controllen = sizeof ctrl;
-        if (::recvmsg(fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT) < 0) break;
-        ++n;
-    }
-    return n;
+        return ::recvmsg(fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT) >= 0;
 #endif
+    }
+};
+} // namespace detail
+
+inline std::size_t drain_error_queue(int fd) noexcept
+{
+    std::size_t n = 0;
+    detail::error_queue_message m;
+    while (n < 1024 && m.read(fd))
+        ++n;
+    return n;
 }
 
 namespace detail {
