@@ -1270,3 +1270,48 @@ TEST_CASE("per-packet CSV: TLV columns only for the TLVs asked for")
     CHECK(lost == "9,,lost,5,,,,,,,,,,,,,,,,,,,,,,\n");
     CHECK(std::count(lost.begin(), lost.end(), ',') == std::count(h.begin(), h.end(), ','));
 }
+
+TEST_CASE("session_sender: a reply naming another member link is discarded (RFC 9534)")
+{
+    sender_config cfg;
+    cfg.format = test_format::stamp;
+    cfg.ssid = 3;
+    cfg.tlvs.micro_session = stamp_tlv_request::micro_session_request{5, 7};
+    session_sender s(cfg);
+    bytes probe(64);
+    REQUIRE(s.make_probe(nanoseconds{1'000'000'000}, 64, probe) == 64);
+    REQUIRE(s.make_probe(nanoseconds{1'000'000'000}, 64, probe) == 64);
+    // Replies to probes 0 and 1 as a reflector for member 7 fills them; one is then changed to
+    // name member 8.
+    auto reply_to = [&](std::uint32_t seq, std::uint16_t member) {
+        reflector_packet rp;
+        rp.seq = seq;
+        rp.sender_seq = seq;
+        rp.ssid = 3;
+        rp.timestamp = to_ntp(nanoseconds{1'000'100'000}).to_u64();
+        rp.receive_timestamp = to_ntp(nanoseconds{1'000'050'000}).to_u64();
+        rp.sender_ttl = 255;
+        bytes reply(64);
+        REQUIRE_FALSE(encode_reflector_base(rp, test_format::stamp, reply));
+        std::copy(probe.begin() + 44, probe.end(), reply.begin() + 44);
+        auto ctx = ctx_v4();
+        stamp_tlv_policy pol;
+        pol.micro_session_id = member;
+        reflect_stamp_tlvs(std::span(reply).subspan(44), ctx, pol);
+        return reply;
+    };
+    auto good = reply_to(0, 7);
+    CHECK(s.on_reply(good, nanoseconds{1'000'200'000}, 64).status == reply_status::sample);
+    auto other = reply_to(1, 7);
+    // The Reflector Micro-session ID: value octets 2-3 of the first TLV after the base.
+    REQUIRE(other[44 + 1] == 11);
+    other[44 + 4 + 3] = 8;
+    CHECK(s.on_reply(other, nanoseconds{1'000'200'000}, 64).status ==
+          reply_status::member_mismatch);
+    CHECK(s.stats().received == 1);
+    CHECK(s.stats().tlv.micro_session_mismatch == 1);
+    // Still unanswered: the right reply is taken afterwards.
+    auto right = reply_to(1, 7);
+    CHECK(s.on_reply(right, nanoseconds{1'000'200'000}, 64).status == reply_status::sample);
+    CHECK(s.stats().received == 2);
+}

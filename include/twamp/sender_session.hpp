@@ -61,6 +61,7 @@ enum class reply_status : std::uint8_t {
     late,             // first reply for the probe, after its loss timeout
     duplicate,        // the probe was already answered
     extra,            // a further reply the probe asked for (Reflected Test Packet Control TLV)
+    member_mismatch,  // RFC 9534: the reply names another member link; discarded
     unknown_sequence, // we never sent that sequence number
     malformed,        // too short to be a reply
     ssid_mismatch,    // a STAMP reply for another session
@@ -285,7 +286,14 @@ public:
         if (cfg_.format == test_format::stamp && !cfg_.tlvs.empty()) {
             r.tlvs = read_stamp_tlvs(data.size() > kStampBaseLen ? data.subspan(kStampBaseLen)
                                                                  : wire::const_byte_span{});
+            const std::uint64_t mismatches = stats_.tlv.micro_session_mismatch;
             stats_.tlv.add(*r.tlvs, cfg_.tlvs.micro_session);
+            if (stats_.tlv.micro_session_mismatch != mismatches) {
+                // RFC 9534: a reply whose Micro-session IDs are not this session's came over
+                // another member link; it is discarded (the probe stays unanswered).
+                r.status = reply_status::member_mismatch;
+                return r;
+            }
         }
         if (p.truncated) ++stats_.short_replies;
         if (cfg_.reflect_length && !reflected_ok(seq, data)) ++stats_.reflected_octets_mismatch;

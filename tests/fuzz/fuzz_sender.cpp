@@ -97,6 +97,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const std::uint8_t op = in.u8() % 5;
         const bool after_probe = std::exchange(just_probed, false);
         const counters before(s.stats());
+        const std::uint64_t member_mismatches = s.stats().tlv.micro_session_mismatch;
         if (op == 0) {
             const std::uint8_t l = in.u8();
             const std::size_t len = l == 255 ? 3 : sender_base_len(f) + l;
@@ -180,7 +181,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             (st.received != before.received) + (st.late != before.late) +
             (st.duplicates != before.duplicates) + (st.extra_replies != before.extra_replies) +
             (st.malformed != before.malformed) + (st.unknown_sequence != before.unknown_sequence) +
-            (st.ssid_mismatch != before.ssid_mismatch);
+            (st.ssid_mismatch != before.ssid_mismatch) +
+            (st.tlv.micro_session_mismatch != member_mismatches);
         FUZZ_CHECK(increments == 1);
         switch (r.status) {
         case reply_status::sample: {
@@ -213,6 +215,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             FUZZ_CHECK(bumped(&session_stats::extra_replies, &counters::extra_replies));
             FUZZ_CHECK(cfg.tlvs.reflected_control && cfg.tlvs.reflected_control->count > 1);
             FUZZ_CHECK(distinct.count(r.sample.sender_seq) == 1);
+            break;
+        case reply_status::member_mismatch:
+            FUZZ_CHECK(cfg.tlvs.micro_session.has_value());
             break;
         case reply_status::unknown_sequence:
             FUZZ_CHECK(bumped(&session_stats::unknown_sequence, &counters::unknown_sequence));
