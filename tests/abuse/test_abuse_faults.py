@@ -49,7 +49,7 @@ def server_side(twamp):
     srv = tc.Server(twamp)
     try:
         time.sleep(0.2)
-        fd0 = srv.fd_count()
+        fd0 = srv.socket_count()
         ports = []
         for i in range(10):
             # Half a Set-Up-Response, then RST.
@@ -81,12 +81,12 @@ def server_side(twamp):
         fd1 = None
         deadline = time.monotonic() + 3
         while time.monotonic() < deadline:
-            fd1 = srv.fd_count()
+            fd1 = srv.socket_count()
             if fd1 == fd0:
                 break
             time.sleep(0.05)
-        print("  server fds: baseline %d, after 40 reset connections %d" % (fd0, fd1))
-        check(fd1 == fd0, "server side: fd count back to %d after 40 resets mid-handshake (%d)" % (fd0, fd1))
+        print("  server sockets: baseline %d, after 40 reset connections %d" % (fd0, fd1))
+        check(fd1 == fd0, "server side: socket count back to %d after 40 resets mid-handshake (%d)" % (fd0, fd1))
         states = [udp_port_state(p) for p in ports[:6]]
         check(all(st == "refused" for st in states), "server side: the sessions' UDP ports are closed: %s" % states)
         log = srv.log_text()

@@ -414,7 +414,7 @@ def garbage(srv):
 def body(twamp):
     srv = tc.Server(twamp, extra=["--servwait", "10", "--refwait", "5"])
     try:
-        fd0 = srv.fd_count()
+        fd0 = srv.socket_count()
         for step in (truncated, unknown_commands, wrong_state, individual_mode, bad_fields, mbz_set, modes,
                      byte_at_a_time, pipelined, garbage):
             print("-- " + step.__name__)
@@ -426,10 +426,10 @@ def body(twamp):
               (r.returncode, r.stderr.strip()[:200]))
         # No connection or reflector socket is left behind.
         deadline = time.monotonic() + 3
-        while srv.fd_count() != fd0 and time.monotonic() < deadline:
+        while srv.socket_count() != fd0 and time.monotonic() < deadline:
             time.sleep(0.05)
-        fd1 = srv.fd_count()
-        check(fd1 == fd0, "server fds back to %d after the abuse (%d)" % (fd0, fd1))
+        fd1 = srv.socket_count()
+        check(fd1 == fd0, "server sockets back to %d after the abuse (%d)" % (fd0, fd1))
     finally:
         check(srv.stop() == 0, "server exits 0 on SIGINT")
 

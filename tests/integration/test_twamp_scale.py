@@ -34,7 +34,7 @@ def body(twamp):
     srv = twamp_ctl.Server(twamp, extra=["--max-connections", "1024"])
     outs = []
     try:
-        fd0, rss0 = srv.fd_count(), srv.rss_kb()
+        fd0, rss0 = srv.socket_count(), srv.rss_kb()
         print("server before: %d fds, VmRSS %d kB" % (fd0, rss0))
         # Every controller waits behind a FIFO until all are spawned. This process holds the FIFO
         # open O_RDWR, so a shell's open for reading never blocks and no data is lost whenever a
@@ -73,7 +73,7 @@ def body(twamp):
         deadline = t0 + BOUND_S
         while time.monotonic() < deadline and any(p.poll() is None for p in procs):
             try:
-                peak_fd = max(peak_fd, srv.fd_count())
+                peak_fd = max(peak_fd, srv.socket_count())
                 peak_rss = max(peak_rss, srv.rss_kb())
             except OSError:
                 break
@@ -135,17 +135,16 @@ def body(twamp):
         fd1 = rss1 = None
         settle = time.monotonic() + 5
         while time.monotonic() < settle:
-            fd1, rss1 = srv.fd_count(), srv.rss_kb()
+            fd1, rss1 = srv.socket_count(), srv.rss_kb()
             if fd1 == fd0:
                 break
             time.sleep(0.1)
         print("spawning %d controllers took %.2f s; released at once, all done %.2f s later" % (CONTROLLERS, spawn_s, elapsed))
-        print("server fds:   before %d, peak %d, after %d" % (fd0, peak_fd, fd1))
+        print("server sockets: before %d, peak %d, after %d" % (fd0, peak_fd, fd1))
         print("server VmRSS: before %d kB, peak %d kB, after %d kB" % (rss0, peak_rss, rss1))
-        check(peak_fd > fd0, "the server's fd count rose while the sessions ran (peak %d)" % peak_fd)
-        check(fd1 == fd0, "the server's fd count is back to %d afterwards (%d)" % (fd0, fd1))
-        # Each session's reflector has its own receive and send batches (about 0.6 MiB), and the
-        # allocator keeps freed memory, so RSS is only bounded loosely here.
+        check(peak_fd > fd0, "the server's socket count rose while the sessions ran (peak %d)" % peak_fd)
+        check(fd1 == fd0, "the server's socket count is back to %d afterwards (%d)" % (fd0, fd1))
+        # The allocator keeps freed memory, so RSS is only bounded loosely here.
         check(peak_rss < 512 * 1024, "the server's peak RSS stays below 512 MiB (%d kB)" % peak_rss)
         check(srv.alive(), "server still running")
         log = srv.log_text()

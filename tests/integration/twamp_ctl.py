@@ -82,6 +82,18 @@ class Server:
         import os
         return len(os.listdir("/proc/%d/fd" % self.pid))
 
+    def socket_count(self):
+        """Sockets the server holds (connections, reflector ports, the listener). Other
+        descriptors are left out: a sanitizer runtime opens a pipe of its own lazily."""
+        import os
+        n = 0
+        for fd in os.listdir("/proc/%d/fd" % self.pid):
+            try:
+                n += os.readlink("/proc/%d/fd/%s" % (self.pid, fd)).startswith("socket:")
+            except OSError:
+                pass
+        return n
+
     def rss_kb(self):
         with open("/proc/%d/status" % self.pid) as f:
             for line in f:
