@@ -84,7 +84,7 @@ public:
     udp_sender(asio::io_context& io, sender_options o)
         : opts_(std::move(o)), sock_(io), send_timer_(io), end_timer_(io),
           core_(with_window(opts_)), rx_(opts_.batch, 65536), tx_buf_(max_size(opts_.sizes)),
-          tx_keys_(opts_.tx_stamp_capacity), tick_timer_(io), rng_(opts_.seed)
+          tx_keys_(0), tick_timer_(io), rng_(opts_.seed)
     {
         if (opts_.sizes.empty()) opts_.sizes.push_back(sender_base_len(opts_.core.format));
     }
@@ -216,6 +216,8 @@ private:
             if (!ec) ifname = interface_for(a);
         }
         tx_ts_ = enable_tx_timestamps(sock_.native_handle(), opts_.timestamping, ifname);
+        // The ring's memory only when stamps will come (a load generator runs many senders).
+        if (tx_ts_.kernel()) tx_keys_ = tx_key_ring<std::uint32_t>(opts_.tx_stamp_capacity);
     }
 
     static sender_config with_window(const sender_options& o)
