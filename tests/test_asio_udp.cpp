@@ -192,6 +192,35 @@ TEST_CASE("open_udp_socket: TOS, TTL and don't-fragment as a plain peer sees the
     CHECK(pmtu == IP_PMTUDISC_DONT);
 }
 
+TEST_CASE("rx_batch without kernel timestamps: the clock read after the receive, once a batch")
+{
+    asio::io_context io;
+    asio::ip::udp::socket sock(io);
+    REQUIRE_FALSE(twamp::net::open_udp_socket(sock, loopback(0), twamp::net::socket_options{}));
+    const int off = 0;
+    REQUIRE(::setsockopt(sock.native_handle(), SOL_SOCKET, SO_TIMESTAMPNS, &off, sizeof off) == 0);
+    const auto port = sock.local_endpoint().port();
+    plain_socket peer;
+    peer.send_to(port, "a", 1, 0, 64);
+    peer.send_to(port, "b", 1, 0, 64);
+    REQUIRE(wait_readable(sock.native_handle()));
+    // Both datagrams are queued before the receive: stamped later than this.
+    const auto before = twamp::net::realtime_now();
+    twamp::net::rx_batch rx(8, 16);
+    std::error_code ec;
+    std::size_t got = 0;
+    for (int i = 0; i < 100 && got < 2; ++i) {
+        REQUIRE(wait_readable(sock.native_handle()));
+        got += rx.receive(sock.native_handle(), ec);
+    }
+    REQUIRE(got == 2);
+    for (std::size_t k = 0; k < got; ++k) {
+        CHECK_FALSE(rx.meta(k).kernel_time);
+        CHECK(rx.meta(k).rx_time >= before);
+        CHECK(rx.meta(k).rx_time <= twamp::net::realtime_now());
+    }
+}
+
 TEST_CASE("rx_batch reports each datagram's TTL, TOS, source and a kernel timestamp")
 {
     asio::io_context io;

@@ -299,7 +299,9 @@ public:
         }
         if (n == 0) return 0;
 #endif
-        const nanoseconds fallback = realtime_now();
+        // A datagram without a kernel timestamp gets the clock read once for the batch; with
+        // SO_TIMESTAMPNS working (the usual case) the clock is not read here at all.
+        nanoseconds fallback{0};
         for (int i = 0; i < n; ++i) {
             rx_meta& m = meta_[static_cast<std::size_t>(i)];
             msghdr& h = msgs_[static_cast<std::size_t>(i)].msg_hdr;
@@ -309,8 +311,11 @@ public:
             m.ttl = 0;
             m.tos = -1;
             m.kernel_time = false;
-            m.rx_time = fallback;
             detail::parse_cmsgs(h, m);
+            if (!m.kernel_time) {
+                if (fallback.count() == 0) fallback = realtime_now();
+                m.rx_time = fallback;
+            }
         }
         return static_cast<std::size_t>(n);
     }
