@@ -11,6 +11,8 @@
 // wall_now(); the session window and REFWAIT run on its mono_now(). Each packet's monotonic
 // receive time is the batch's mono_now() less the packet's age (how long ago the kernel stamped
 // it, bounded to [0, kMaxReceiveAge]), so a wall-clock step moves neither the window nor REFWAIT.
+// A flow whose window is open at both ends (TWAMP Light, STAMP) takes the batch's mono_now()
+// itself: the age only ever mattered at a window's edge, and the clock is then not read again.
 #pragma once
 
 #include "twamp/asio/address.hpp"
@@ -72,6 +74,10 @@ inline constexpr std::size_t kLaterReplies = 64;
 // stamp and our read, or the loop stalled) counts as this old.
 inline constexpr nanoseconds kMaxReceiveAge = std::chrono::seconds{1};
 
+// A window open at either end.
+inline constexpr nanoseconds kOpenFrom{std::numeric_limits<nanoseconds::rep>::min()};
+inline constexpr nanoseconds kOpenUntil{std::numeric_limits<nanoseconds::rep>::max()};
+
 // The state of one reflected test session on a port: its core (sequence numbers, STAMP TLV
 // state), protection, sender filter, time window, reply DS field and counters. A TWAMP Light or
 // STAMP reflector has one flow for its socket; a TWAMP server's shared port has one per session
@@ -94,8 +100,8 @@ struct reflector_flow {
     std::optional<peer_key> session_key{};
     nanoseconds last_activity{0};
     nanoseconds last_activity_mono{0};
-    nanoseconds window_from{std::numeric_limits<nanoseconds::rep>::min()};
-    nanoseconds window_until{std::numeric_limits<nanoseconds::rep>::max()};
+    nanoseconds window_from{kOpenFrom};
+    nanoseconds window_until{kOpenUntil};
 
     // Answer only this sender's address (any port, so a NAT on the way does no harm).
     void accept_only_address(const asio::ip::address& sender)
@@ -195,7 +201,8 @@ public:
             if (ec) ++port_io_.receive_errors;
             if (n == 0) break;
             // The kernel stamps on CLOCK_REALTIME whatever the policy: ages are taken on it.
-            const nanoseconds mono = clock_.mono_now(), stamped = realtime_now();
+            const nanoseconds mono = clock_.mono_now();
+            std::optional<nanoseconds> stamped; // CLOCK_REALTIME now, read when first needed
             for (std::size_t i = 0; i < n; ++i) {
                 const rx_meta& m = rx_.meta(i);
                 if (m.truncated) {
@@ -212,8 +219,11 @@ public:
                     ++f->io.not_accepted;
                     continue;
                 }
-                const instant rx{m.rx_time, mono - std::clamp(stamped - m.rx_time, nanoseconds{0},
-                                                              kMaxReceiveAge)};
+                instant rx{m.rx_time, mono};
+                if (f->window_from != kOpenFrom || f->window_until != kOpenUntil) {
+                    if (!stamped) stamped = realtime_now();
+                    rx.mono -= std::clamp(*stamped - m.rx_time, nanoseconds{0}, kMaxReceiveAge);
+                }
                 if (rx.mono < f->window_from || rx.mono >= f->window_until) {
                     ++f->io.not_accepted;
                     ++f->io.outside_window;
