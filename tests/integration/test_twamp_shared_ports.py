@@ -10,10 +10,13 @@ are 8 UDP sockets of its own address (16 source ports, two addresses). Checked:
     own sender sequence number echoed;
   * the connection from 127.0.0.1 closes (its sessions end) while 127.0.0.2's go on: theirs keep
     counting on the same port, the ended senders get no reply;
-  * when the last session has ended the port is closed (ICMP port unreachable).
+  * when the last session has ended the port is closed (ICMP port unreachable);
+  * the server's log at stop counts 1 port opened, 15 sessions joined it, 8 packets unmatched;
+  * with --sessions-per-port 4, 10 sessions of one client take 3 ports (4 + 4 + 2).
 
 Usage: test_twamp_shared_ports.py /path/to/twamp
 """
+import re
 import socket
 import struct
 import time
@@ -168,7 +171,52 @@ def body(twamp):
         for u in a_socks + b_socks:
             u.close()
         check(srv.stop() == 0, "server exits 0")
+    # One socket for all 16 sessions; the 8 probes of the ended senders reached the port while
+    # only 127.0.0.2's sessions held it, and no session took them.
+    m = re.search(r"reflector ports: (\d+) opened, (\d+) sessions joined a port already open, "
+                  r"(\d+) test packets matched no session", srv.log_text())
+    got = tuple(int(x) for x in m.groups()) if m else None
+    check(got == (1, 2 * SESSIONS - 1, SESSIONS),
+          "server log at stop: 1 port opened, 15 sessions joined it, 8 packets unmatched (%s)" %
+          (got,))
+
+
+
+def port_cap(twamp):
+    """--sessions-per-port 4: 10 sessions of one client fill a port, then the next."""
+    srv = tc.Server(twamp, extra=["--sessions-per-port", "4"])
+    ctl = None
+    socks = senders("127.0.0.1", 10)
+    try:
+        ctl = connect_from(srv, "127.0.0.1")
+        ports = request_all(ctl, socks)
+        counts = {}
+        for p in ports:
+            counts[p] = counts.get(p, 0) + 1
+        check(None not in counts and sorted(counts.values()) == [2, 4, 4],
+              "--sessions-per-port 4: 10 sessions on 3 ports, 4 + 4 + 2 (%s)" % counts)
+        ok = 0
+        for i, u in enumerate(socks):
+            u.sendto(probe(i), ("127.0.0.1", ports[i]))
+            got = reply_of(u)
+            ok += got is not None and got[1] == i
+        check(ok == 10, "every session answered on its own port (%d/10)" % ok)
+    finally:
+        if ctl:
+            ctl.close()
+        for u in socks:
+            u.close()
+        check(srv.stop() == 0, "port cap: server exits 0")
+    m = re.search(r"reflector ports: (\d+) opened, (\d+) sessions joined", srv.log_text())
+    check(m is not None and (int(m.group(1)), int(m.group(2))) == (3, 7),
+          "port cap: the log says 3 ports opened, 7 sessions joined one (%s)" %
+          (m.groups() if m else None,))
+
+
+def main(twamp):
+    body(twamp)
+    port_cap(twamp)
 
 
 if __name__ == "__main__":
-    itlib.main(body)
+    itlib.main(main)

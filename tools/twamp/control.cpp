@@ -217,6 +217,10 @@ void log_server_counters(const twamp::net::server_counters& c)
                  c.sessions_refused_third_party, c.timeouts_capped,
                  c.connections_refused_descriptors, c.flush_grace_closes, c.key_derivations,
                  c.key_derivations_refused);
+    g_log.counts(logger::info,
+                 "reflector ports: %llu opened, %llu sessions joined a port already open, %llu "
+                 "test packets matched no session",
+                 c.test_ports_opened, c.sessions_joined_port, c.test_packets_unmatched);
 }
 
 int run_server(const server_cli_options& o)
@@ -235,7 +239,7 @@ int run_server(const server_cli_options& o)
         io.stop();
     });
     io.run();
-    log_server_counters(server->counters());
+    log_server_counters(server->counters_now());
     return kExitOk;
 }
 

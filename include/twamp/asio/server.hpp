@@ -242,8 +242,6 @@ public:
     }
     // Test sessions holding a flow (any state), server-wide.
     std::size_t live_test_sessions() const noexcept { return live_flows_; }
-    // Reflector sockets open.
-    std::size_t test_ports() const noexcept { return ports_.size(); }
 
     asio::ip::tcp::endpoint local_endpoint() const
     {
