@@ -5,12 +5,19 @@
 // ports): each reply that comes back is answered with a new request on the same flow, so the
 // rate is what the server sustains with that many packets in flight. Servers run on their own
 // threads, `threads` of them sharing the port with SO_REUSEPORT (the kernel keeps each flow on
-// one thread), each waiting in poll() and then serving everything queued.
+// one thread).
 //
-// Servers: the library's udp_reflector (default options, as `twamp responder` opens it); a plain
-// recvfrom/sendto echo; a recvmmsg/sendmmsg echo in batches of 32 with the reflector's socket
-// metadata (receive timestamp, TTL and TOS in, a TOS control message on every reply, one clock
-// read per batch) — the "same control messages" floor.
+// Servers:
+// - udp_reflector: the library's reflector as `twamp responder` runs it (default options,
+//   run_dedicated(): its own poll() loop, the socket out of any epoll set);
+// - udp_reflector_reactor: the same reflector driven by asio's event loop (start(), io.run()),
+//   as the server and the daemon run their ports;
+// - echo_recvfrom: a plain recvfrom/sendto echo in a poll() loop;
+// - echo_mmsg_meta: a recvmmsg/sendmmsg echo in batches of 32 with the reflector's socket
+//   metadata (receive timestamp, TTL and TOS in, a TOS control message on every reply, one clock
+//   read per batch) in a poll() loop — the "same control messages" floor;
+// - echo_mmsg_epoll: that echo with its socket also registered in an epoll set (as any
+//   epoll-driven server's is), to show what the registration alone costs.
 //
 // Counters: items_per_second (replies/s, the closed-loop rate), cpu_ns_per_packet (CPU time of
 // the server threads per packet served, CLOCK_THREAD_CPUTIME_ID), lost (requests never
@@ -24,6 +31,7 @@
 #include <benchmark/benchmark.h>
 
 #include <poll.h>
+#include <sys/epoll.h>
 #include <time.h>
 
 #include <atomic>
@@ -72,7 +80,20 @@ std::uint16_t port_of(int fd)
     return ntohs(a.sin_port);
 }
 
-// One server thread's work: wait for the socket, serve. `Server` has fd() and step().
+// The echo servers' loop: wait for the socket, serve everything queued, until `stop`.
+template <class Echo> std::uint64_t poll_loop(Echo& e, const std::atomic<bool>& stop)
+{
+    std::uint64_t served = 0;
+    pollfd p{e.fd(), POLLIN, 0};
+    while (!stop.load(std::memory_order_relaxed)) {
+        if (::poll(&p, 1, 5) <= 0) continue;
+        served += e.step();
+    }
+    return served;
+}
+
+// One server thread. `Server` has fd(), serve(stop) (returns the packets it served) and wake()
+// (called after stop is set, from the client's thread).
 template <class Server> struct server_thread {
     std::unique_ptr<Server> server;
     std::atomic<bool>* stop = nullptr;
@@ -83,11 +104,7 @@ template <class Server> struct server_thread {
     void run()
     {
         const std::int64_t c0 = thread_cpu_ns();
-        pollfd p{server->fd(), POLLIN, 0};
-        while (!stop->load(std::memory_order_relaxed)) {
-            if (::poll(&p, 1, 5) <= 0) continue;
-            served += server->step();
-        }
+        served = server->serve(*stop);
         cpu_ns = thread_cpu_ns() - c0;
     }
 };
@@ -108,7 +125,24 @@ struct ours {
         return o;
     }
     int fd() { return refl.native_handle(); }
-    std::size_t step() noexcept { return refl.drain(); }
+    std::uint64_t serve(const std::atomic<bool>&)
+    {
+        (void)refl.run_dedicated();
+        return refl.session().counters().reflected;
+    }
+    void wake() { refl.request_stop(); }
+};
+
+// The same reflector on asio's event loop.
+struct ours_reactor : ours {
+    explicit ours_reactor(std::uint16_t port) : ours(port) {}
+    std::uint64_t serve(const std::atomic<bool>&)
+    {
+        refl.start();
+        io.run();
+        return refl.session().counters().reflected;
+    }
+    void wake() { io.stop(); }
 };
 
 // Plain recvfrom/sendto echo, each datagram as it comes.
@@ -118,6 +152,8 @@ struct raw_echo {
     explicit raw_echo(std::uint16_t port) : fd_(reuseport_socket(port)) {}
     ~raw_echo() { ::close(fd_); }
     int fd() const { return fd_; }
+    std::uint64_t serve(const std::atomic<bool>& stop) { return poll_loop(*this, stop); }
+    void wake() {}
     std::size_t step() noexcept
     {
         std::size_t n = 0;
@@ -155,7 +191,25 @@ struct mmsg_echo {
         (void)::setsockopt(fd_, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof pmtu);
     }
     int fd() const { return fd_; }
+    std::uint64_t serve(const std::atomic<bool>& stop) { return poll_loop(*this, stop); }
+    void wake() {}
     std::size_t step() noexcept { return e.step(); }
+};
+
+// mmsg_echo with its socket in an epoll set (never waited on: the loop still uses poll()).
+struct mmsg_echo_epoll : mmsg_echo {
+    int ep = -1;
+    explicit mmsg_echo_epoll(std::uint16_t port) : mmsg_echo(port)
+    {
+        ep = ::epoll_create1(EPOLL_CLOEXEC);
+        epoll_event ev{};
+        ev.events = EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLPRI | EPOLLET; // what asio registers
+        if (ep < 0 || ::epoll_ctl(ep, EPOLL_CTL_ADD, fd(), &ev) != 0)
+            throw std::runtime_error("epoll_ctl");
+    }
+    ~mmsg_echo_epoll() { ::close(ep); }
+    mmsg_echo_epoll(const mmsg_echo_epoll&) = delete;
+    mmsg_echo_epoll& operator=(const mmsg_echo_epoll&) = delete;
 };
 
 template <class Server> std::unique_ptr<Server> make_server(std::uint16_t port)
@@ -246,6 +300,8 @@ template <class Server> void closed_loop(benchmark::State& state)
         received += got;
     }
     stop = true;
+    for (auto& s : servers)
+        s->server->wake();
     std::uint64_t served = 0;
     std::int64_t cpu = 0;
     for (auto& s : servers) {
@@ -265,6 +321,14 @@ void BM_loop_udp_reflector(benchmark::State& s)
 {
     closed_loop<ours>(s);
 }
+void BM_loop_udp_reflector_reactor(benchmark::State& s)
+{
+    closed_loop<ours_reactor>(s);
+}
+void BM_loop_echo_mmsg_epoll(benchmark::State& s)
+{
+    closed_loop<mmsg_echo_epoll>(s);
+}
 void BM_loop_echo_recvfrom(benchmark::State& s)
 {
     closed_loop<raw_echo>(s);
@@ -283,6 +347,8 @@ void shapes(benchmark::internal::Benchmark* b)
     b->UseRealTime()->Unit(benchmark::kMillisecond);
 }
 BENCHMARK(BM_loop_udp_reflector)->Apply(shapes);
+BENCHMARK(BM_loop_udp_reflector_reactor)->Apply(shapes);
+BENCHMARK(BM_loop_echo_mmsg_epoll)->Apply(shapes);
 BENCHMARK(BM_loop_echo_recvfrom)->Apply(shapes);
 BENCHMARK(BM_loop_echo_mmsg_meta)->Apply(shapes);
 
@@ -298,6 +364,8 @@ int main(int argc, char** argv)
             add_ratio("BM_loop_udp_reflector" + args, "BM_loop_echo_recvfrom" + args,
                       "items_per_second");
             add_ratio("BM_loop_udp_reflector" + args, "BM_loop_echo_mmsg_meta" + args,
+                      "cpu_ns_per_packet");
+            add_ratio("BM_loop_udp_reflector_reactor" + args, "BM_loop_echo_mmsg_epoll" + args,
                       "cpu_ns_per_packet");
         }
     return twamp_bench::run_main(argc, argv);

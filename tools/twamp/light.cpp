@@ -149,7 +149,7 @@ twamp::net::reflector_options reflector_options_from(const responder_options& o,
     rc.max_replies = static_cast<std::uint16_t>(o.tlv_rc_max_replies);
     rc.max_reply_octets = o.tlv_rc_max_octets;
     rc.max_octets_per_second = o.tlv_rc_rate;
-    // One socket and one event loop per thread on the same port (SO_REUSEPORT): the kernel keeps
+    // One socket and one loop per thread on the same port (SO_REUSEPORT): the kernel keeps
     // each flow on one socket, so a stateful session's sequence numbers stay in one thread.
     if (threads > 1) ro.sock.reuse_port = true;
     return ro;
@@ -199,10 +199,10 @@ void log_padding_policy(const responder_options& o, const twamp::net::reflector_
                   *o.common.padding, ro.core.min_reply_len);
 }
 
-// The responder's reflectors, one per thread; the main thread runs the first one's loop.
+// The responder's reflectors, one per thread; the event loop only waits for signals (and
+// resolves the address).
 struct reflector_pool {
     asio::io_context io;
-    std::vector<std::unique_ptr<asio::io_context>> extra_io;
     std::vector<std::unique_ptr<twamp::net::udp_reflector>> refls;
 };
 
@@ -232,10 +232,9 @@ void open_others(reflector_pool& p, const twamp::net::reflector_options& ro, uns
 {
     const auto ep = p.refls.front()->local_endpoint();
     for (unsigned t = 1; t < threads; ++t) {
-        p.extra_io.push_back(std::make_unique<asio::io_context>(1));
         auto r = ro;
         r.local = ep;
-        p.refls.push_back(std::make_unique<twamp::net::udp_reflector>(*p.extra_io.back(), r));
+        p.refls.push_back(std::make_unique<twamp::net::udp_reflector>(p.io, r));
         if (const auto ec = p.refls.back()->open())
             throw run_failure("twamp responder: thread " + std::to_string(t + 1) +
                               " cannot bind [" + ep.address().to_string() +
@@ -244,30 +243,33 @@ void open_others(reflector_pool& p, const twamp::net::reflector_options& ro, uns
     }
 }
 
-// Runs every reflector until SIGINT or SIGTERM.
+// Runs every reflector until SIGINT or SIGTERM: each on a thread of its own in the port's
+// dedicated loop (no event loop between the socket and the reflect path: reflector.hpp), the
+// main thread waiting for the signal.
 void serve(reflector_pool& p)
 {
-    for (auto& r : p.refls)
-        r->start();
-    signal_guard sig(p.io, [&p](int) {
-        g_log.log(logger::info, "signal received: stopping the reflector");
-        p.refls.front()->stop();
+    const auto stop_all = [&p] {
+        for (auto& r : p.refls)
+            r->request_stop();
         p.io.stop();
-        for (std::size_t t = 0; t < p.extra_io.size(); ++t) {
-            auto* r = p.refls[t + 1].get();
-            auto* x = p.extra_io[t].get();
-            asio::post(*x, [r, x] {
-                r->stop();
-                x->stop();
-            });
-        }
+    };
+    signal_guard sig(p.io, [&stop_all](int) {
+        g_log.log(logger::info, "signal received: stopping the reflector");
+        stop_all();
     });
     std::vector<std::thread> workers;
-    for (auto& x : p.extra_io)
-        workers.emplace_back([&ctx = *x] { ctx.run(); });
+    std::vector<std::error_code> failed(p.refls.size());
+    for (std::size_t t = 0; t < p.refls.size(); ++t)
+        workers.emplace_back([&p, &failed, &stop_all, t] {
+            if ((failed[t] = p.refls[t]->run_dedicated())) asio::post(p.io, stop_all);
+        });
     p.io.run();
     for (auto& w : workers)
         w.join();
+    for (std::size_t t = 0; t < failed.size(); ++t)
+        if (failed[t])
+            throw run_failure("twamp responder: thread " + std::to_string(t + 1) + ": " +
+                              failed[t].message());
 }
 
 void log_counters(const reflector_pool& p, bool authenticated)

@@ -26,13 +26,20 @@
 
 #include <asio.hpp>
 
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <system_error>
+#include <utility>
 
 namespace twamp::net {
 
@@ -132,8 +139,12 @@ public:
         err_ = system_error_estimate();
         dir_.for_each([&](reflector_flow& f) { f.core.set_error_estimate(err_); });
         auto ec = open_udp_socket(sock_, opts_.local, opts_.sock);
+        if (!ec) {
+            fd_ = sock_.native_handle();
+            local_ = sock_.local_endpoint(ec);
+        }
         if (!ec && opts_.tx_timestamping != timestamping_mode::user) {
-            tx_ts_ = enable_tx_timestamps(sock_.native_handle(), opts_.tx_timestamping,
+            tx_ts_ = enable_tx_timestamps(fd_, opts_.tx_timestamping,
                                           interface_for(opts_.local.address()));
             if (tx_ts_.kernel()) {
                 ring_.emplace(4 * opts_.batch);
@@ -152,11 +163,8 @@ public:
         return ec;
     }
 
-    asio::ip::udp::endpoint local_endpoint() const
-    {
-        std::error_code ec;
-        return sock_.local_endpoint(ec);
-    }
+    // The bound address and port (after open()).
+    asio::ip::udp::endpoint local_endpoint() const { return local_; }
 
     void start()
     {
@@ -165,21 +173,107 @@ public:
         arm_housekeeping();
     }
 
+    // Stops the event-loop mode and closes the socket. From the thread that runs the port (or,
+    // after run_dedicated() returned, the owner's); request_stop() is the one for other threads.
     void stop()
     {
         running_ = false;
         std::error_code ec;
         timer_.cancel();
         later_timer_.cancel();
-        sock_.cancel(ec);
-        sock_.close(ec);
+        if (dedicated_) {
+            if (fd_ >= 0) ::close(fd_);
+            if (wake_read_ >= 0) ::close(std::exchange(wake_read_, -1));
+            if (const int w = wake_write_.exchange(-1); w >= 0) ::close(w);
+        } else {
+            sock_.cancel(ec);
+            sock_.close(ec);
+        }
+        fd_ = -1;
+    }
+
+    // The dedicated mode: serves the port on the calling thread until request_stop(), instead of
+    // start() and an event loop. The socket leaves the event loop's reactor first: an epoll
+    // registration stays on the socket's wait queue, so every datagram the socket sends or
+    // receives wakes it (two locked wake-ups per reflected packet, about 12 % of the closed-loop
+    // packet rate on loopback: bench_reflector_loop). Here the socket is waited on with poll()
+    // only when nothing is queued, like a plain echo server; housekeeping (REFWAIT) and later
+    // replies run on their deadlines in the same loop. Call after open(); returns an error when
+    // the socket cannot leave the reactor, or the wake-up pipe cannot be made.
+    std::error_code run_dedicated()
+    {
+        if (fd_ < 0) return std::make_error_code(std::errc::bad_file_descriptor);
+        if (!dedicated_) {
+            int w[2];
+            if (::pipe(w) != 0) return {errno, std::system_category()};
+            for (int d : w) {
+                (void)::fcntl(d, F_SETFL, ::fcntl(d, F_GETFL) | O_NONBLOCK);
+                (void)::fcntl(d, F_SETFD, FD_CLOEXEC);
+            }
+            wake_read_ = w[0];
+            wake_write_.store(w[1]); // seen by request_stop() unless it set the flag first
+            std::error_code ec;
+            (void)sock_.release(ec); // deregisters from the reactor; the descriptor stays open
+            if (ec) return ec;
+            dedicated_ = true;
+        }
+        running_ = true;
+        pollfd p[2] = {{fd_, POLLIN, 0}, {wake_read_, POLLIN, 0}};
+        nanoseconds now = clock_.mono_now();
+        nanoseconds next_housekeeping = now + opts_.housekeeping;
+        while (!stop_requested_.load()) {
+            nanoseconds due = next_housekeeping;
+            if (later_used_ && later_next_) due = std::min(due, *later_next_);
+            p[0].revents = p[1].revents = 0;
+            const int r = wait_for(p, std::max(due - now, nanoseconds{0}));
+            ++wakeups_;
+            bool drained = false;
+            if (r > 0 && (p[0].revents & POLLERR) && !ring_) {
+                // Nothing of ours reads the error queue without send stamps: empty it, or a
+                // level-triggered poll() would report it forever.
+                (void)drain_error_queue(fd_);
+            }
+            if (r > 0 && (p[0].revents & (POLLIN | POLLERR))) {
+                drain();
+                drained = true;
+            }
+            if (r > 0 && p[1].revents) {
+                char b[64];
+                while (::read(wake_read_, b, sizeof b) > 0) {
+                }
+            }
+            // drain() read the monotonic clock for its batch; otherwise read it now.
+            now = drained ? last_mono_ : clock_.mono_now();
+            if (now >= next_housekeeping) {
+                housekeep(now);
+                next_housekeeping = now + opts_.housekeeping;
+            }
+            if (later_used_ && later_next_ && *later_next_ <= now) (void)send_later(fd_);
+        }
+        stop_requested_.store(false);
+        running_ = false;
+        return {};
+    }
+
+    // Ends run_dedicated() on whatever thread runs it; safe from any thread, and before the
+    // loop starts (it then returns at once).
+    void request_stop() noexcept
+    {
+        stop_requested_.store(true);
+        if (const int w = wake_write_.load(); w >= 0) {
+            const char b = 1;
+            (void)!::write(w, &b, 1);
+        }
     }
 
     // What the port counted before a request reached a flow (oversize, receive errors, requests
     // no flow claims as not_accepted), send errors of whole batches and kernel send stamps.
     const reflector_io_counters& port_counters() const noexcept { return port_io_; }
-    // The socket (for a caller's own poll loop; see bench_reflector_loop).
-    int native_handle() noexcept { return sock_.native_handle(); }
+    // How often run_dedicated() woke up (data, a deadline, a stop request): an idle port wakes
+    // once per housekeeping period, never more.
+    std::uint64_t dedicated_wakeups() const noexcept { return wakeups_; }
+    // The socket (for a caller's own poll loop, or to set options).
+    int native_handle() noexcept { return fd_; }
     // What open() enabled of opts.tx_timestamping.
     const tx_timestamping& tx_timestamps() const noexcept { return tx_ts_; }
     // With kernel send stamps: kernel send time − T3 (the read before the send), ns, per reply.
@@ -192,7 +286,7 @@ public:
     // batches). Public so tests and benchmarks can drive it without the reactor.
     std::size_t drain(int rounds = 8) noexcept
     {
-        const int fd = sock_.native_handle();
+        const int fd = fd_;
         std::size_t total = 0;
         read_tx_stamps(fd);
         for (int r = 0; r < rounds; ++r) {
@@ -202,6 +296,7 @@ public:
             if (n == 0) break;
             // The kernel stamps on CLOCK_REALTIME whatever the policy: ages are taken on it.
             const nanoseconds mono = clock_.mono_now();
+            last_mono_ = mono;
             std::optional<nanoseconds> stamped; // CLOCK_REALTIME now, read when first needed
             for (std::size_t i = 0; i < n; ++i) {
                 const rx_meta& m = rx_.meta(i);
@@ -408,12 +503,13 @@ private:
             if (!next || *next > now) break;
             next.reset();
         }
-        if (next && running_) {
+        later_next_ = next;
+        if (next && running_ && !dedicated_) {
             later_timer_.expires_after(std::max(*next - clock_.mono_now(), nanoseconds{0}));
             later_timer_.async_wait(
                 [this, life = std::weak_ptr<char>(life_)](const std::error_code& ec) {
                     if (life.expired() || ec || !running_) return;
-                    if (later_used_) send_later(sock_.native_handle());
+                    if (later_used_) send_later(fd_);
                 });
         }
         return sent;
@@ -556,17 +652,50 @@ private:
         timer_.expires_after(opts_.housekeeping);
         timer_.async_wait([this, life = std::weak_ptr<char>(life_)](const std::error_code& ec) {
             if (life.expired() || ec || !running_) return;
-            const nanoseconds now = clock_.mono_now();
-            err_ = system_error_estimate();
-            dir_.for_each([&](reflector_flow& f) {
-                f.core.expire(now);
-                f.core.set_error_estimate(err_);
-            });
+            housekeep(clock_.mono_now());
             arm_housekeeping();
         });
     }
 
+    // REFWAIT and the clock's error estimate, every opts_.housekeeping.
+    void housekeep(nanoseconds now)
+    {
+        err_ = system_error_estimate();
+        dir_.for_each([&](reflector_flow& f) {
+            f.core.expire(now);
+            f.core.set_error_estimate(err_);
+        });
+    }
+
+    // The dedicated loop's wait: the socket and the wake-up pipe, at most `timeout`.
+    static int wait_for(pollfd (&p)[2], nanoseconds timeout) noexcept
+    {
+        int r;
+#if defined(__linux__)
+        const timespec ts{static_cast<time_t>(timeout.count() / kNsPerSec),
+                          static_cast<long>(timeout.count() % kNsPerSec)};
+        do {
+            r = ::ppoll(p, 2, &ts, nullptr);
+        } while (r < 0 && errno == EINTR);
+#else
+        const auto ms = (timeout.count() + 999'999) / 1'000'000; // rounded up
+        do {
+            r = ::poll(p, 2, static_cast<int>(std::min<std::int64_t>(ms, 3'600'000)));
+        } while (r < 0 && errno == EINTR);
+#endif
+        return r;
+    }
+
     asio::ip::udp::socket sock_;
+    int fd_ = -1; // the socket, in either mode
+    asio::ip::udp::endpoint local_{};
+    bool dedicated_ = false; // run_dedicated(): the socket left the reactor
+    int wake_read_ = -1;     // request_stop() → run_dedicated(): a pipe
+    std::atomic<int> wake_write_{-1};
+    std::atomic<bool> stop_requested_{false};
+    nanoseconds last_mono_{0};              // the monotonic time drain() read for its last batch
+    std::optional<nanoseconds> later_next_; // when the next later reply is due
+    std::uint64_t wakeups_ = 0;             // run_dedicated()'s returns from poll()
     asio::steady_timer timer_;
     asio::steady_timer later_timer_;
     rx_batch rx_;
