@@ -189,6 +189,40 @@ TEST_CASE("software send stamps on loopback: one per datagram, keyed in order, a
 #endif
 }
 
+TEST_CASE("the error queue is read in batches, bounded by the limit, nothing lost between passes")
+{
+    udp_fd tx, rx;
+    REQUIRE(tx.fd >= 0);
+    const auto ts = enable_tx_timestamps(tx.fd, timestamping_mode::software, "lo");
+#if TWAMP_TX_TIMESTAMPS
+    REQUIRE(ts.enabled == tx_source::software);
+    // 45 datagrams: more than two batches of 16; loopback stamps them inside the send call.
+    constexpr std::uint32_t kN = 45;
+    for (std::uint32_t i = 0; i < kN; ++i)
+        REQUIRE(tx.send_to(rx));
+    REQUIRE(wait_error_queue(tx.fd));
+    std::vector<std::uint32_t> keys;
+    const auto on_stamp = [&](const tx_stamp& s) { keys.push_back(s.key); };
+    // A limit that is not a multiple of the batch: exactly 20 read, and more said to be left.
+    const auto first = drain_tx_error_queue(tx.fd, on_stamp, 20);
+    CHECK(first.stamps == 20);
+    CHECK(first.errors == 0);
+    CHECK(first.more);
+    // The rest in one pass: 25, and the queue is empty.
+    const auto second = drain_tx_error_queue(tx.fd, on_stamp);
+    CHECK(second.stamps == kN - 20);
+    CHECK_FALSE(second.more);
+    REQUIRE(keys.size() == kN);
+    for (std::uint32_t i = 0; i < kN; ++i)
+        CHECK(keys[i] == i); // in order, none twice, none skipped
+    const auto third = drain_tx_error_queue(tx.fd, on_stamp);
+    CHECK(third.stamps == 0);
+    CHECK_FALSE(third.more);
+#else
+    CHECK(ts.enabled == tx_source::user);
+#endif
+}
+
 TEST_CASE("user mode enables nothing: the error queue stays empty")
 {
     udp_fd tx, rx;

@@ -5,16 +5,16 @@
 // or start + the sum of k exponential gaps of mean `interval` from a seeded generator (Poisson,
 // RFC 2330 §11.1.1), so a run can be repeated exactly. Above 1000 probes/s the last 50 µs before
 // a deadline are spun rather than slept (timers wake up late); pacing_error() records how far
-// each send was from its deadline. T1 is the wall clock read right before each send; it is what
-// the probe carries. With kernel send timestamps (sender_options::timestamping, tx_timestamps.hpp)
-// the delays use the kernel's send time instead: the error queue is read before every batch of
-// replies, so a probe's stamp (taken inside the send call on loopback, at the driver otherwise) is
-// normally matched before its reply; a reply handled before its stamp keeps the user-space T1 and
-// the stamp is counted as after_reply (session().stamps_after_reply()). Replies are
-// read whenever the socket is readable, in the same loop, so the receive path never waits for the
-// send schedule; T4 is the kernel's receive timestamp. The session ends when every probe is
-// answered or the loss timeout after the last probe has passed, or when stop() is called twice (the
-// first stop only ends the sending).
+// each send was from its deadline (the send being the T1 read right before the send call). T1 is
+// the wall clock read right before each send; it is what the probe carries. With kernel send
+// timestamps (sender_options::timestamping, tx_timestamps.hpp) the delays use the kernel's send
+// time instead: the error queue is read before every batch of replies, so a probe's stamp (taken
+// inside the send call on loopback, at the driver otherwise) is normally matched before its reply;
+// a reply handled before its stamp keeps the user-space T1 and the stamp is counted as after_reply
+// (session().stamps_after_reply()). Replies are read whenever the socket is readable, in the same
+// loop, so the receive path never waits for the send schedule; T4 is the kernel's receive
+// timestamp. The session ends when every probe is answered or the loss timeout after the last probe
+// has passed, or when stop() is called twice (the first stop only ends the sending).
 //
 // Counts are honest: scheduled() is the number of probes whose send time came before sending
 // ended (the requested count unless interrupted), sent is what the socket accepted, and skipped()
@@ -193,7 +193,8 @@ public:
         return sent_ > core_.stats().sent ? sent_ - core_.stats().sent : 0;
     }
     // How well the schedule was kept: |actual - scheduled| send time of every probe handed to
-    // the socket (steady clock, ns), and the rate achieved between the first and last send.
+    // the socket (steady clock, ns; actual = when T1 was read, right before the send call), and
+    // the rate achieved between the first and last send.
     const log_histogram& pacing_error() const noexcept { return pacing_; }
     double achieved_rate() const noexcept
     {
@@ -333,11 +334,16 @@ private:
         const std::size_t size = opts_.sizes[sent_ % opts_.sizes.size()];
         std::size_t len = 0;
         nanoseconds t1;
+        // The send time the schedule is kept against: the moment T1 is read, right before the
+        // send call. What the call itself takes (on loopback it delivers to the peer and may
+        // have to wake it) is the path's, not the schedule's; kernel send stamps measure it.
+        nanoseconds issued;
         if (guard_) {
             // Sizes are protected sizes; the core builds the open probe, the guard seals it.
             t1 = realtime_now();
-            const std::size_t open_len = core_.make_probe(
-                instant{t1, steady_now()}, size - guard_->sender_overhead(), open_buf_);
+            issued = steady_now();
+            const std::size_t open_len =
+                core_.make_probe(instant{t1, issued}, size - guard_->sender_overhead(), open_buf_);
             if (open_len == 0) return;
             len = guard_->seal_probe(std::span(open_buf_).first(open_len), tx_buf_);
             if (len == 0) {
@@ -346,7 +352,8 @@ private:
             }
         } else {
             t1 = realtime_now();
-            len = core_.make_probe(instant{t1, steady_now()}, size, tx_buf_);
+            issued = steady_now();
+            len = core_.make_probe(instant{t1, issued}, size, tx_buf_);
             if (len == 0) return;
         }
         ssize_t r = send_probe(len);
@@ -369,7 +376,7 @@ private:
         } else {
             if (tx_ts_.kernel()) tx_keys_.sent(t1, core_.next_sequence() - 1);
             if (pacing_.count() == 0) first_send_ = now;
-            pacing_.add(std::chrono::abs(now - deadline).count());
+            pacing_.add(std::chrono::abs(issued - deadline.time_since_epoch()).count());
             if (sent_handler_) sent_handler_(core_.next_sequence() - 1, t1);
         }
         last_send_ = now;

@@ -340,7 +340,58 @@ struct error_queue_read {
     std::size_t stamps = 0; // send stamps handed to the callback
     std::size_t errors = 0; // everything else: ICMP errors (IP_RECVERR), counted as before
     bool more = false;      // the pass stopped at its bound with the queue not yet empty
+
+    error_queue_read& operator+=(const error_queue_read& o) noexcept
+    {
+        stamps += o.stamps;
+        errors += o.errors;
+        more = more || o.more;
+        return *this;
+    }
 };
+
+namespace detail {
+// One error-queue message: a send stamp goes to `on_stamp`, other stamp kinds are skipped,
+// anything else counts as an error.
+template <class F> error_queue_read read_one_error(msghdr& mh, F& on_stamp) noexcept
+{
+    error_queue_read r;
+#if TWAMP_TX_TIMESTAMPS
+    bool have_ts = false, have_ee = false;
+    timespec ts[3]{};
+    sock_extended_err ee{};
+    for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPING &&
+            c->cmsg_len >= CMSG_LEN(sizeof ts)) {
+            std::memcpy(ts, CMSG_DATA(c), sizeof ts);
+            have_ts = true;
+        } else if (((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR) ||
+                    (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_RECVERR)) &&
+                   c->cmsg_len >= CMSG_LEN(sizeof ee)) {
+            std::memcpy(&ee, CMSG_DATA(c), sizeof ee);
+            have_ee = true;
+        }
+    }
+    if (have_ee && ee.ee_origin == SO_EE_ORIGIN_TIMESTAMPING) {
+        if (!have_ts || ee.ee_info != SCM_TSTAMP_SND) return r;
+        const bool hw = ts[2].tv_sec != 0 || ts[2].tv_nsec != 0;
+        const timespec& t = hw ? ts[2] : ts[0];
+        if (t.tv_sec == 0 && t.tv_nsec == 0) return r;
+        tx_stamp s;
+        s.key = ee.ee_data;
+        s.time = nanoseconds{std::int64_t{t.tv_sec} * kNsPerSec + t.tv_nsec};
+        s.source = hw ? tx_source::hardware : tx_source::software;
+        ++r.stamps;
+        on_stamp(static_cast<const tx_stamp&>(s));
+        return r;
+    }
+#else
+    (void)on_stamp;
+#endif
+    ++r.errors;
+    return r;
+}
+} // namespace detail
 
 // Reads the error queue without blocking, at most `limit` messages: each send stamp goes to
 // `on_stamp(const tx_stamp&)`, anything else is counted in `errors` (what drain_error_queue()
@@ -354,43 +405,15 @@ error_queue_read drain_tx_error_queue(int fd, F&& on_stamp, std::size_t limit = 
     (void)on_stamp;
     (void)limit;
 #else
-    detail::error_queue_message msg;
-    for (std::size_t i = 0; i < limit; ++i) {
-        if (!msg.read(fd)) return r;
-        msghdr& mh = msg.mh;
-#if TWAMP_TX_TIMESTAMPS
-        bool have_ts = false, have_ee = false;
-        timespec ts[3]{};
-        sock_extended_err ee{};
-        for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPING &&
-                c->cmsg_len >= CMSG_LEN(sizeof ts)) {
-                std::memcpy(ts, CMSG_DATA(c), sizeof ts);
-                have_ts = true;
-            } else if (((c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_RECVERR) ||
-                        (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_RECVERR)) &&
-                       c->cmsg_len >= CMSG_LEN(sizeof ee)) {
-                std::memcpy(&ee, CMSG_DATA(c), sizeof ee);
-                have_ee = true;
-            }
-        }
-        if (have_ee && ee.ee_origin == SO_EE_ORIGIN_TIMESTAMPING) {
-            if (!have_ts || ee.ee_info != SCM_TSTAMP_SND) continue;
-            const bool hw = ts[2].tv_sec != 0 || ts[2].tv_nsec != 0;
-            const timespec& t = hw ? ts[2] : ts[0];
-            if (t.tv_sec == 0 && t.tv_nsec == 0) continue;
-            tx_stamp s;
-            s.key = ee.ee_data;
-            s.time = nanoseconds{std::int64_t{t.tv_sec} * kNsPerSec + t.tv_nsec};
-            s.source = hw ? tx_source::hardware : tx_source::software;
-            ++r.stamps;
-            on_stamp(static_cast<const tx_stamp&>(s));
-            continue;
-        }
-#else
-        (void)on_stamp;
-#endif
-        ++r.errors;
+    detail::error_queue_batch batch;
+    std::size_t done = 0;
+    while (done < limit) {
+        const std::size_t want = std::min(limit - done, detail::error_queue_batch::kCount);
+        const std::size_t got = batch.read(fd, want);
+        for (std::size_t i = 0; i < got; ++i)
+            r += detail::read_one_error(batch.header(i), on_stamp);
+        done += got;
+        if (got < want) return r; // the queue is empty
     }
     r.more = true;
 #endif

@@ -53,43 +53,84 @@ struct socket_options {
     bool reuse_port = false;
 };
 
-// Reads and counts the socket's queued ICMP errors (IP_RECVERR / IPV6_RECVERR), which also
-// clears the readiness they cause. Returns how many were read.
 namespace detail {
-// One message of a socket's error queue (ICMP error or send timestamp) with room for its control
-// messages; read() takes the next one without blocking, false when the queue is empty.
-struct error_queue_message {
-    unsigned char data[256];
-    alignas(cmsghdr) unsigned char ctrl[512];
-    sockaddr_storage from{};
-    iovec iov{data, sizeof data};
-    msghdr mh{};
+// Up to kCount error-queue messages read in one system call (recvmmsg where there is one): with
+// kernel send stamps every datagram sent queues one, so reading them one by one would cost a
+// system call per probe. The payload (the offending datagram of an ICMP error) is not kept.
+struct error_queue_batch {
+    static constexpr std::size_t kCount = 16;
+    struct slot {
+        unsigned char data[64];
+        alignas(cmsghdr) unsigned char ctrl[512];
+        sockaddr_storage from;
+        iovec iov;
+    };
+    slot slots[kCount];
+#if TWAMP_IO_MMSG
+    mmsghdr msgs[kCount];
+#else
+    msghdr msgs[kCount];
+#endif
 
-    bool read(int fd) noexcept
+    msghdr& header(std::size_t i) noexcept
+    {
+#if TWAMP_IO_MMSG
+        return msgs[i].msg_hdr;
+#else
+        return msgs[i];
+#endif
+    }
+
+    // Reads at most `max` (≤ kCount) messages without blocking; returns how many.
+    std::size_t read(int fd, std::size_t max) noexcept
     {
 #ifndef MSG_ERRQUEUE
         (void)fd;
-        return false;
+        (void)max;
+        return 0;
 #else
-        mh = msghdr{};
-        mh.msg_name = &from;
-        mh.msg_namelen = sizeof from;
-        mh.msg_iov = &iov;
-        mh.msg_iovlen = 1;
-        mh.msg_control = ctrl;
-        mh.msg_controllen = sizeof ctrl;
-        return ::recvmsg(fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT) >= 0;
+        max = std::min(max, kCount);
+        for (std::size_t i = 0; i < max; ++i) {
+            slot& sl = slots[i];
+            sl.iov = {sl.data, sizeof sl.data};
+            msghdr& mh = header(i);
+            mh = msghdr{};
+            mh.msg_name = &sl.from;
+            mh.msg_namelen = sizeof sl.from;
+            mh.msg_iov = &sl.iov;
+            mh.msg_iovlen = 1;
+            mh.msg_control = sl.ctrl;
+            mh.msg_controllen = sizeof sl.ctrl;
+        }
+#if TWAMP_IO_MMSG
+        int n;
+        do {
+            n = ::recvmmsg(fd, msgs, static_cast<unsigned>(max), MSG_ERRQUEUE | MSG_DONTWAIT,
+                           nullptr);
+        } while (n < 0 && errno == EINTR);
+        return n > 0 ? static_cast<std::size_t>(n) : 0;
+#else
+        std::size_t n = 0;
+        while (n < max && ::recvmsg(fd, &msgs[n], MSG_ERRQUEUE | MSG_DONTWAIT) >= 0)
+            ++n;
+        return n;
+#endif
 #endif
     }
 };
 } // namespace detail
 
+// Reads and counts the socket's queued ICMP errors (IP_RECVERR / IPV6_RECVERR), which also
+// clears the readiness they cause. Returns how many were read.
 inline std::size_t drain_error_queue(int fd) noexcept
 {
     std::size_t n = 0;
-    detail::error_queue_message m;
-    while (n < 1024 && m.read(fd))
-        ++n;
+    detail::error_queue_batch b;
+    while (n < 1024) {
+        const std::size_t k = b.read(fd, detail::error_queue_batch::kCount);
+        n += k;
+        if (k < detail::error_queue_batch::kCount) break;
+    }
     return n;
 }
 

@@ -30,7 +30,7 @@ struct session_info {
     // false (a report built from statistics alone).
     bool pacing_known = false;
     double achieved_pps = 0;        // probes sent / (last send - first send)
-    double pacing_error_p50_ns = 0; // |actual - scheduled| send time, median
+    double pacing_error_p50_ns = 0; // |actual (T1 read) - scheduled| send time, median
     double pacing_error_p99_ns = 0; // 99th percentile
     double pacing_error_max_ns = 0; // largest
     std::int64_t end_time_ns = 0;   // Unix-epoch ns when the report was made (Influx timestamp)
