@@ -2,6 +2,7 @@
 // set, requests are reflected with exact per-flow sequence numbers, housekeeping and later
 // replies run on their deadlines, an idle or error-queue-readable socket never makes it spin,
 // and request_stop() ends it from another thread.
+#include "support/epoll_watch.hpp"
 #include "twamp/asio/reflector.hpp"
 
 #include <doctest/doctest.h>
@@ -16,8 +17,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <optional>
 #include <string>
@@ -105,28 +104,6 @@ std::optional<reflector_packet> receive_reply(asio::ip::udp::socket& s,
     return p;
 }
 
-#if defined(__linux__)
-// The descriptors every epoll set of this process watches (from /proc/self/fdinfo).
-std::vector<int> epoll_watched()
-{
-    std::vector<int> out;
-    for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) {
-        std::error_code ec;
-        const auto target = std::filesystem::read_symlink(e.path(), ec);
-        if (ec || target.string().find("eventpoll") == std::string::npos) continue;
-        std::ifstream info("/proc/self/fdinfo/" + e.path().filename().string());
-        std::string word;
-        while (info >> word)
-            if (word == "tfd:") {
-                int fd = -1;
-                info >> fd;
-                out.push_back(fd);
-            }
-    }
-    return out;
-}
-#endif
-
 } // namespace
 
 TEST_CASE("dedicated loop: stateful flows from four source ports, exact sequence numbers")
@@ -171,15 +148,13 @@ TEST_CASE("dedicated loop: the socket leaves the event loop's epoll set")
     udp_reflector refl(io, loopback_options());
     REQUIRE_FALSE(refl.open());
     const int fd = refl.native_handle();
-    const auto before = epoll_watched();
-    CHECK(std::find(before.begin(), before.end(), fd) != before.end()); // asio registers at open
+    CHECK(twamp_test::in_an_epoll_set(fd)); // asio registers at open
     loop_thread lt(refl);
     // The loop has released the socket once it answers.
     auto c = client_socket(io);
     send_request(c, refl.local_endpoint(), 1);
     REQUIRE(receive_reply(c));
-    const auto after = epoll_watched();
-    CHECK(std::find(after.begin(), after.end(), fd) == after.end());
+    CHECK_FALSE(twamp_test::in_an_epoll_set(fd));
     CHECK(refl.native_handle() == fd); // the same socket, still open
     CHECK(lt.stop());
 }

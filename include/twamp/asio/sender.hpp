@@ -12,9 +12,11 @@
 // inside the send call on loopback, at the driver otherwise) is normally matched before its reply;
 // a reply handled before its stamp keeps the user-space T1 and the stamp is counted as after_reply
 // (session().stamps_after_reply()). Replies are read whenever the socket is readable, in the same
-// loop, so the receive path never waits for the send schedule; T4 is the kernel's receive
-// timestamp. The session ends when every probe is answered or the loss timeout after the last probe
-// has passed, or when stop() is called twice (the first stop only ends the sending).
+// loop, so the receive path never waits for the send schedule; above 1000 probes/s the schedule
+// reads them itself, before and between its sends, with the socket out of the event loop's epoll
+// set until sending ends. T4 is the kernel's receive timestamp. The session ends when every probe
+// is answered or the loss timeout after the last probe has passed, or when stop() is called twice
+// (the first stop only ends the sending).
 //
 // Counts are honest: scheduled() is the number of probes whose send time came before sending
 // ended (the requested count unless interrupted), sent is what the socket accepted, and skipped()
@@ -31,6 +33,8 @@
 #include "twamp/sender_session.hpp"
 
 #include <asio.hpp>
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -103,9 +107,19 @@ public:
             opts_.local.port(0);
             ec = open_udp_socket(sock_, opts_.local, so);
         }
+        if (!ec) {
+            fd_ = sock_.native_handle();
+            local_ = sock_.local_endpoint(ec);
+        }
         if (!ec) enable_timestamping();
         return ec;
     }
+    ~udp_sender()
+    {
+        if (released_ && fd_ >= 0) ::close(fd_);
+    }
+    udp_sender(const udp_sender&) = delete;
+    udp_sender& operator=(const udp_sender&) = delete;
     // What open() enabled of the kernel send timestamps asked for (sender_options::timestamping).
     const tx_timestamping& timestamping() const noexcept { return tx_ts_; }
     // How the send stamps matched the probes (tx_key_ring counters), and how many probes still
@@ -118,11 +132,7 @@ public:
     // The local port that was taken when open() fell back to an ephemeral one; 0 otherwise.
     std::uint16_t busy_port() const noexcept { return busy_port_; }
 
-    asio::ip::udp::endpoint local_endpoint() const
-    {
-        std::error_code ec;
-        return sock_.local_endpoint(ec);
-    }
+    asio::ip::udp::endpoint local_endpoint() const { return local_; }
 
     // The reflector's address, when it is known only after open() (TWAMP: from Accept-Session).
     void set_remote(const asio::ip::udp::endpoint& ep) { opts_.remote = ep; }
@@ -163,7 +173,13 @@ public:
         start_ = std::chrono::steady_clock::now();
         sending_ = true;
         next_deadline_ = start_;
-        wait_readable();
+        // Above 1000 probes/s the schedule itself reads the replies (before and between its
+        // sends, at least once per interval), so the socket leaves the event loop's epoll set
+        // while sending: a registration there costs every datagram sent or received a locked
+        // wake-up of it (bench/README.md, "The reflector's dedicated loop"). It is back in the
+        // set for the wait for the last replies.
+        if (fine_pacing() && opts_.count > 1) leave_reactor();
+        if (!released_) wait_readable();
         if (tick_handler_) arm_tick();
         schedule_next();
     }
@@ -176,6 +192,7 @@ public:
         if (sending_) {
             sending_ = false;
             send_timer_.cancel();
+            rejoin_reactor();
             arm_end();
             return;
         }
@@ -196,6 +213,10 @@ public:
     // the socket (steady clock, ns; actual = when T1 was read, right before the send call), and
     // the rate achieved between the first and last send.
     const log_histogram& pacing_error() const noexcept { return pacing_; }
+    // Whether the socket is out of the event loop's reactor (while sending above 1000 probes/s).
+    bool out_of_reactor() const noexcept { return released_; }
+    // The socket's descriptor (after open()), in or out of the reactor.
+    int native_handle() const noexcept { return fd_; }
     double achieved_rate() const noexcept
     {
         if (pacing_.count() < 2) return 0;
@@ -211,12 +232,12 @@ private:
             opts_.timestamping == timestamping_mode::hardware) {
             // The interface the probes leave by: the one holding the source address.
             std::error_code ec;
-            auto a = sock_.local_endpoint(ec).address();
+            auto a = local_.address();
             if (!ec && a.is_unspecified() && opts_.remote.port() != 0)
                 a = source_address_for(opts_.remote);
             if (!ec) ifname = interface_for(a);
         }
-        tx_ts_ = enable_tx_timestamps(sock_.native_handle(), opts_.timestamping, ifname);
+        tx_ts_ = enable_tx_timestamps(fd_, opts_.timestamping, ifname);
         // The ring's memory only when stamps will come (a load generator runs many senders).
         if (tx_ts_.kernel()) tx_keys_ = tx_key_ring<std::uint32_t>(opts_.tx_stamp_capacity);
     }
@@ -278,6 +299,7 @@ private:
         expire_lost();
         if (sent_ >= opts_.count) {
             sending_ = false;
+            rejoin_reactor();
             arm_end();
             return;
         }
@@ -386,10 +408,28 @@ private:
     {
         ssize_t r;
         do {
-            r = ::sendto(sock_.native_handle(), tx_buf_.data(), len, 0,
-                         reinterpret_cast<const sockaddr*>(&remote_), from_len_);
+            r = ::sendto(fd_, tx_buf_.data(), len, 0, reinterpret_cast<const sockaddr*>(&remote_),
+                         from_len_);
         } while (r < 0 && errno == EINTR);
         return r;
+    }
+
+    // While the schedule reads the replies: the socket out of the reactor (still open, fd_).
+    void leave_reactor()
+    {
+        std::error_code ec;
+        (void)sock_.release(ec);
+        released_ = !ec;
+    }
+    // Back into the reactor, waiting for replies; ownership of the descriptor returns to sock_.
+    void rejoin_reactor()
+    {
+        if (!released_) return;
+        std::error_code ec;
+        sock_.assign(local_.protocol(), fd_, ec);
+        if (ec) return; // stays released: the destructor closes it; drain() still reads it
+        released_ = false;
+        if (!finished_) wait_readable();
     }
 
     void wait_readable()
@@ -405,7 +445,7 @@ private:
     // error, counted. Bounded: what is left is read on the next call.
     void read_error_queue()
     {
-        const auto r = drain_tx_error_queue(sock_.native_handle(), [this](const tx_stamp& s) {
+        const auto r = drain_tx_error_queue(fd_, [this](const tx_stamp& s) {
             if (const auto m = tx_keys_.take(s.key, s.time))
                 core_.set_kernel_t1(m->value, s.time,
                                     s.source == tx_source::hardware ? timestamp_source::hardware
@@ -418,7 +458,7 @@ private:
 
     void drain()
     {
-        const int fd = sock_.native_handle();
+        const int fd = fd_;
         for (int round = 0; round < 8; ++round) {
             // Send stamps first, so the replies below find their probe's kernel T1. Only while
             // some are awaited: otherwise the queue is read when an error surfaces, and the
@@ -504,6 +544,7 @@ private:
         send_timer_.cancel();
         end_timer_.cancel();
         tick_timer_.cancel();
+        rejoin_reactor();
         sock_.cancel(ec);
         if (lost_handler_) core_.expire(nanoseconds::max(), lost_handler_);
         if (done_) {
@@ -514,6 +555,9 @@ private:
 
     sender_options opts_;
     asio::ip::udp::socket sock_;
+    int fd_ = -1; // the socket, also while released
+    asio::ip::udp::endpoint local_{};
+    bool released_ = false;
     asio::steady_timer send_timer_;
     asio::steady_timer end_timer_;
     session_sender core_;
