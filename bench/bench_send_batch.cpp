@@ -8,10 +8,12 @@
 // Counters: items_per_second (datagrams the send calls took per second of send-call time),
 // lost (replies that never came).
 #include "bench_common.hpp"
+#include "echo_baseline.hpp"
 
 #include <benchmark/benchmark.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -20,8 +22,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <cstring>
-#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -29,34 +29,17 @@ namespace {
 
 using clk = std::chrono::steady_clock;
 
-int loopback_socket(bool blocking)
-{
-    const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | (blocking ? 0 : SOCK_NONBLOCK), 0);
-    if (fd < 0) throw std::runtime_error("socket");
-    const int buf = 4 << 20;
-    (void)::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
-    (void)::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0) {
-        ::close(fd);
-        throw std::runtime_error("bind");
-    }
-    return fd;
-}
-
 // A blocking recvfrom/sendto echo on its own thread (as bench/udp_echo.cpp), until stopped.
 struct echo_thread {
-    int fd = loopback_socket(true);
-    sockaddr_in addr{};
+    twamp_bench::plain_udp sock; // 127.0.0.1, 4 MiB buffers; made blocking below
+    int fd = sock.fd();
+    sockaddr_in addr = sock.addr();
     std::atomic<bool> stop{false};
     std::thread t;
 
     echo_thread()
     {
-        socklen_t len = sizeof addr;
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+        (void)::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
         timeval tv{0, 50'000}; // wake up to see `stop`
         (void)::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         t = std::thread([this] {
@@ -76,7 +59,6 @@ struct echo_thread {
     {
         stop = true;
         t.join();
-        ::close(fd);
     }
     echo_thread(const echo_thread&) = delete;
     echo_thread& operator=(const echo_thread&) = delete;
@@ -102,7 +84,8 @@ template <bool Batched> void send_burst(benchmark::State& state)
 {
     const auto burst = static_cast<std::size_t>(state.range(0));
     echo_thread echo;
-    const int fd = loopback_socket(false);
+    twamp_bench::plain_udp client; // non-blocking
+    const int fd = client.fd();
     std::uint8_t msg[41] = {};
     std::vector<iovec> iov(burst, iovec{msg, sizeof msg});
     std::vector<mmsghdr> mm(burst);
@@ -129,7 +112,6 @@ template <bool Batched> void send_burst(benchmark::State& state)
         sent += n;
         lost += n - collect(fd, n);
     }
-    ::close(fd);
     state.SetItemsProcessed(static_cast<std::int64_t>(sent));
     state.counters["lost"] = static_cast<double>(lost);
 }

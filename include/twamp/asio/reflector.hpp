@@ -183,13 +183,13 @@ public:
         later_timer_.cancel();
         if (dedicated_) {
             if (fd_ >= 0) ::close(fd_);
-            if (wake_read_ >= 0) ::close(std::exchange(wake_read_, -1));
-            if (const int w = wake_write_.exchange(-1); w >= 0) ::close(w);
         } else {
             sock_.cancel(ec);
             sock_.close(ec);
         }
         fd_ = -1;
+        if (wake_read_ >= 0) ::close(std::exchange(wake_read_, -1));
+        if (const int w = wake_write_.exchange(-1); w >= 0) ::close(w);
     }
 
     // The dedicated mode: serves the port on the calling thread until request_stop(), instead of
@@ -204,14 +204,16 @@ public:
     {
         if (fd_ < 0) return std::make_error_code(std::errc::bad_file_descriptor);
         if (!dedicated_) {
-            int w[2];
-            if (::pipe(w) != 0) return {errno, std::system_category()};
-            for (int d : w) {
-                (void)::fcntl(d, F_SETFL, ::fcntl(d, F_GETFL) | O_NONBLOCK);
-                (void)::fcntl(d, F_SETFD, FD_CLOEXEC);
+            if (wake_read_ < 0) { // once, even when the release below fails and is retried
+                int w[2];
+                if (::pipe(w) != 0) return {errno, std::system_category()};
+                for (int d : w) {
+                    (void)::fcntl(d, F_SETFL, ::fcntl(d, F_GETFL) | O_NONBLOCK);
+                    (void)::fcntl(d, F_SETFD, FD_CLOEXEC);
+                }
+                wake_read_ = w[0];
+                wake_write_.store(w[1]); // seen by request_stop() unless it set the flag first
             }
-            wake_read_ = w[0];
-            wake_write_.store(w[1]); // seen by request_stop() unless it set the flag first
             std::error_code ec;
             (void)sock_.release(ec); // deregisters from the reactor; the descriptor stays open
             if (ec) return ec;

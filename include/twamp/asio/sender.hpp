@@ -231,11 +231,10 @@ private:
         if (opts_.timestamping == timestamping_mode::automatic ||
             opts_.timestamping == timestamping_mode::hardware) {
             // The interface the probes leave by: the one holding the source address.
-            std::error_code ec;
             auto a = local_.address();
-            if (!ec && a.is_unspecified() && opts_.remote.port() != 0)
+            if (a.is_unspecified() && opts_.remote.port() != 0)
                 a = source_address_for(opts_.remote);
-            if (!ec) ifname = interface_for(a);
+            ifname = interface_for(a);
         }
         tx_ts_ = enable_tx_timestamps(fd_, opts_.timestamping, ifname);
         // The ring's memory only when stamps will come (a load generator runs many senders).
